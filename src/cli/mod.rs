@@ -1,0 +1,1 @@
+//! The command line: flags parsed once into settings, one module per command.

@@ -1,0 +1,33 @@
+//! relsync keeps container registries and OpenShift ImageStreams in line with release
+//! channels declared in Git.
+//!
+//! # Layout
+//!
+//! The crate is split into a pure core and adapters, as `DESIGN.md` lays out:
+//!
+//! - [`manifest`] (pure): parses and validates the YAML kinds (`ReleaseStream`,
+//!   `ReleaseChannel`, `Policy`, `Config`) with `file:line:col` spans.
+//! - [`desired`] (pure): turns validated manifests into the [`desired::DesiredState`]:
+//!   for each target repository, tag → digest.
+//! - [`plan`] (pure): compares desired with [`plan::ObservedState`] and produces a
+//!   [`plan::Plan`] (ordered actions) and a [`plan::Drift`] (the difference itself).
+//! - [`report`] (pure): renders plans and drift as text, JSON and Markdown.
+//! - [`git`] (adapter, git2): reads the manifests from a revision's tree or the working tree.
+//! - [`registry`] (adapter): the OCI distribution client and the `oci:` layout store,
+//!   behind the [`registry::TargetReader`] trait.
+//! - [`observe`]: asks the adapters for exactly the live state a plan or drift needs.
+//! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
+//!
+//! The pure core never imports tokio, git2 or the registry client, so it is tested with
+//! plain `#[test]`s, and the adapters are tested against real servers.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod desired;
+pub mod digest;
+pub mod git;
+pub mod manifest;
+pub mod observe;
+pub mod plan;
+pub mod registry;
+pub mod report;
