@@ -33,7 +33,11 @@ impl Digest {
             "sha512" => 128,
             _ => return Err(DigestError::Algorithm(s.to_string())),
         };
-        if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != len
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Hex(s.to_string(), len));
         }
         Ok(Digest(s.to_string()))
@@ -42,7 +46,10 @@ impl Digest {
     /// The sha256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Self {
         use sha2::Digest as _;
-        Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
+        Digest(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
     }
 
     /// The whole digest, `algorithm:hex`.
@@ -62,7 +69,11 @@ impl Digest {
 
     /// A short form for tables: `sha256:` plus the first 12 hex digits.
     pub fn short(&self) -> String {
-        format!("{}:{}", self.algorithm(), &self.hex()[..12.min(self.hex().len())])
+        format!(
+            "{}:{}",
+            self.algorithm(),
+            &self.hex()[..12.min(self.hex().len())]
+        )
     }
 }
 
@@ -99,10 +110,22 @@ mod tests {
     fn accepts_sha256_and_rejects_bad_forms() {
         let ok = format!("sha256:{}", "a".repeat(64));
         assert_eq!(Digest::parse(&ok).unwrap().as_str(), ok);
-        assert!(matches!(Digest::parse("abc"), Err(DigestError::NoAlgorithm(_))));
-        assert!(matches!(Digest::parse("md5:00"), Err(DigestError::Algorithm(_))));
-        assert!(matches!(Digest::parse(&format!("sha256:{}", "A".repeat(64))), Err(DigestError::Hex(..))));
-        assert!(matches!(Digest::parse("sha256:abc"), Err(DigestError::Hex(..))));
+        assert!(matches!(
+            Digest::parse("abc"),
+            Err(DigestError::NoAlgorithm(_))
+        ));
+        assert!(matches!(
+            Digest::parse("md5:00"),
+            Err(DigestError::Algorithm(_))
+        ));
+        assert!(matches!(
+            Digest::parse(&format!("sha256:{}", "A".repeat(64))),
+            Err(DigestError::Hex(..))
+        ));
+        assert!(matches!(
+            Digest::parse("sha256:abc"),
+            Err(DigestError::Hex(..))
+        ));
     }
 
     #[test]

@@ -89,7 +89,13 @@ pub struct SyncSettings {
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        SyncSettings { concurrency: 8, prune: false, auto: true, self_heal: true, interval_seconds: 180 }
+        SyncSettings {
+            concurrency: 8,
+            prune: false,
+            auto: true,
+            self_heal: true,
+            interval_seconds: 180,
+        }
     }
 }
 

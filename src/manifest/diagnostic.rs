@@ -17,12 +17,20 @@ pub struct Span {
 impl Span {
     /// A span at `line:col` of `file`.
     pub fn new(file: impl Into<Arc<str>>, line: u64, col: u64) -> Self {
-        Span { file: file.into(), line, col }
+        Span {
+            file: file.into(),
+            line,
+            col,
+        }
     }
 
     /// The file as a whole.
     pub fn file(file: impl Into<Arc<str>>) -> Self {
-        Span { file: file.into(), line: 0, col: 0 }
+        Span {
+            file: file.into(),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -77,12 +85,22 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `span`.
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, span: Some(span), message: message.into(), hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            span: Some(span),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A warning at `span`.
     pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, span: Some(span), message: message.into(), hint: None }
+        Diagnostic {
+            severity: Severity::Warning,
+            span: Some(span),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -125,7 +143,8 @@ impl Diagnostics {
 
     /// Sorts by file, line, column, then message, for stable output.
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| (&a.span, &a.message).cmp(&(&b.span, &b.message)));
+        self.0
+            .sort_by(|a, b| (&a.span, &a.message).cmp(&(&b.span, &b.message)));
     }
 
     /// Iterates over the problems.

@@ -46,9 +46,21 @@ mod tests {
 
     #[test]
     fn build_metadata_is_ignored_and_alphanumeric_beats_numeric() {
-        assert_eq!(key("4.2.14").precedence(&key("4.2.14+amd64")), Ordering::Equal);
-        assert_eq!(key("4.15.0-okd-scos.ec.1").precedence(&key("4.15.0-okd-scos.0")), Ordering::Greater);
-        assert_eq!(key("4.14.0-rc.3").precedence(&key("4.14.0")), Ordering::Less);
-        assert_eq!(VersionKey::Listed(1).precedence(&VersionKey::Listed(3)), Ordering::Less);
+        assert_eq!(
+            key("4.2.14").precedence(&key("4.2.14+amd64")),
+            Ordering::Equal
+        );
+        assert_eq!(
+            key("4.15.0-okd-scos.ec.1").precedence(&key("4.15.0-okd-scos.0")),
+            Ordering::Greater
+        );
+        assert_eq!(
+            key("4.14.0-rc.3").precedence(&key("4.14.0")),
+            Ordering::Less
+        );
+        assert_eq!(
+            VersionKey::Listed(1).precedence(&VersionKey::Listed(3)),
+            Ordering::Less
+        );
     }
 }

@@ -269,7 +269,13 @@ pub fn plan(
     policy: &crate::manifest::Policy,
     options: &PlanOptions,
 ) -> Plan {
-    todo!("plan {revision} {} {} {:?} {:?}", desired.repos.len(), observed.repos.len(), policy, options)
+    todo!(
+        "plan {revision} {} {} {:?} {:?}",
+        desired.repos.len(),
+        observed.repos.len(),
+        policy,
+        options
+    )
 }
 
 /// Computes the drift. Pure.
@@ -279,5 +285,10 @@ pub fn drift(
     observed: &ObservedState,
     options: &PlanOptions,
 ) -> Drift {
-    todo!("drift {revision} {} {} {:?}", desired.repos.len(), observed.repos.len(), options)
+    todo!(
+        "drift {revision} {} {} {:?}",
+        desired.repos.len(),
+        observed.repos.len(),
+        options
+    )
 }

@@ -1,0 +1,8 @@
+//! The one integration-test binary (ripgrep style): each module covers one area, helpers
+//! live in `util`.
+
+mod util;
+
+mod cli;
+mod manifests;
+mod registry;

@@ -1,0 +1,1 @@
+//! Test helpers: real docker-registry processes, a paging proxy, image pushing.
