@@ -1,1 +1,187 @@
-//! The command line: flags parsed once into settings, one module per command.
+//! The command line: flags parsed once into [`Settings`], one module per command.
+//!
+//! `main.rs` only parses [`Args`], initialises tracing and calls [`run`]; every command
+//! returns its exit code or a [`CliError`], which `main` prints and maps to exit code 1.
+
+mod context;
+mod drift;
+mod plan;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use context::Context;
+
+use crate::manifest::Diagnostics;
+use crate::report::{Format, Style};
+
+/// `relsync [--config FILE] [--revision REV] [-v] COMMAND`
+#[derive(Debug, Parser)]
+#[command(
+    name = "relsync",
+    version,
+    about = "GitOps reconciler for release manifests"
+)]
+pub struct Args {
+    /// Connection settings (default: ./relsync.yaml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Git revision to read the desired state from (default: the config's, else HEAD).
+    #[arg(long, global = true, value_name = "REV")]
+    pub revision: Option<String>,
+    /// More logging: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check manifests and policies; no network. Exit 0 valid, 1 invalid.
+    Validate,
+    /// The actions needed now. Exit 0 in sync, 2 changes pending, 1 error.
+    Plan(PlanArgs),
+    /// Desired vs live, with a unified diff per target. Exit 0 in sync, 2 drift, 1 error.
+    Drift(DriftArgs),
+}
+
+/// Output format flag.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Aligned table (colour on a terminal).
+    #[default]
+    Text,
+    /// The stable JSON contract.
+    Json,
+    /// A table for a pull-request comment.
+    Markdown,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Markdown => Format::Markdown,
+        }
+    }
+}
+
+/// Flags of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Only the tags this channel claims (shared ones included).
+    #[arg(long, value_name = "N")]
+    pub channel: Option<String>,
+    /// Plan deletes of tags nobody claims (default: the config's sync.prune).
+    #[arg(long)]
+    pub prune: bool,
+    /// Accept up to N deletes whatever maxDeletesPerSync says.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u32>,
+}
+
+/// Flags of `drift`.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Only the tags this channel claims (shared ones included).
+    #[arg(long, value_name = "N")]
+    pub channel: Option<String>,
+    /// Count extra tags as drift (default: the config's sync.prune).
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// Settings every command shares, checked once from the raw flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file, if one is used.
+    pub config: Option<PathBuf>,
+    /// `--revision`, when given.
+    pub revision: Option<String>,
+    /// How text output looks.
+    pub style: Style,
+}
+
+impl Settings {
+    /// Checks the raw flags: an explicit `--config` must exist; the default `relsync.yaml`
+    /// is used only when present. Colour is on only when stdout is a terminal and
+    /// `NO_COLOR` is unset.
+    pub fn from_args(args: &Args) -> Result<Settings, CliError> {
+        let config = match &args.config {
+            Some(p) if !p.is_file() => {
+                return Err(CliError::Usage(format!(
+                    "config file {} not found",
+                    p.display()
+                )));
+            }
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("relsync.yaml")).filter(|p| p.is_file()),
+        };
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Ok(Settings {
+            config,
+            revision: args.revision.clone(),
+            style: Style { color },
+        })
+    }
+}
+
+/// Why a command failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Invalid manifests, policies or config: printed one per line.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// Reading Git failed.
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    /// Setting up registry access failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// Observing the live state failed.
+    #[error(transparent)]
+    Observe(#[from] crate::observe::ObserveError),
+    /// A flag or file that does not fit.
+    #[error("{0}")]
+    Usage(String),
+    /// Reading a local file failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the command and returns its exit code.
+pub fn run(args: Args) -> Result<i32, CliError> {
+    let settings = Settings::from_args(&args)?;
+    match args.command {
+        Command::Validate => validate::run(&settings),
+        Command::Plan(a) => plan::run(&settings, &a),
+        Command::Drift(a) => drift::run(&settings, &a),
+    }
+}
+
+/// A tokio runtime for the commands that talk to registries.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))
+}
