@@ -1,1 +1,424 @@
-//! cli tests.
+//! End-to-end tests of the `relsync` binary: real Git repositories built in temp dirs, the
+//! bundled example's OCI layouts, and real docker-registry processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The repository root (where the bundled example lives).
+fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A throwaway Git repository.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    /// A repository holding a copy of the bundled example, committed.
+    fn example() -> Repo {
+        let repo = Repo::new();
+        for dir in ["manifests", "policies", "example"] {
+            copy_dir(&project().join(dir), &repo.path().join(dir));
+        }
+        std::fs::copy(
+            project().join("relsync.yaml"),
+            repo.path().join("relsync.yaml"),
+        )
+        .unwrap();
+        repo.commit("example");
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.org")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.org")
+            .output()
+            .expect("git must be installed to run these tests");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn write(&self, path: &str, contents: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.path().join(path)).unwrap()
+    }
+
+    fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn relsync(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_relsync"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        Run(out)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().expect("killed by a signal")
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout()))
+    }
+    #[track_caller]
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+const R1: &str = "4.14.0-0.okd-scos-2023-09-29-232633";
+const R2: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
+const R3: &str = "4.15.0-0.okd-scos-2024-01-18-223523";
+const R4: &str = "4.16.0-0.okd-scos-2024-09-24-151747";
+const TARGET: &str = "quay.io/okd/scos-release";
+
+/// (action, tag, fromVersion, toVersion, copy) of each action, in output order.
+fn actions(plan: &Value) -> Vec<(String, String, Value, Value, bool)> {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["target"], TARGET);
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["tag"].as_str().unwrap().to_string(),
+                a["fromVersion"].clone(),
+                a["toVersion"].clone(),
+                a["copy"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bundled_example_validates_plans_and_drifts() {
+    let repo = Repo::example();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let v = repo.relsync(&["validate"]);
+    v.expect_code(0);
+    assert!(
+        v.stdout().contains("1 streams, 2 channels, 4 releases"),
+        "{}",
+        v.stdout()
+    );
+
+    let plan = repo.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    let json = plan.json();
+    assert_eq!(json["revision"], head.as_str());
+    let s = |x: &str| Value::String(x.to_string());
+    assert_eq!(
+        actions(&json),
+        vec![
+            ("mirror".into(), R4.into(), Value::Null, s(R4), true),
+            (
+                "tag".into(),
+                "4.15.0-okd-scos.0".into(),
+                Value::Null,
+                s(R3),
+                false
+            ),
+            ("tag".into(), R3.into(), Value::Null, s(R3), false),
+            ("retag".into(), "4-scos-next".into(), s(R2), s(R4), false),
+            ("retag".into(), "4-scos-stable".into(), s(R2), s(R3), false),
+            ("delete".into(), R1.into(), s(R1), Value::Null, false),
+        ]
+    );
+    // The JSON contract: exactly these keys.
+    let keys: Vec<&str> = json["actions"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = [
+        "action",
+        "target",
+        "tag",
+        "from",
+        "to",
+        "fromVersion",
+        "toVersion",
+        "copy",
+        "channels",
+        "reason",
+    ];
+    want.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, want);
+    assert_eq!(
+        json["actions"][0]["channels"],
+        serde_json::json!(["4-scos-next"])
+    );
+
+    let drift = repo.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(2);
+    let d = drift.json();
+    assert_eq!(d["inSync"], false);
+    let state = |tag: &str| {
+        d["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["tag"] == tag)
+            .unwrap_or_else(|| panic!("no drift item for {tag}: {d}"))["state"]
+            .clone()
+    };
+    assert_eq!(state(R2), "ok");
+    assert_eq!(state(R4), "missing");
+    assert_eq!(state("4-scos-stable"), "moved");
+    assert_eq!(state("latest"), "extra");
+    assert_eq!(state(R1), "extra");
+
+    // The text drift has a unified diff of `tag digest` lines.
+    let text = repo.relsync(&["drift"]);
+    text.expect_code(2);
+    assert!(
+        text.stdout().contains("+latest sha256:"),
+        "{}",
+        text.stdout()
+    );
+}
+
+#[test]
+fn plan_narrowed_to_a_channel_keeps_shared_tags_only() {
+    let repo = Repo::example();
+    let plan = repo.relsync(&["plan", "-o", "json", "--channel", "4-scos-stable"]);
+    plan.expect_code(2);
+    let tags: Vec<String> = actions(&plan.json()).into_iter().map(|a| a.1).collect();
+    assert_eq!(tags, ["4.15.0-okd-scos.0", R3, "4-scos-stable"]);
+
+    let bad = repo.relsync(&["plan", "--channel", "nope"]);
+    bad.expect_code(1);
+    assert!(
+        bad.stderr().contains("--channel nope: no such channel"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+#[test]
+fn in_sync_target_exits_zero_and_extras_count_only_with_prune() {
+    let repo = Repo::example();
+    // Make Git match the live target: next = stable = R2 only, R1 no longer tombstoned,
+    // R3/R4 still in the stream but unpublished.
+    let channel = |name: &str| {
+        format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata:\n  name: {name}\nspec:\n  stream: 4-scos\n  tags: [{name}]\n  versions: [{R2}]\n"
+        )
+    };
+    repo.write(
+        "manifests/channels/4-scos-next.yaml",
+        &channel("4-scos-next"),
+    );
+    repo.write(
+        "manifests/channels/4-scos-stable.yaml",
+        &channel("4-scos-stable"),
+    );
+    repo.commit("match live");
+    repo.relsync(&["plan"]).expect_code(0);
+    let drift = repo.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(0);
+    assert_eq!(drift.json()["inSync"], true);
+    // `latest` and R1 are extra; with prune they count, and the plan deletes them.
+    repo.relsync(&["drift", "--prune"]).expect_code(2);
+    let plan = repo.relsync(&["plan", "-o", "json", "--prune"]);
+    plan.expect_code(2);
+    let deletes: Vec<String> = actions(&plan.json()).into_iter().map(|a| a.1).collect();
+    assert_eq!(deletes, [R1.to_string(), "latest".to_string()]);
+}
+
+#[test]
+fn invalid_manifests_exit_one_with_file_line_col() {
+    let repo = Repo::example();
+    let stream = repo.read("manifests/streams/4-scos.yaml");
+    repo.write(
+        "manifests/streams/4-scos.yaml",
+        &stream
+            .replace("digest: sha256:ff47", "digest: sha256:ZZ47")
+            .replace("order: semver", "ordr: semver"),
+    );
+    // validate checks the working tree without a commit ...
+    let v = repo.relsync(&["validate"]);
+    v.expect_code(1);
+    let err = v.stderr();
+    assert!(
+        err.contains("manifests/streams/4-scos.yaml:10:3: "),
+        "{err}"
+    );
+    assert!(err.contains("ordr"), "{err}");
+    // ... while plan reads HEAD (still valid) and warns about the uncommitted change.
+    let plan = repo.relsync(&["plan"]);
+    plan.expect_code(2);
+    assert!(
+        plan.stderr()
+            .contains("uncommitted changes are not desired state"),
+        "{}",
+        plan.stderr()
+    );
+    assert!(
+        plan.stderr().contains("manifests/streams/4-scos.yaml"),
+        "{}",
+        plan.stderr()
+    );
+    // Once committed, every command refuses it.
+    repo.commit("break it");
+    let plan = repo.relsync(&["plan"]);
+    plan.expect_code(1);
+    assert!(
+        plan.stderr()
+            .contains("manifests/streams/4-scos.yaml:10:3: "),
+        "{}",
+        plan.stderr()
+    );
+    assert!(
+        plan.stdout().is_empty(),
+        "nothing planned: {}",
+        plan.stdout()
+    );
+}
+
+#[test]
+fn revision_flag_reads_an_earlier_commit() {
+    let repo = Repo::example();
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("manifests/channels/4-scos-next.yaml", "not: [valid\n");
+    repo.commit("broken");
+    repo.relsync(&["validate", "--revision", "HEAD"])
+        .expect_code(1);
+    let v = repo.relsync(&["validate", "--revision", &first]);
+    v.expect_code(0);
+    assert!(v.stdout().contains(&first), "{}", v.stdout());
+    let plan = repo.relsync(&["plan", "-o", "json", "--revision", "HEAD~1"]);
+    plan.expect_code(2);
+    assert_eq!(plan.json()["revision"], first.as_str());
+    let missing = repo.relsync(&["plan", "--revision", "no-such-rev"]);
+    missing.expect_code(1);
+    assert!(
+        missing.stderr().contains("no-such-rev"),
+        "{}",
+        missing.stderr()
+    );
+}
+
+#[test]
+fn immutable_tag_moved_live_is_a_conflict_and_exit_one() {
+    let repo = Repo::example();
+    // Point R2's version tag at R1 in the live layout: the policy makes version tags
+    // immutable, so relsync must report it and never plan a move.
+    let index_path = "example/quay.io/okd/scos-release/index.json";
+    let mut index: Value = serde_json::from_str(&repo.read(index_path)).unwrap();
+    let r1_digest = index["manifests"][0]["digest"].clone();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["annotations"]["org.opencontainers.image.ref.name"] == R2 {
+            m["digest"] = r1_digest.clone();
+        }
+    }
+    repo.write(index_path, &serde_json::to_string_pretty(&index).unwrap());
+    repo.commit("someone moved a version tag");
+    let plan = repo.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(1);
+    assert!(
+        !actions(&plan.json()).iter().any(|a| a.1 == R2),
+        "an immutable tag is never an action: {}",
+        plan.stdout()
+    );
+    assert!(plan.stderr().contains(R2), "{}", plan.stderr());
+}
+
+#[test]
+fn delete_cap_refuses_the_whole_plan_unless_allowed() {
+    let repo = Repo::example();
+    let policy = repo.read("policies/default.yaml");
+    repo.write(
+        "policies/default.yaml",
+        &policy.replace("maxDeletesPerSync: 5", "maxDeletesPerSync: 0"),
+    );
+    repo.commit("no deletes");
+    let plan = repo.relsync(&["plan"]);
+    plan.expect_code(1);
+    assert!(
+        plan.stderr().contains("--allow-deletes 1"),
+        "{}",
+        plan.stderr()
+    );
+    repo.relsync(&["plan", "--allow-deletes", "1"])
+        .expect_code(2);
+}
+
+#[test]
+fn missing_explicit_config_is_an_error() {
+    let repo = Repo::example();
+    let run = repo.relsync(&["--config", "nope.yaml", "plan"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("nope.yaml"), "{}", run.stderr());
+}
