@@ -1,3 +1,157 @@
 //! Asks the adapters for exactly the live state a plan or a drift report needs: one tag
 //! list per target repository, one HEAD per tag Git names (or per digest, for a tag that
 //! does not exist yet), and HEADs of other tags only when drift or prune needs them.
+//!
+//! Requests run concurrently on tokio; each registry host bounds how many are in flight
+//! (`sync.concurrency`).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use tokio::task::JoinSet;
+
+use crate::desired::{DesiredState, is_signature_tag};
+use crate::digest::Digest;
+use crate::plan::{ObservedRepo, ObservedState};
+use crate::registry::{Registries, RegistryError, Repository, TargetReader};
+
+/// What to observe beyond the tags Git names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObserveOptions {
+    /// Also resolve listed tags nobody claims (for `drift`, and for `plan` with prune).
+    /// Signature and attestation tags are never resolved.
+    pub resolve_unclaimed: bool,
+}
+
+/// Why the live state could not be observed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// A registry or layout could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An observation task died (a panic or a cancelled runtime).
+    #[error("an observation task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// What one repository's observation needs to know of the desired state.
+struct Wanted {
+    /// Tags Git names (desired or absent).
+    named: HashSet<String>,
+    /// Desired tag → digest.
+    desired: BTreeMap<String, Digest>,
+}
+
+/// Observes every target repository `desired` names, concurrently.
+///
+/// Per repository: one tag list (following `Link` pagination); then one HEAD per listed
+/// tag that Git names (desired or absent) and, with `resolve_unclaimed`, per other listed
+/// tag (signature tags never); then, for desired tags not listed, one HEAD per distinct
+/// digest that no resolved tag already holds, recorded in `ObservedRepo::manifests`. A
+/// repository that does not exist is empty.
+pub async fn observe(
+    desired: &DesiredState,
+    registries: &Registries,
+    options: &ObserveOptions,
+) -> Result<ObservedState, ObserveError> {
+    let mut tasks = JoinSet::new();
+    for (name, repo) in &desired.repos {
+        let reader = registries.repository(name)?;
+        let wanted = Wanted {
+            named: repo
+                .tags
+                .keys()
+                .chain(repo.absent.keys())
+                .cloned()
+                .collect(),
+            desired: repo
+                .tags
+                .iter()
+                .map(|(t, d)| (t.clone(), d.digest.clone()))
+                .collect(),
+        };
+        let options = *options;
+        let name = name.clone();
+        tasks.spawn(async move {
+            let observed = observe_repo(reader, wanted, options).await;
+            (name, observed)
+        });
+    }
+    let mut state = ObservedState::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, observed) = joined.map_err(ObserveError::Task)?;
+        state.repos.insert(name, observed?);
+    }
+    Ok(state)
+}
+
+async fn observe_repo(
+    reader: Repository,
+    wanted: Wanted,
+    options: ObserveOptions,
+) -> Result<ObservedRepo, ObserveError> {
+    let listed = reader.list_tags().await?;
+    let mut observed = ObservedRepo {
+        tags: listed.iter().map(|t| (t.clone(), None)).collect(),
+        manifests: BTreeMap::new(),
+    };
+
+    // Phase 1: resolve the listed tags Git names (and the others when asked to).
+    let mut resolving = JoinSet::new();
+    for tag in listed {
+        if is_signature_tag(&tag) {
+            continue;
+        }
+        if !wanted.named.contains(&tag) && !options.resolve_unclaimed {
+            continue;
+        }
+        if !wanted.named.contains(&tag) && !crate::registry::is_valid_tag(&tag) {
+            tracing::warn!(
+                repo = reader.name(),
+                tag,
+                "not resolving a tag with an invalid name"
+            );
+            continue;
+        }
+        let reader = reader.clone();
+        resolving.spawn(async move {
+            let digest = reader.resolve_tag(&tag).await;
+            (tag, digest)
+        });
+    }
+    while let Some(joined) = resolving.join_next().await {
+        let (tag, digest) = joined.map_err(ObserveError::Task)?;
+        match digest? {
+            Some(d) => {
+                observed.tags.insert(tag, Some(d));
+            }
+            // Listed, then gone before the HEAD: it is absent now.
+            None => {
+                observed.tags.remove(&tag);
+            }
+        }
+    }
+
+    // Phase 2: for desired tags that do not exist, is their content here already?
+    let held: HashSet<&Digest> = observed.tags.values().flatten().collect();
+    let to_check: BTreeSet<Digest> = wanted
+        .desired
+        .iter()
+        .filter(|(tag, _)| !observed.tags.contains_key(*tag))
+        .map(|(_, d)| d)
+        .filter(|d| !held.contains(d))
+        .cloned()
+        .collect();
+    let mut checking = JoinSet::new();
+    for digest in to_check {
+        let reader = reader.clone();
+        checking.spawn(async move {
+            let present = reader.has_manifest(&digest).await;
+            (digest, present)
+        });
+    }
+    while let Some(joined) = checking.join_next().await {
+        let (digest, present) = joined.map_err(ObserveError::Task)?;
+        observed.manifests.insert(digest, present?);
+    }
+    Ok(observed)
+}

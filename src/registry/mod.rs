@@ -4,3 +4,614 @@
 //! (tag lists following `Link`, HEAD with all four manifest media types, auth), and the
 //! `oci:` layout store. [`Registries`] routes each target repository to its backend
 //! according to `relsync.yaml` (`insecure`, `caFile`, credentials, `mapTo`).
+//!
+//! Both backends implement [`TargetReader`]; [`Repository`] dispatches to the right one.
+//! A [`Repository`] is meant for one observation: the layout store reads `index.json` once
+//! per `Repository` value and keeps that snapshot.
+
+mod auth;
+mod http;
+mod layout;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use auth::{CredentialLookup, Credentials, EnvLookup};
+pub use http::{HttpRegistry, HttpRepository};
+pub use layout::LayoutRepository;
+
+use crate::digest::{Digest, DigestError};
+use crate::manifest::Config;
+
+/// The four manifest media types a resolving HEAD accepts (with fewer, distribution 2.8
+/// answers 404 or the digest of one platform's child).
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The annotation that names a tag in an OCI image layout's `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// Why talking to a registry or a layout failed. Messages name the repository (and tag or
+/// digest) and the cause; they never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A repository string that is neither `host/path` nor `oci:PATH`, or a bad path.
+    #[error("invalid repository `{repo}`: {reason}")]
+    InvalidRepository {
+        /// The repository string.
+        repo: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tag that the distribution grammar does not allow (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+    #[error("{repo}: invalid tag `{tag}`")]
+    InvalidTag {
+        /// The repository.
+        repo: String,
+        /// The tag.
+        tag: String,
+    },
+    /// A setting of `relsync.yaml` that cannot be used (a `mapTo` that is not `oci:`...).
+    #[error("registry {host}: {message}")]
+    Settings {
+        /// The host the setting is for.
+        host: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The CA file named by `caFile` cannot be read.
+    #[error("registry {host}: cannot read caFile {path}")]
+    CaFile {
+        /// The host.
+        host: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP client cannot be built (a CA file with no usable certificate, TLS setup).
+    #[error("registry {host}: cannot set up the HTTP client")]
+    Client {
+        /// The host.
+        host: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Credentials cannot be read (an unreadable or malformed auth file).
+    #[error("credentials for {host}: {message}")]
+    Credentials {
+        /// The host.
+        host: String,
+        /// What is wrong (never the secret itself).
+        message: String,
+    },
+    /// The request could not be sent or its answer not read (connection refused, TLS...).
+    #[error("{context}: cannot reach the registry")]
+    Transport {
+        /// What was being done, naming the repository.
+        context: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("{context}: registry answered {status}{}", error_detail(code.as_deref(), message.as_deref()))]
+    Status {
+        /// What was being done, naming the repository (and tag or digest).
+        context: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error code (`NAME_UNKNOWN`, `DENIED`...), when it sent one.
+        code: Option<String>,
+        /// The registry's error message, when it sent one.
+        message: Option<String>,
+    },
+    /// Authentication failed (no credentials for a registry that wants them, a token
+    /// endpoint that refused, an unusable challenge).
+    #[error("{context}: authentication failed: {reason}")]
+    Auth {
+        /// What was being done.
+        context: String,
+        /// Why (never the credentials).
+        reason: String,
+    },
+    /// A tag list whose pagination cannot be followed (foreign `Link`, loop, too long).
+    #[error("{context}: {reason}")]
+    Pagination {
+        /// What was being done.
+        context: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A digest sent by the registry or written in a layout is not a valid digest.
+    #[error("{context}: invalid digest")]
+    BadDigest {
+        /// Where it came from.
+        context: String,
+        /// Why it is invalid.
+        #[source]
+        source: DigestError,
+    },
+    /// An answer larger than relsync accepts.
+    #[error("{context}: answer larger than {limit} bytes")]
+    TooLarge {
+        /// What was being read.
+        context: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// An answer or file that is not the JSON expected.
+    #[error("{context}: malformed JSON")]
+    Json {
+        /// What was being read.
+        context: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An OCI image layout that cannot be used.
+    #[error("oci layout {}: {reason}", path.display())]
+    Layout {
+        /// The layout directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file of an OCI image layout cannot be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn error_detail(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) => format!(" ({c}: {m})"),
+        (Some(c), None) => format!(" ({c})"),
+        (None, Some(m)) => format!(" ({m})"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Reading a target repository: what a plan or a drift report needs. Implemented by the
+/// HTTP client ([`HttpRepository`]), the layout store ([`LayoutRepository`]) and the
+/// dispatching [`Repository`]. Writing (manifest GET, blob streaming, uploads, DELETE) will
+/// join this as a separate trait.
+pub trait TargetReader {
+    /// The repository as written in the stream's `target`, for messages.
+    fn name(&self) -> &str;
+
+    /// Every tag of the repository, sorted and without duplicates; empty when the
+    /// repository does not exist.
+    fn list_tags(&self) -> impl Future<Output = Result<Vec<String>, RegistryError>> + Send;
+
+    /// The digest `tag` holds (for an image index, the index's own digest), or `None` when
+    /// the tag does not exist.
+    fn resolve_tag(
+        &self,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<Digest>, RegistryError>> + Send;
+
+    /// Whether the manifest `digest` is in the repository.
+    fn has_manifest(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+}
+
+/// One target repository, on a registry or in an OCI image layout.
+#[derive(Debug, Clone)]
+pub enum Repository {
+    /// A repository of a distribution registry, over HTTP(S).
+    Registry(HttpRepository),
+    /// An OCI image layout directory (`oci:PATH`, or a host mapped with `mapTo`).
+    Layout(LayoutRepository),
+}
+
+impl Repository {
+    /// The HTTP host key this repository is reached through (`None` for a layout).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Repository::Registry(r) => Some(r.host()),
+            Repository::Layout(_) => None,
+        }
+    }
+}
+
+impl TargetReader for Repository {
+    fn name(&self) -> &str {
+        match self {
+            Repository::Registry(r) => r.name(),
+            Repository::Layout(l) => l.name(),
+        }
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.list_tags().await,
+            Repository::Layout(l) => l.list_tags().await,
+        }
+    }
+
+    async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.resolve_tag(tag).await,
+            Repository::Layout(l) => l.resolve_tag(tag).await,
+        }
+    }
+
+    async fn has_manifest(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.has_manifest(digest).await,
+            Repository::Layout(l) => l.has_manifest(digest).await,
+        }
+    }
+}
+
+/// Connection settings of one host, resolved against relsync.yaml's directory.
+#[derive(Debug, Clone, Default)]
+struct HostSettings {
+    insecure: bool,
+    ca_file: Option<PathBuf>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    /// `mapTo: oci:DIR`, DIR resolved.
+    map_to: Option<PathBuf>,
+}
+
+/// Routes repository strings to backends: HTTP clients per registry host (with their
+/// settings, credentials and request limits) and `oci:` layouts.
+#[derive(Debug)]
+pub struct Registries {
+    config_dir: PathBuf,
+    hosts: HashMap<String, HostSettings>,
+    clients: Mutex<HashMap<String, Arc<HttpRegistry>>>,
+    lookup: CredentialLookup,
+    concurrency: usize,
+    requests: Arc<AtomicU64>,
+}
+
+impl Registries {
+    /// Builds the router from `relsync.yaml`'s settings; relative paths (`caFile`, `mapTo`,
+    /// `oci:` targets) resolve from `config_dir`. Credentials come from the process
+    /// environment and the usual auth files ([`CredentialLookup::from_process_env`]).
+    pub fn from_config(config: &Config, config_dir: &Path) -> Result<Registries, RegistryError> {
+        Self::from_config_with(config, config_dir, CredentialLookup::from_process_env())
+    }
+
+    /// Like [`Registries::from_config`], with an explicit credential lookup.
+    pub fn from_config_with(
+        config: &Config,
+        config_dir: &Path,
+        lookup: CredentialLookup,
+    ) -> Result<Registries, RegistryError> {
+        let mut hosts = HashMap::new();
+        for r in &config.registries {
+            let host = normalize_host(&r.host.value).to_string();
+            let map_to = match &r.map_to {
+                None => None,
+                Some(m) => match m.value.strip_prefix("oci:") {
+                    Some(dir) if !dir.is_empty() => Some(config_dir.join(dir)),
+                    _ => {
+                        return Err(RegistryError::Settings {
+                            host,
+                            message: format!(
+                                "mapTo `{}` must be `oci:DIR` (at {})",
+                                m.value, m.span
+                            ),
+                        });
+                    }
+                },
+            };
+            hosts.insert(
+                host,
+                HostSettings {
+                    insecure: r.insecure,
+                    ca_file: r.ca_file.as_ref().map(|f| config_dir.join(f)),
+                    username_env: r.username_env.clone(),
+                    password_env: r.password_env.clone(),
+                    map_to,
+                },
+            );
+        }
+        let registries = Registries {
+            config_dir: config_dir.to_path_buf(),
+            hosts,
+            clients: Mutex::new(HashMap::new()),
+            lookup,
+            concurrency: config.sync.concurrency.max(1),
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        // Set up the configured hosts now, so that a bad CA file or auth file is reported
+        // before any work starts.
+        let configured: Vec<String> = registries
+            .hosts
+            .iter()
+            .filter(|(_, s)| s.map_to.is_none())
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in configured {
+            registries.client(&host)?;
+        }
+        Ok(registries)
+    }
+
+    /// The total number of HTTP requests sent so far (token requests included).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many requests may be in flight at once to one registry host.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The backend of a repository string: `host/path` (host = the part before the first
+    /// `/`; `docker.io` means `registry-1.docker.io`, where a one-segment path gets
+    /// `library/`), or `oci:PATH` (an OCI image layout; a relative PATH resolves from
+    /// relsync.yaml's directory). A host with `mapTo: oci:DIR` maps `host/REPO` to the
+    /// layout `DIR/REPO`.
+    pub fn repository(&self, reference: &str) -> Result<Repository, RegistryError> {
+        let invalid = |reason: &str| RegistryError::InvalidRepository {
+            repo: reference.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(path) = reference.strip_prefix("oci:") {
+            if path.is_empty() {
+                return Err(invalid("`oci:` needs a directory"));
+            }
+            return Ok(Repository::Layout(LayoutRepository::new(
+                reference,
+                self.config_dir.join(path),
+            )));
+        }
+        let Some((host, path)) = reference.split_once('/') else {
+            return Err(invalid(
+                "expected `host/path` or `oci:PATH` (the registry host is missing)",
+            ));
+        };
+        if host.is_empty() {
+            return Err(invalid("the registry host is empty"));
+        }
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        {
+            return Err(invalid(
+                "the registry host has characters a host cannot have",
+            ));
+        }
+        check_repository_path(path).map_err(|reason| invalid(&reason))?;
+        let key = normalize_host(host);
+        let path = if key == "registry-1.docker.io" && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_string()
+        };
+        if let Some(dir) = self.hosts.get(key).and_then(|s| s.map_to.as_ref()) {
+            return Ok(Repository::Layout(LayoutRepository::new(
+                reference,
+                dir.join(&path),
+            )));
+        }
+        let client = self.client(key)?;
+        Ok(Repository::Registry(HttpRepository::new(
+            client, reference, path,
+        )))
+    }
+
+    /// The HTTP client of `host` (normalized), made on first use.
+    fn client(&self, host: &str) -> Result<Arc<HttpRegistry>, RegistryError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(c) = clients.get(host) {
+            return Ok(c.clone());
+        }
+        let settings = self.hosts.get(host).cloned().unwrap_or_default();
+        let credentials = self.lookup.credentials_for(
+            host,
+            settings.username_env.as_deref(),
+            settings.password_env.as_deref(),
+        )?;
+        let client = Arc::new(HttpRegistry::new(
+            host,
+            settings.insecure,
+            settings.ca_file.as_deref(),
+            credentials,
+            self.concurrency,
+            self.requests.clone(),
+        )?);
+        clients.insert(host.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// `docker.io` (and `index.docker.io`) are served by `registry-1.docker.io`.
+fn normalize_host(host: &str) -> &str {
+    match host {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        h => h,
+    }
+}
+
+/// Checks a repository path against the distribution grammar: `/`-separated components of
+/// lowercase letters and digits, separated inside by `.`, `_`, `__` or dashes.
+fn check_repository_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the repository path is empty".to_string());
+    }
+    if path.len() > 255 {
+        return Err("the repository path is longer than 255 characters".to_string());
+    }
+    for component in path.split('/') {
+        let b = component.as_bytes();
+        let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let ok = !b.is_empty()
+            && alnum(b[0])
+            && alnum(b[b.len() - 1])
+            && b.iter()
+                .all(|&c| alnum(c) || matches!(c, b'.' | b'_' | b'-'))
+            && !component.contains("..")
+            && !component.contains("___")
+            && !component.contains(".-")
+            && !component.contains("-.")
+            && !component.contains("._")
+            && !component.contains("_.")
+            && !component.contains("_-")
+            && !component.contains("-_");
+        if !ok {
+            return Err(format!(
+                "path component `{component}` is not lowercase letters and digits separated by `.`, `_`, `__` or `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `tag` fits the distribution grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Located, RegistrySettings, Span};
+
+    fn settings(host: &str) -> RegistrySettings {
+        RegistrySettings {
+            host: Located::new(host.to_string(), Span::file("relsync.yaml")),
+            insecure: false,
+            ca_file: None,
+            username_env: None,
+            password_env: None,
+            map_to: None,
+        }
+    }
+
+    fn no_creds() -> CredentialLookup {
+        CredentialLookup::new(Arc::new(|_: &str| None), Vec::new())
+    }
+
+    #[test]
+    fn routes_repository_strings() {
+        let mut config = Config::default();
+        let mut mapped = settings("mirror.example");
+        mapped.map_to = Some(Located::new(
+            "oci:layouts".to_string(),
+            Span::file("relsync.yaml"),
+        ));
+        let mut local = settings("127.0.0.1:5000");
+        local.insecure = true;
+        config.registries = vec![mapped, local];
+        let r = Registries::from_config_with(&config, Path::new("/cfg"), no_creds()).unwrap();
+
+        match r.repository("oci:demo/okd").unwrap() {
+            Repository::Layout(l) => assert_eq!(l.dir(), Path::new("/cfg/demo/okd")),
+            other => panic!("{other:?}"),
+        }
+        match r.repository("oci:/abs/x").unwrap() {
+            Repository::Layout(l) => assert_eq!(l.dir(), Path::new("/abs/x")),
+            other => panic!("{other:?}"),
+        }
+        match r.repository("mirror.example/okd/scos-release").unwrap() {
+            Repository::Layout(l) => {
+                assert_eq!(l.dir(), Path::new("/cfg/layouts/okd/scos-release"));
+                assert_eq!(l.name(), "mirror.example/okd/scos-release");
+            }
+            other => panic!("{other:?}"),
+        }
+        match r.repository("docker.io/nginx").unwrap() {
+            Repository::Registry(h) => {
+                assert_eq!(h.host(), "registry-1.docker.io");
+                assert_eq!(h.path(), "library/nginx");
+                assert_eq!(h.base_url(), "https://registry-1.docker.io");
+            }
+            other => panic!("{other:?}"),
+        }
+        match r.repository("127.0.0.1:5000/a/b").unwrap() {
+            Repository::Registry(h) => {
+                assert_eq!(h.base_url(), "http://127.0.0.1:5000");
+                assert_eq!(h.path(), "a/b");
+            }
+            other => panic!("{other:?}"),
+        }
+        match r.repository("quay.io/okd/scos-release").unwrap() {
+            Repository::Registry(h) => assert_eq!(h.base_url(), "https://quay.io"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "nohost",
+            "quay.io/",
+            "quay.io/Upper",
+            "quay.io/a/../b",
+            "quay.io/a//b",
+            "oci:",
+            "/x",
+            "quay.io/a..b",
+        ] {
+            assert!(
+                matches!(
+                    r.repository(bad),
+                    Err(RegistryError::InvalidRepository { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_map_to_other_than_oci() {
+        let mut config = Config::default();
+        let mut s = settings("quay.io");
+        s.map_to = Some(Located::new(
+            "/srv".to_string(),
+            Span::new("relsync.yaml", 3, 5),
+        ));
+        config.registries = vec![s];
+        let e = Registries::from_config_with(&config, Path::new("/cfg"), no_creds()).unwrap_err();
+        assert!(e.to_string().contains("relsync.yaml:3:5"), "{e}");
+    }
+
+    #[test]
+    fn missing_ca_file_is_reported_at_setup() {
+        let mut config = Config::default();
+        let mut s = settings("quay.io");
+        s.ca_file = Some("nope/ca.pem".to_string());
+        config.registries = vec![s];
+        let e = Registries::from_config_with(&config, Path::new("/nonexistent"), no_creds())
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::CaFile { .. }), "{e}");
+    }
+
+    #[test]
+    fn tag_grammar() {
+        assert!(is_valid_tag("4.14.0-0.okd-scos-2023-10-11-084613"));
+        assert!(is_valid_tag("4.2.14_amd64"));
+        assert!(is_valid_tag("_x"));
+        assert!(!is_valid_tag(".x"));
+        assert!(!is_valid_tag("a/b"));
+        assert!(!is_valid_tag(""));
+        assert!(!is_valid_tag(&"a".repeat(129)));
+    }
+}
