@@ -262,6 +262,23 @@ impl Drift {
 }
 
 /// Computes the plan. Pure: the same inputs give the same plan.
+///
+/// For each desired tag of each target repository: a missing tag is a `mirror` (content
+/// copied from the stream's source) or a `tag` (content already in the target); a tag
+/// holding another digest is a `retag` (to a newer version, an equal one, or off a digest
+/// Git does not know) or a `rollback` (to an older version), unless the policy makes it
+/// immutable, in which case it is a [`Conflict`] and never an action. Tombstoned tags
+/// present live are deleted whether or not prune is on; unclaimed tags (signature and
+/// attestation tags excepted) are deleted only with `options.prune`.
+///
+/// Deletes are counted on the whole plan, before `--channel` narrowing, against
+/// `options.allow_deletes`, else the policy's `maxDeletesPerSync`; a plan over the cap keeps
+/// its actions (so a report shows what is refused) and gets a [`Refusal`]. `--channel N`
+/// then keeps the actions and conflicts on the `(target, tag)` pairs N claims.
+///
+/// A desired tag that the registry listed but that was not resolved (which observation
+/// never leaves for tags Git names) is retagged from an unknown digest, or left alone if
+/// immutable.
 pub fn plan(
     revision: &str,
     desired: &DesiredState,
@@ -269,26 +286,315 @@ pub fn plan(
     policy: &crate::manifest::Policy,
     options: &PlanOptions,
 ) -> Plan {
-    todo!(
-        "plan {revision} {} {} {:?} {:?}",
-        desired.repos.len(),
-        observed.repos.len(),
-        policy,
-        options
-    )
+    let empty = ObservedRepo::default();
+    let mut actions = Vec::new();
+    let mut conflicts = Vec::new();
+
+    for (repo, want) in &desired.repos {
+        let live = observed.repos.get(repo).unwrap_or(&empty);
+        let target = Target::Repo(repo.clone());
+        let version_of = |d: &Digest| want.known.get(d).map(|k| k.version.clone());
+
+        for (tag, d) in &want.tags {
+            let channels: Vec<String> = d.channels.iter().cloned().collect();
+            let action = |kind: ActionKind, from: Option<Digest>, reason: String| Action {
+                action: kind,
+                target: target.clone(),
+                tag: tag.clone(),
+                from_version: from.as_ref().and_then(version_of),
+                from,
+                to: Some(d.digest.clone()),
+                to_version: Some(d.version.clone()),
+                copy: kind == ActionKind::Mirror,
+                channels: channels.clone(),
+                reason,
+                source: (kind == ActionKind::Mirror).then(|| d.source.clone()),
+            };
+            match live.tags.get(tag) {
+                None if live.has_manifest(&d.digest) => actions.push(action(
+                    ActionKind::Tag,
+                    None,
+                    "tag missing; content already in target".to_string(),
+                )),
+                None => actions.push(action(
+                    ActionKind::Mirror,
+                    None,
+                    "tag missing; content not in target".to_string(),
+                )),
+                Some(Some(actual)) if *actual == d.digest => {}
+                Some(None) => {
+                    if !policy.is_immutable(tag) {
+                        actions.push(action(
+                            ActionKind::Retag,
+                            None,
+                            "live digest not resolved".to_string(),
+                        ));
+                    }
+                }
+                Some(Some(actual)) if policy.is_immutable(tag) => conflicts.push(Conflict {
+                    target: target.clone(),
+                    tag: tag.clone(),
+                    desired: d.digest.clone(),
+                    actual: actual.clone(),
+                    reason: match want.known.get(actual) {
+                        Some(k) => format!(
+                            "immutable tag holds {} instead of {}; relsync never moves it (policy immutableTags)",
+                            k.version, d.version
+                        ),
+                        None => format!(
+                            "immutable tag holds a digest Git does not know instead of {}; relsync never moves it (policy immutableTags)",
+                            d.version
+                        ),
+                    },
+                }),
+                Some(Some(actual)) => {
+                    let (kind, reason) = move_verdict(tag, d, want.known.get(actual));
+                    actions.push(action(kind, Some(actual.clone()), reason));
+                }
+            }
+        }
+
+        for (tag, a) in &want.absent {
+            if let Some(actual) = live.tags.get(tag) {
+                let channels: Vec<String> = a.channels.iter().cloned().collect();
+                actions.push(delete(
+                    &target,
+                    tag,
+                    actual.clone(),
+                    actual.as_ref().and_then(version_of),
+                    channels.clone(),
+                    format!("tombstoned in {}", channels.join(", ")),
+                ));
+            }
+        }
+
+        if options.prune {
+            for (tag, actual) in &live.tags {
+                if is_extra(want, tag) {
+                    actions.push(delete(
+                        &target,
+                        tag,
+                        actual.clone(),
+                        actual.as_ref().and_then(version_of),
+                        Vec::new(),
+                        "not claimed by any channel (prune)".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    // ImageStreams (`desired.image_streams`) are planned here once `ObservedState` carries
+    // the cluster's ImageStreams (the cluster issue): each ImageStream is applied whole, and
+    // `Target::ImageStream` already sorts after every repository.
+
+    let deletes = actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Delete)
+        .count();
+    let cap = options
+        .allow_deletes
+        .or(policy.max_deletes_per_sync.as_ref().map(|m| m.value));
+    let refusal = match cap {
+        Some(max) if deletes > max as usize => Some(Refusal::DeleteCap { deletes, max }),
+        _ => None,
+    };
+
+    if let Some(channel) = &options.channel {
+        let claims = desired.channel_claims.get(channel);
+        let claimed = |target: &Target, tag: &str| {
+            claims.is_some_and(|c| c.contains(&(target.to_string(), tag.to_string())))
+        };
+        actions.retain(|a| claimed(&a.target, &a.tag));
+        conflicts.retain(|c| claimed(&c.target, &c.tag));
+    }
+
+    actions.sort_by(|a, b| {
+        (&a.target, a.action.rank(), &a.tag).cmp(&(&b.target, b.action.rank(), &b.tag))
+    });
+    conflicts.sort_by(|a, b| (&a.target, &a.tag).cmp(&(&b.target, &b.tag)));
+    Plan {
+        revision: revision.to_string(),
+        actions,
+        conflicts,
+        refusal,
+    }
+}
+
+/// Whether a live tag of a repository is extra: neither desired, nor explicitly absent, nor a
+/// signature or attestation tag.
+fn is_extra(want: &crate::desired::DesiredRepo, tag: &str) -> bool {
+    !want.tags.contains_key(tag)
+        && !want.absent.contains_key(tag)
+        && !crate::desired::is_signature_tag(tag)
+}
+
+/// A delete action.
+fn delete(
+    target: &Target,
+    tag: &str,
+    from: Option<Digest>,
+    from_version: Option<String>,
+    channels: Vec<String>,
+    reason: String,
+) -> Action {
+    Action {
+        action: ActionKind::Delete,
+        target: target.clone(),
+        tag: tag.to_string(),
+        from,
+        to: None,
+        from_version,
+        to_version: None,
+        copy: false,
+        channels,
+        reason,
+        source: None,
+    }
+}
+
+/// Retag or rollback, and why, for a mutable tag that holds `live` instead of `want`.
+fn move_verdict(
+    tag: &str,
+    want: &crate::desired::DesiredTag,
+    live: Option<&crate::desired::KnownRelease>,
+) -> (ActionKind, String) {
+    use crate::desired::TagKind;
+    use std::cmp::Ordering;
+    let Some(live) = live else {
+        return (
+            ActionKind::Retag,
+            "moved off a digest Git does not know".to_string(),
+        );
+    };
+    if live.stream != want.stream {
+        return (
+            ActionKind::Retag,
+            format!(
+                "holds {} of stream {}; Git pins {}",
+                live.version, live.stream, want.version
+            ),
+        );
+    }
+    let floating = want.kind == TagKind::Floating;
+    match live.key.precedence(&want.key) {
+        Ordering::Greater if floating => (
+            ActionKind::Rollback,
+            format!("floating tag {tag} ahead: {} is newest", want.version),
+        ),
+        Ordering::Greater => (
+            ActionKind::Rollback,
+            format!("holds newer {}; Git pins {}", live.version, want.version),
+        ),
+        Ordering::Less if floating => (
+            ActionKind::Retag,
+            format!("floating tag {tag} behind: {} is newest", want.version),
+        ),
+        Ordering::Less => (
+            ActionKind::Retag,
+            format!("holds older {}; Git pins {}", live.version, want.version),
+        ),
+        Ordering::Equal => (
+            ActionKind::Retag,
+            format!("holds {}; Git pins {}", live.version, want.version),
+        ),
+    }
 }
 
 /// Computes the drift. Pure.
+///
+/// One item per desired tag (`ok`, `missing` or `moved`), per tombstoned tag still present
+/// (`extra`, always counted) and per unclaimed live tag (`extra`, counted only with
+/// `options.prune`; signature and attestation tags are never extra), sorted by target, then
+/// tag. `--channel N` keeps the items on the `(target, tag)` pairs N claims; unclaimed extras
+/// belong to no channel, so a narrowed report leaves them out.
 pub fn drift(
     revision: &str,
     desired: &DesiredState,
     observed: &ObservedState,
     options: &PlanOptions,
 ) -> Drift {
-    todo!(
-        "drift {revision} {} {} {:?}",
-        desired.repos.len(),
-        observed.repos.len(),
-        options
-    )
+    let empty = ObservedRepo::default();
+    let mut items = Vec::new();
+    for (repo, want) in &desired.repos {
+        let live = observed.repos.get(repo).unwrap_or(&empty);
+        let target = Target::Repo(repo.clone());
+        let item = |tag: &str, desired, actual, state, counts, message| DriftItem {
+            target: target.clone(),
+            tag: tag.to_string(),
+            desired,
+            actual,
+            state,
+            message,
+            counts,
+        };
+        for (tag, d) in &want.tags {
+            let want_digest = Some(d.digest.clone());
+            items.push(match live.tags.get(tag) {
+                None => item(tag, want_digest, None, DriftState::Missing, true, None),
+                Some(Some(a)) if *a == d.digest => item(
+                    tag,
+                    want_digest,
+                    Some(a.clone()),
+                    DriftState::Ok,
+                    false,
+                    None,
+                ),
+                Some(Some(a)) => item(
+                    tag,
+                    want_digest,
+                    Some(a.clone()),
+                    DriftState::Moved,
+                    true,
+                    None,
+                ),
+                Some(None) => item(
+                    tag,
+                    want_digest,
+                    None,
+                    DriftState::Moved,
+                    true,
+                    Some("live digest not resolved".to_string()),
+                ),
+            });
+        }
+        for (tag, actual) in &live.tags {
+            if want.absent.contains_key(tag) {
+                items.push(item(
+                    tag,
+                    None,
+                    actual.clone(),
+                    DriftState::Extra,
+                    true,
+                    Some("tombstoned".to_string()),
+                ));
+            } else if options.channel.is_none() && is_extra(want, tag) {
+                items.push(item(
+                    tag,
+                    None,
+                    actual.clone(),
+                    DriftState::Extra,
+                    options.prune,
+                    Some("not claimed by any channel".to_string()),
+                ));
+            }
+        }
+    }
+
+    // ImageStream items (ok/missing/moved/importing/import-failed) join here once
+    // `ObservedState` carries the cluster's ImageStreams (the cluster issue).
+
+    if let Some(channel) = &options.channel {
+        let claims = desired.channel_claims.get(channel);
+        items
+            .retain(|i| claims.is_some_and(|c| c.contains(&(i.target.to_string(), i.tag.clone()))));
+    }
+    items.sort_by(|a, b| (&a.target, &a.tag).cmp(&(&b.target, &b.tag)));
+    Drift {
+        revision: revision.to_string(),
+        items,
+    }
 }
+
+#[cfg(test)]
+mod tests;
