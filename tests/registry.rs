@@ -1,1 +1,699 @@
-//! registry tests.
+//! The registry adapter and `observe()` against real `docker-registry` processes (and a
+//! paging / token-issuing proxy in front of them), and the `oci:` layout reader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use relsync::desired::{AbsentTag, DesiredRepo, DesiredState, DesiredTag, TagKind};
+use relsync::digest::Digest;
+use relsync::manifest::{Config, Located, RegistrySettings, Span, VersionKey};
+use relsync::observe::{ObserveOptions, observe};
+use relsync::plan::ObservedRepo;
+use relsync::registry::{
+    CredentialLookup, EnvLookup, Registries, RegistryError, Repository, TargetReader,
+};
+
+use crate::util::{
+    BearerAuth, Content, LinkStyle, OCI_MANIFEST, PagingProxy, ProxyOptions, TestRegistry,
+    image_index, tiny_image, write_oci_layout,
+};
+
+fn settings(host: &str) -> RegistrySettings {
+    RegistrySettings {
+        host: Located::new(host.to_string(), Span::file("relsync.yaml")),
+        insecure: true,
+        ca_file: None,
+        username_env: None,
+        password_env: None,
+        map_to: None,
+    }
+}
+
+/// A config marking every host insecure (plain HTTP on loopback).
+fn config_for(hosts: &[String]) -> Config {
+    let mut c = Config::default();
+    c.registries = hosts.iter().map(|h| settings(h)).collect();
+    c
+}
+
+fn no_credentials() -> CredentialLookup {
+    CredentialLookup::new(Arc::new(|_: &str| None), Vec::new())
+}
+
+fn registries(config: &Config) -> Registries {
+    Registries::from_config_with(config, Path::new("/nonexistent"), no_credentials())
+        .expect("registries")
+}
+
+fn repo(r: &Registries, name: &str) -> Repository {
+    r.repository(name).expect("repository")
+}
+
+fn random_digest(seed: &str) -> Digest {
+    Digest::sha256_of(format!("not pushed anywhere: {seed}").as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_resolves_and_checks_manifests() {
+    let reg = TestRegistry::start();
+    let pusher = reg.pusher();
+    let img = pusher.push_image("okd/release", Some("v1"), "one").await;
+    pusher
+        .push_manifest(
+            "okd/release",
+            "v2",
+            &Content {
+                media_type: OCI_MANIFEST.to_string(),
+                bytes: img.manifest_bytes.clone(),
+            },
+        )
+        .await;
+    let idx = pusher.push_index("okd/release", "multi", "idx").await;
+
+    let r = registries(&config_for(&[reg.host()]));
+    let release = repo(&r, &format!("{}/okd/release", reg.host()));
+    let before = r.request_count();
+
+    assert_eq!(release.list_tags().await.unwrap(), ["multi", "v1", "v2"]);
+    assert_eq!(r.request_count() - before, 1, "one GET for the tag list");
+
+    // An index tag resolves to the index itself, not to one platform's child.
+    let multi = release.resolve_tag("multi").await.unwrap();
+    assert_eq!(multi, Some(idx.index.clone()));
+    assert!(
+        idx.children
+            .iter()
+            .all(|c| Some(&c.manifest) != multi.as_ref())
+    );
+    assert_eq!(
+        release.resolve_tag("v1").await.unwrap(),
+        Some(img.manifest.clone())
+    );
+    assert_eq!(
+        release.resolve_tag("v2").await.unwrap(),
+        Some(img.manifest.clone())
+    );
+    assert_eq!(release.resolve_tag("nope").await.unwrap(), None);
+    assert_eq!(r.request_count() - before, 5, "one HEAD per resolve");
+
+    // By digest: children pushed without a tag are present, random digests are not.
+    for child in &idx.children {
+        assert!(release.has_manifest(&child.manifest).await.unwrap());
+    }
+    assert!(!release.has_manifest(&random_digest("x")).await.unwrap());
+    assert_eq!(r.request_count() - before, 8);
+
+    // A repository that does not exist is empty.
+    let missing = repo(&r, &format!("{}/no/such/repo", reg.host()));
+    assert!(missing.list_tags().await.unwrap().is_empty());
+    assert_eq!(missing.resolve_tag("v1").await.unwrap(), None);
+    assert!(!missing.has_manifest(&img.manifest).await.unwrap());
+
+    // Invalid tags are refused before any request.
+    let n = r.request_count();
+    let e = release.resolve_tag("../v1").await.unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidTag { .. }), "{e}");
+    assert_eq!(r.request_count(), n);
+
+    // A registry that does not answer: a transport error naming the repository.
+    let dead_host = format!("127.0.0.1:{}", crate::util::free_port());
+    let r2 = registries(&config_for(std::slice::from_ref(&dead_host)));
+    let e = repo(&r2, &format!("{dead_host}/a/b"))
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Transport { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("{dead_host}/a/b")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_link_pagination_through_a_paging_proxy() {
+    let reg = TestRegistry::start();
+    let tags: Vec<String> = (0..250)
+        .map(|i| format!("4.{}.{}", i / 10, i % 10))
+        .collect();
+    let pushed = reg.pusher().push_many("paged/many", &tags, 8).await;
+    assert_eq!(pushed.len(), 250);
+    let expected: Vec<String> = reg.pusher().tags("paged/many").await;
+    assert_eq!(expected.len(), 250);
+
+    for (style, page, pages) in [(LinkStyle::Relative, 7, 36), (LinkStyle::Absolute, 100, 3)] {
+        let proxy = PagingProxy::start(
+            &reg.base_url(),
+            ProxyOptions {
+                page_size: Some(page),
+                link: style,
+                ..Default::default()
+            },
+        );
+        let r = registries(&config_for(&[proxy.host()]));
+        let listed = repo(&r, &format!("{}/paged/many", proxy.host()))
+            .list_tags()
+            .await
+            .unwrap();
+        assert_eq!(listed, expected, "{style:?}");
+        assert_eq!(r.request_count(), pages, "{style:?}: one GET per page");
+        assert_eq!(proxy.request_count(), pages);
+        let log = proxy.log();
+        assert!(log[0].ends_with("/tags/list?n=1000"), "{log:?}");
+        assert!(log[1].contains("&last="), "{log:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_foreign_links_and_loops() {
+    let reg = TestRegistry::start();
+    let tags: Vec<String> = (0..30).map(|i| format!("t{i:02}")).collect();
+    reg.pusher().push_many("paged/few", &tags, 8).await;
+
+    let foreign = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            page_size: Some(10),
+            link: LinkStyle::ForeignHost,
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[foreign.host()]));
+    let e = repo(&r, &format!("{}/paged/few", foreign.host()))
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Pagination { .. }), "{e}");
+    assert!(e.to_string().contains("http://localhost:"), "{e}");
+    assert_eq!(
+        foreign.request_count(),
+        1,
+        "the foreign link is not followed"
+    );
+
+    let looping = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            page_size: Some(10),
+            link: LinkStyle::Loop,
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[looping.host()]));
+    let e = repo(&r, &format!("{}/paged/few", looping.host()))
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Pagination { .. }), "{e}");
+    assert!(e.to_string().contains("loop"), "{e}");
+    assert_eq!(
+        looping.request_count(),
+        2,
+        "page 1, page 2, then the loop is seen"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_from_env_and_from_auth_file() {
+    const USER: &str = "relsync";
+    const PASSWORD: &str = "s3cret-Pw-9f2c";
+    let reg = TestRegistry::start_with_basic_auth(USER, PASSWORD);
+    let img = reg
+        .pusher()
+        .push_image("secure/app", Some("v1"), "sec")
+        .await;
+    let name = format!("{}/secure/app", reg.host());
+
+    // Anonymous: refused with the registry's 401 and error code.
+    let r = registries(&config_for(&[reg.host()]));
+    let e = repo(&r, &name).list_tags().await.unwrap_err();
+    match &e {
+        RegistryError::Status { status, code, .. } => {
+            assert_eq!(*status, 401);
+            assert_eq!(code.as_deref(), Some("UNAUTHORIZED"));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains(&name), "{e}");
+
+    // Credentials from the variables named by usernameEnv/passwordEnv (injected env).
+    let mut config = config_for(&[reg.host()]);
+    config.registries[0].username_env = Some("T_USER".into());
+    config.registries[0].password_env = Some("T_PASS".into());
+    let env: EnvLookup = Arc::new(|k: &str| match k {
+        "T_USER" => Some(USER.to_string()),
+        "T_PASS" => Some(PASSWORD.to_string()),
+        _ => None,
+    });
+    let r = Registries::from_config_with(
+        &config,
+        Path::new("/nonexistent"),
+        CredentialLookup::from_env_fn(env),
+    )
+    .unwrap();
+    let app = repo(&r, &name);
+    assert_eq!(app.list_tags().await.unwrap(), ["v1"]);
+    assert_eq!(r.request_count(), 2, "401, then the retry with credentials");
+    assert_eq!(
+        app.resolve_tag("v1").await.unwrap(),
+        Some(img.manifest.clone())
+    );
+    assert_eq!(
+        r.request_count(),
+        3,
+        "basic auth is sent up front once learnt"
+    );
+    assert!(!format!("{r:?}").contains(PASSWORD));
+
+    // Credentials from the auth file $REGISTRY_AUTH_FILE names.
+    let dir = tempfile::tempdir().unwrap();
+    let auth_file = dir.path().join("auth.json");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        &auth_file,
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{encoded}"}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let file = auth_file.to_string_lossy().into_owned();
+    let env: EnvLookup = Arc::new(move |k: &str| (k == "REGISTRY_AUTH_FILE").then(|| file.clone()));
+    let r = Registries::from_config_with(
+        &config_for(&[reg.host()]),
+        Path::new("/nonexistent"),
+        CredentialLookup::from_env_fn(env),
+    )
+    .unwrap();
+    assert_eq!(
+        repo(&r, &name).resolve_tag("v1").await.unwrap(),
+        Some(img.manifest.clone())
+    );
+
+    // A wrong password: refused, and the password is in no message.
+    let wrong = "wrong-Pw-771";
+    let env: EnvLookup = Arc::new(move |k: &str| match k {
+        "T_USER" => Some(USER.to_string()),
+        "T_PASS" => Some(wrong.to_string()),
+        _ => None,
+    });
+    let r = Registries::from_config_with(
+        &config,
+        Path::new("/nonexistent"),
+        CredentialLookup::from_env_fn(env),
+    )
+    .unwrap();
+    let e = repo(&r, &name).list_tags().await.unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Status { status: 401, .. }),
+        "{e}"
+    );
+    let shown = format!("{e} {e:?} {r:?}");
+    assert!(
+        !shown.contains(wrong) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_cached_and_reused() {
+    let reg = TestRegistry::start();
+    let pusher = reg.pusher();
+    let a = pusher.push_image("tok/a", Some("v1"), "a").await;
+    let b = pusher.push_image("tok/b", Some("v1"), "b").await;
+
+    // A token endpoint that wants credentials, answering `token`.
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            bearer: Some(BearerAuth {
+                credentials: Some(("robot".into(), "tok-pass-123".into())),
+                access_token_field: false,
+            }),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let docker_config = dir.path().join(".docker/config.json");
+    std::fs::create_dir_all(docker_config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &docker_config,
+        format!(
+            r#"{{"auths": {{"http://{}/v1/": {{"username": "robot", "password": "tok-pass-123"}}}}}}"#,
+            proxy.host()
+        ),
+    )
+    .unwrap();
+    let home = dir.path().to_string_lossy().into_owned();
+    let env: EnvLookup = Arc::new(move |k: &str| (k == "HOME").then(|| home.clone()));
+    let r = Registries::from_config_with(
+        &config_for(&[proxy.host()]),
+        Path::new("/nonexistent"),
+        CredentialLookup::from_env_fn(env),
+    )
+    .unwrap();
+    let repo_a = repo(&r, &format!("{}/tok/a", proxy.host()));
+    assert_eq!(
+        repo_a.resolve_tag("v1").await.unwrap(),
+        Some(a.manifest.clone())
+    );
+    assert_eq!(
+        (r.request_count(), proxy.token_request_count()),
+        (3, 1),
+        "401, token, retry"
+    );
+    assert_eq!(repo_a.list_tags().await.unwrap(), ["v1"]);
+    assert_eq!(r.request_count(), 4, "the cached token is sent up front");
+    let repo_b = repo(&r, &format!("{}/tok/b", proxy.host()));
+    assert_eq!(
+        repo_b.resolve_tag("v1").await.unwrap(),
+        Some(b.manifest.clone())
+    );
+    assert_eq!(
+        (r.request_count(), proxy.token_request_count()),
+        (6, 2),
+        "a new scope: token first (the realm is known), then the request"
+    );
+    let log = proxy.log();
+    assert!(
+        log.iter().any(
+            |l| l.starts_with("GET /token?") && l.contains("scope=repository%3Atok%2Fb%3Apull")
+        ),
+        "{log:?}"
+    );
+
+    // Anonymous tokens, answered as `access_token`.
+    let anon = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            bearer: Some(BearerAuth {
+                credentials: None,
+                access_token_field: true,
+            }),
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[anon.host()]));
+    assert_eq!(
+        repo(&r, &format!("{}/tok/b", anon.host()))
+            .resolve_tag("v1")
+            .await
+            .unwrap(),
+        Some(b.manifest.clone())
+    );
+
+    // No credentials for an endpoint that wants them: an auth error, naming the repository.
+    let r = registries(&config_for(&[proxy.host()]));
+    let e = repo(&r, &format!("{}/tok/a", proxy.host()))
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Auth { .. }), "{e}");
+    assert!(
+        e.to_string().contains("tok/a") && e.to_string().contains("401"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashes_the_manifest_when_the_digest_header_is_missing() {
+    let reg = TestRegistry::start();
+    let idx = reg.pusher().push_index("nohdr/app", "multi", "nohdr").await;
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            strip_digest_header: true,
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/nohdr/app", proxy.host()));
+    assert_eq!(
+        app.resolve_tag("multi").await.unwrap(),
+        Some(idx.index.clone())
+    );
+    assert_eq!(r.request_count(), 2, "HEAD, then GET to hash the body");
+    assert_eq!(proxy.log()[1], "GET /v2/nohdr/app/manifests/multi");
+}
+
+fn desired_tag(digest: &Digest, version: &str) -> DesiredTag {
+    DesiredTag {
+        digest: digest.clone(),
+        version: version.to_string(),
+        stream: "s".to_string(),
+        source: "example.invalid/src".to_string(),
+        kind: TagKind::Version,
+        key: VersionKey::Listed(0),
+        channels: BTreeSet::from(["c".to_string()]),
+        span: Span::file("test.yaml"),
+    }
+}
+
+fn absent_tag(version: &str) -> AbsentTag {
+    AbsentTag {
+        version: version.to_string(),
+        channels: BTreeSet::from(["c".to_string()]),
+        span: Span::file("test.yaml"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_makes_one_request_per_named_tag_across_two_registries() {
+    let a = TestRegistry::start();
+    let b = TestRegistry::start();
+    // Registry A behind a counting proxy (no paging), to count what the server sees.
+    let proxy = PagingProxy::start(&a.base_url(), ProxyOptions::default());
+    let pa = a.pusher();
+    let img1 = pa.push_image("okd/release", Some("v1"), "one").await;
+    let img2 = pa.push_image("okd/release", Some("v2"), "two").await;
+    let img3 = pa.push_image("okd/release", None, "three").await; // by digest only
+    let retag = |tag: &'static str, img: &crate::util::PushedImage| {
+        let pa = pa.clone();
+        let content = Content {
+            media_type: OCI_MANIFEST.to_string(),
+            bytes: img.manifest_bytes.clone(),
+        };
+        async move { pa.push_manifest("okd/release", tag, &content).await }
+    };
+    retag("extra1", &img2).await;
+    retag("old", &img2).await;
+    let sig_tag = format!("sha256-{}.sig", img1.manifest.hex());
+    retag("sig", &img1).await;
+    // A signature tag (name only matters here).
+    pa.push_manifest(
+        "okd/release",
+        &sig_tag,
+        &Content {
+            media_type: OCI_MANIFEST.to_string(),
+            bytes: img1.manifest_bytes.clone(),
+        },
+    )
+    .await;
+    let pb = b.pusher();
+    let other = pb.push_image("other/y", Some("a"), "other").await;
+
+    let missing = random_digest("missing");
+    let host_a = proxy.host();
+    let host_b = b.host();
+    let release = format!("{host_a}/okd/release");
+    let mirror = format!("{host_b}/mirror/x");
+    let other_repo = format!("{host_b}/other/y");
+    let mut desired = DesiredState::default();
+    desired.repos.insert(
+        release.clone(),
+        DesiredRepo {
+            tags: BTreeMap::from([
+                ("v1".to_string(), desired_tag(&img1.manifest, "1")), // listed, ok
+                ("v2".to_string(), desired_tag(&img3.manifest, "2")), // listed, moved
+                ("new1".to_string(), desired_tag(&img3.manifest, "3")), // not listed, present
+                ("float2".to_string(), desired_tag(&img3.manifest, "3")), // same digest: deduped
+                ("new2".to_string(), desired_tag(&missing, "4")),     // not listed, absent
+                ("float".to_string(), desired_tag(&img1.manifest, "1")), // held by v1: no request
+            ]),
+            absent: BTreeMap::from([
+                ("old".to_string(), absent_tag("0")),   // listed: resolved
+                ("gone".to_string(), absent_tag("-1")), // not listed: nothing
+            ]),
+            known: BTreeMap::new(),
+        },
+    );
+    desired.repos.insert(
+        mirror.clone(),
+        DesiredRepo {
+            tags: BTreeMap::from([("t1".to_string(), desired_tag(&img1.manifest, "1"))]),
+            ..Default::default()
+        },
+    );
+    desired.repos.insert(
+        other_repo.clone(),
+        DesiredRepo {
+            tags: BTreeMap::from([("a".to_string(), desired_tag(&other.manifest, "1"))]),
+            ..Default::default()
+        },
+    );
+
+    let config = config_for(&[host_a.clone(), host_b.clone()]);
+    let r = registries(&config);
+    let observed = observe(&desired, &r, &ObserveOptions::default())
+        .await
+        .unwrap();
+    // A: 1 tag list + HEAD v1, v2, old + HEAD img3, missing = 6.
+    // B: (1 tag list + HEAD img1) + (1 tag list + HEAD a) = 4.
+    assert_eq!(proxy.request_count(), 6, "{:?}", proxy.log());
+    assert_eq!(r.request_count(), 10);
+
+    let rel = &observed.repos[&release];
+    assert_eq!(
+        rel.tags,
+        BTreeMap::from([
+            ("extra1".to_string(), None),
+            ("old".to_string(), Some(img2.manifest.clone())),
+            ("sig".to_string(), None),
+            (sig_tag.clone(), None),
+            ("v1".to_string(), Some(img1.manifest.clone())),
+            ("v2".to_string(), Some(img2.manifest.clone())),
+        ])
+    );
+    assert_eq!(
+        rel.manifests,
+        BTreeMap::from([(img3.manifest.clone(), true), (missing.clone(), false)])
+    );
+    assert_eq!(
+        observed.repos[&mirror],
+        ObservedRepo {
+            tags: BTreeMap::new(),
+            manifests: BTreeMap::from([(img1.manifest.clone(), false)]),
+        }
+    );
+    assert_eq!(
+        observed.repos[&other_repo].tags,
+        BTreeMap::from([("a".to_string(), Some(other.manifest.clone()))])
+    );
+    assert!(observed.repos[&other_repo].manifests.is_empty());
+
+    // Drift and prune also resolve unclaimed tags, but never signature tags.
+    let r = registries(&config);
+    let before = proxy.request_count();
+    let observed = observe(
+        &desired,
+        &r,
+        &ObserveOptions {
+            resolve_unclaimed: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(proxy.request_count() - before, 8, "+ HEAD extra1, sig");
+    assert_eq!(r.request_count(), 12);
+    let rel = &observed.repos[&release];
+    assert_eq!(rel.tags["extra1"], Some(img2.manifest.clone()));
+    assert_eq!(rel.tags["sig"], Some(img1.manifest.clone()));
+    assert_eq!(rel.tags[&sig_tag], None);
+    assert!(
+        !proxy
+            .log()
+            .iter()
+            .any(|l| l.contains(&format!("manifests/{sig_tag}")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_oci_layouts_directly_and_through_map_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config_a, layers_a, manifest_a) = tiny_image("layout-a", "amd64", 2);
+    let (_, _, manifest_b) = tiny_image("layout-b", "arm64", 1);
+    let index = image_index(&[(&manifest_a, "amd64"), (&manifest_b, "arm64")]);
+    let mut blobs: Vec<&Content> = layers_a.iter().collect();
+    blobs.push(&config_a);
+    let layout = dir.path().join("layouts/okd/release");
+    let digests = write_oci_layout(
+        &layout,
+        &[
+            (Some("a"), &manifest_a),
+            (Some("multi"), &index),
+            (None, &manifest_b),
+        ],
+        &blobs,
+    );
+
+    let mut config = Config::default();
+    let mut mapped = settings("mirror.example");
+    mapped.insecure = false;
+    mapped.map_to = Some(Located::new(
+        "oci:layouts".to_string(),
+        Span::file("relsync.yaml"),
+    ));
+    config.registries = vec![mapped];
+    let r = Registries::from_config_with(&config, dir.path(), no_credentials()).unwrap();
+
+    for name in ["oci:layouts/okd/release", "mirror.example/okd/release"] {
+        let l = repo(&r, name);
+        assert!(matches!(l, Repository::Layout(_)), "{name}");
+        assert_eq!(l.list_tags().await.unwrap(), ["a", "multi"], "{name}");
+        assert_eq!(
+            l.resolve_tag("multi").await.unwrap(),
+            Some(digests[1].clone())
+        );
+        assert_eq!(l.resolve_tag("a").await.unwrap(), Some(digests[0].clone()));
+        assert_eq!(l.resolve_tag("zzz").await.unwrap(), None);
+        assert!(
+            l.has_manifest(&digests[2]).await.unwrap(),
+            "untagged manifest"
+        );
+        assert!(!l.has_manifest(&random_digest("l")).await.unwrap());
+    }
+    // A layout that does not exist yet is an empty repository.
+    let empty = repo(&r, "mirror.example/not/there");
+    assert!(empty.list_tags().await.unwrap().is_empty());
+    assert_eq!(empty.resolve_tag("a").await.unwrap(), None);
+
+    // observe() over a layout target: no HTTP at all.
+    let name = "oci:layouts/okd/release".to_string();
+    let mut desired = DesiredState::default();
+    desired.repos.insert(
+        name.clone(),
+        DesiredRepo {
+            tags: BTreeMap::from([
+                ("a".to_string(), desired_tag(&digests[0], "1")),
+                ("b".to_string(), desired_tag(&digests[2], "2")),
+            ]),
+            ..Default::default()
+        },
+    );
+    let observed = observe(&desired, &r, &ObserveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        observed.repos[&name],
+        ObservedRepo {
+            tags: BTreeMap::from([
+                ("a".to_string(), Some(digests[0].clone())),
+                ("multi".to_string(), None),
+            ]),
+            manifests: BTreeMap::from([(digests[2].clone(), true)]),
+        }
+    );
+    assert_eq!(r.request_count(), 0);
+
+    // A malformed digest in index.json is refused.
+    let bad = dir.path().join("bad");
+    write_oci_layout(&bad, &[(Some("a"), &manifest_a)], &[]);
+    let text = std::fs::read_to_string(bad.join("index.json")).unwrap();
+    std::fs::write(
+        bad.join("index.json"),
+        text.replace(&digests[0].to_string(), "sha256:NOTHEX"),
+    )
+    .unwrap();
+    let e = repo(&r, "oci:bad").list_tags().await.unwrap_err();
+    assert!(matches!(e, RegistryError::BadDigest { .. }), "{e}");
+    assert!(e.to_string().contains("index.json"), "{e}");
+
+    // index.json without oci-layout is not a layout.
+    let half = dir.path().join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(
+        half.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let e = repo(&r, "oci:half").list_tags().await.unwrap_err();
+    assert!(matches!(e, RegistryError::Layout { .. }), "{e}");
+}
