@@ -22,7 +22,6 @@
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
-#[cfg(any())] // wired once the registry adapter lands
 pub mod cli;
 pub mod desired;
 pub mod digest;

@@ -1,1 +1,44 @@
-fn main() {}
+//! `relsync`: parses flags, initialises tracing, runs the command, maps errors to exit codes.
+
+use clap::Parser;
+use relsync::cli::{self, Args, CliError};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let level = match args.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,relsync={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli::run(args) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(CliError::Invalid(diagnostics)) => {
+            eprint!("{diagnostics}");
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == relsync::manifest::Severity::Error)
+                .count();
+            eprintln!("relsync: {errors} error(s); nothing was written");
+            std::process::ExitCode::from(1)
+        }
+        Err(e) => {
+            let mut msg = format!("relsync: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("{msg}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
