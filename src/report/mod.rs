@@ -2,7 +2,13 @@
 //! JSON (exactly DESIGN.md's contract) and Markdown (a PR-comment table). Drift also gets a
 //! unified diff per target of `tag digest` lines, desired vs live, made with `similar`.
 
-use crate::plan::{Drift, Plan};
+mod markdown;
+mod text;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::plan::{Action, ActionKind, Drift, DriftItem, DriftState, Plan, Target};
 
 /// Output format, `-o text|json|markdown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,11 +30,253 @@ pub struct Style {
 }
 
 /// Renders a plan.
+///
+/// - `text`: a summary line, then an aligned table `ACTION TARGET TAG FROM → TO REASON`
+///   (short digests, versions in brackets), conflicts as `conflict` rows, and the refusal if
+///   any; colour on the verbs only when `style.color`.
+/// - `json`: `{"revision", "actions": [...]}`, exactly DESIGN.md's contract, pretty-printed.
+/// - `markdown`: a summary line and a PR-comment table, conflicts and refusal called out.
+///
+/// Every format ends with a newline.
 pub fn render_plan(plan: &Plan, format: Format, style: Style) -> String {
-    todo!("{} {format:?} {style:?}", plan.revision)
+    match format {
+        Format::Text => text::plan(plan, style),
+        Format::Json => {
+            #[derive(Serialize)]
+            struct PlanJson<'a> {
+                revision: &'a str,
+                actions: &'a [Action],
+            }
+            json(&PlanJson {
+                revision: &plan.revision,
+                actions: &plan.actions,
+            })
+        }
+        Format::Markdown => markdown::plan(plan),
+    }
 }
 
 /// Renders a drift report.
+///
+/// - `text`: a summary line, a table of the items that are not `ok`, then for each target
+///   that differs a unified diff (made with `similar`) of sorted `tag digest` lines, desired
+///   vs live.
+/// - `json`: `{"revision", "inSync", "items": [...]}` with the `ok` rows, exactly DESIGN.md's
+///   contract, pretty-printed.
+/// - `markdown`: the summary, a table of the items that are not `ok`, and a `diff` block per
+///   target that differs.
+///
+/// Every format ends with a newline.
 pub fn render_drift(drift: &Drift, format: Format, style: Style) -> String {
-    todo!("{} {format:?} {style:?}", drift.revision)
+    match format {
+        Format::Text => text::drift(drift, style),
+        Format::Json => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct DriftJson<'a> {
+                revision: &'a str,
+                in_sync: bool,
+                items: &'a [DriftItem],
+            }
+            json(&DriftJson {
+                revision: &drift.revision,
+                in_sync: drift.in_sync(),
+                items: &drift.items,
+            })
+        }
+        Format::Markdown => markdown::drift(drift),
+    }
 }
+
+/// Pretty JSON with a trailing newline.
+fn json<T: Serialize>(value: &T) -> String {
+    // Plans and drift hold only strings, booleans, nulls and lists: serializing them into a
+    // String cannot fail.
+    let mut out = serde_json::to_string_pretty(value)
+        .expect("serializing strings, booleans and lists into a String cannot fail");
+    out.push('\n');
+    out
+}
+
+/// "1 action" / "2 actions".
+fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The revision as shown to people: the first 12 characters of a commit id.
+fn short_revision(revision: &str) -> &str {
+    match revision.char_indices().nth(12) {
+        Some((i, _)) if revision.bytes().all(|b| b.is_ascii_hexdigit()) => &revision[..i],
+        _ => revision,
+    }
+}
+
+/// The plan's summary: `in sync: nothing to do`, or `N actions: 2 mirror, 1 retag`, plus
+/// conflicts.
+fn plan_summary(plan: &Plan) -> String {
+    let kinds = [
+        ActionKind::Mirror,
+        ActionKind::Tag,
+        ActionKind::Retag,
+        ActionKind::Rollback,
+        ActionKind::Delete,
+    ];
+    let mut out = if plan.actions.is_empty() && plan.conflicts.is_empty() {
+        "in sync: nothing to do".to_string()
+    } else {
+        let per_kind: Vec<String> = kinds
+            .iter()
+            .filter_map(|k| {
+                let n = plan.actions.iter().filter(|a| a.action == *k).count();
+                (n > 0).then(|| format!("{n} {k}"))
+            })
+            .collect();
+        if per_kind.is_empty() {
+            count(0, "action")
+        } else {
+            format!(
+                "{}: {}",
+                count(plan.actions.len(), "action"),
+                per_kind.join(", ")
+            )
+        }
+    };
+    if !plan.conflicts.is_empty() {
+        out.push_str(&format!(
+            "; {} (never moved)",
+            count(plan.conflicts.len(), "conflict")
+        ));
+    }
+    if let Some(refusal) = &plan.refusal {
+        out.push_str(match refusal {
+            crate::plan::Refusal::DeleteCap { .. } => "; refused: over the delete cap",
+        });
+    }
+    out
+}
+
+/// The drift's summary: `in sync: N tags as desired` or `drift: 1 missing, 2 moved`, plus
+/// extras that do not count.
+fn drift_summary(drift: &Drift) -> String {
+    let ok = drift
+        .items
+        .iter()
+        .filter(|i| i.state == DriftState::Ok)
+        .count();
+    let ignored = drift
+        .items
+        .iter()
+        .filter(|i| i.state == DriftState::Extra && !i.counts)
+        .count();
+    let mut out = if drift.in_sync() {
+        format!("in sync: {} as desired", count(ok, "tag"))
+    } else {
+        let states = [
+            DriftState::Missing,
+            DriftState::Moved,
+            DriftState::Extra,
+            DriftState::Importing,
+            DriftState::ImportFailed,
+        ];
+        let parts: Vec<String> = states
+            .iter()
+            .filter_map(|s| {
+                let n = drift
+                    .items
+                    .iter()
+                    .filter(|i| i.state == *s && i.counts)
+                    .count();
+                (n > 0).then(|| format!("{n} {}", state_word(*s)))
+            })
+            .collect();
+        format!(
+            "drift: {}; {} as desired",
+            parts.join(", "),
+            count(ok, "tag")
+        )
+    };
+    if ignored > 0 {
+        out.push_str(&format!(
+            "; {} not claimed by any channel (not drift while prune is off)",
+            count(ignored, "extra tag")
+        ));
+    }
+    out
+}
+
+/// A drift state as written in every format.
+fn state_word(s: DriftState) -> &'static str {
+    match s {
+        DriftState::Missing => "missing",
+        DriftState::Moved => "moved",
+        DriftState::Extra => "extra",
+        DriftState::Ok => "ok",
+        DriftState::Importing => "importing",
+        DriftState::ImportFailed => "import-failed",
+    }
+}
+
+/// The note shown beside a drift item: its message, and whether it counts.
+fn drift_note(item: &DriftItem) -> String {
+    let mut note = item.message.clone().unwrap_or_default();
+    if item.state != DriftState::Ok && !item.counts {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str("not drift while prune is off");
+    }
+    note
+}
+
+/// A digest with its version, shortened: `sha256:0123456789ab (4.14.0)`, or `-`.
+fn digest_and_version(d: Option<&Digest>, version: Option<&str>) -> String {
+    match (d, version) {
+        (None, _) => "-".to_string(),
+        (Some(d), Some(v)) => format!("{} ({v})", d.short()),
+        (Some(d), None) => d.short(),
+    }
+}
+
+/// For each target with an item that is not `ok`, in order: the unified diff of sorted
+/// `tag digest` lines, desired (the claimed tags) vs live (every live tag the report holds).
+fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
+    let mut out = Vec::new();
+    let mut rest = drift.items.as_slice();
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|i| i.target == first.target).count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        if group.iter().all(|i| i.state == DriftState::Ok) {
+            continue;
+        }
+        let mut desired = String::new();
+        let mut live = String::new();
+        for i in group {
+            if let Some(d) = &i.desired {
+                desired.push_str(&format!("{} {d}\n", i.tag));
+            }
+            if i.state != DriftState::Missing {
+                match &i.actual {
+                    Some(a) => live.push_str(&format!("{} {a}\n", i.tag)),
+                    None => live.push_str(&format!("{} (not resolved)\n", i.tag)),
+                }
+            }
+        }
+        let diff = similar::TextDiff::from_lines(&desired, &live)
+            .unified_diff()
+            .header(
+                &format!("desired {}", first.target),
+                &format!("live {}", first.target),
+            )
+            .to_string();
+        out.push((&first.target, diff));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

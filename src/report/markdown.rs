@@ -1,0 +1,120 @@
+//! The `markdown` format: tables for a pull-request comment.
+
+use super::{drift_note, drift_summary, plan_summary, short_revision, state_word, target_diffs};
+use crate::digest::Digest;
+use crate::plan::{Drift, DriftState, Plan};
+
+/// Escapes a table cell: pipes, and line breaks folded into spaces.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Inline code, or an em dash for empty.
+fn code(s: &str) -> String {
+    if s.is_empty() {
+        "—".to_string()
+    } else {
+        format!("`{}`", cell(s))
+    }
+}
+
+/// `version` (`sha256:…`), `sha256:…`, or an em dash.
+fn version_cell(d: Option<&Digest>, version: Option<&str>) -> String {
+    match (d, version) {
+        (None, _) => "—".to_string(),
+        (Some(d), Some(v)) => format!("{} (`{}`)", code(v), d.short()),
+        (Some(d), None) => code(&d.short()),
+    }
+}
+
+pub(super) fn plan(plan: &Plan) -> String {
+    let mut out = format!(
+        "#### relsync plan for `{}`\n\n**{}**\n",
+        short_revision(&plan.revision),
+        plan_summary(plan)
+    );
+    if let Some(r) = &plan.refusal {
+        out.push_str(&format!("\n> [!CAUTION]\n> {}\n", cell(&r.to_string())));
+    }
+    if !plan.actions.is_empty() {
+        out.push_str("\n| action | target | tag | from | to | channels | reason |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for a in &plan.actions {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                a.action,
+                code(&a.target.to_string()),
+                code(&a.tag),
+                version_cell(a.from.as_ref(), a.from_version.as_deref()),
+                version_cell(a.to.as_ref(), a.to_version.as_deref()),
+                if a.channels.is_empty() {
+                    "—".to_string()
+                } else {
+                    cell(&a.channels.join(", "))
+                },
+                cell(&a.reason),
+            ));
+        }
+    }
+    if !plan.conflicts.is_empty() {
+        out.push_str("\n**Conflicts** (tags that differ from Git and are never moved):\n\n");
+        out.push_str("| target | tag | live | Git | reason |\n|---|---|---|---|---|\n");
+        for c in &plan.conflicts {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                code(&c.target.to_string()),
+                code(&c.tag),
+                code(&c.actual.short()),
+                code(&c.desired.short()),
+                cell(&c.reason),
+            ));
+        }
+    }
+    out
+}
+
+pub(super) fn drift(drift: &Drift) -> String {
+    let mut out = format!(
+        "#### relsync drift for `{}`\n\n**{}**\n",
+        short_revision(&drift.revision),
+        drift_summary(drift)
+    );
+    let rows: Vec<_> = drift
+        .items
+        .iter()
+        .filter(|i| i.state != DriftState::Ok)
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str("\n| state | target | tag | desired | actual | note |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for i in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            state_word(i.state),
+            code(&i.target.to_string()),
+            code(&i.tag),
+            version_cell(i.desired.as_ref(), None),
+            version_cell(i.actual.as_ref(), None),
+            match drift_note(i) {
+                n if n.is_empty() => "—".to_string(),
+                n => cell(&n),
+            },
+        ));
+    }
+    for (_, diff) in target_diffs(drift) {
+        out.push_str("\n```diff\n");
+        out.push_str(&diff);
+        if !diff.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("```\n");
+    }
+    out
+}
+
+#[cfg(test)]
+pub(super) fn cell_for_tests(s: &str) -> String {
+    cell(s)
+}

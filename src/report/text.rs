@@ -1,0 +1,206 @@
+//! The `text` format: aligned tables, short digests, ANSI colour on request.
+
+use super::{
+    Style, digest_and_version, drift_note, drift_summary, plan_summary, short_revision, state_word,
+    target_diffs,
+};
+use crate::plan::{ActionKind, Drift, DriftState, Plan};
+
+const RESET: &str = "\x1b[0m";
+
+fn verb_color(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Mirror | ActionKind::Tag => "\x1b[32m",
+        ActionKind::Retag => "\x1b[33m",
+        ActionKind::Rollback => "\x1b[35m",
+        ActionKind::Delete => "\x1b[31m",
+    }
+}
+
+fn state_color(state: DriftState) -> &'static str {
+    match state {
+        DriftState::Missing | DriftState::ImportFailed => "\x1b[31m",
+        DriftState::Moved => "\x1b[33m",
+        DriftState::Extra => "\x1b[36m",
+        DriftState::Ok => "\x1b[32m",
+        DriftState::Importing => "\x1b[34m",
+    }
+}
+
+const CONFLICT_COLOR: &str = "\x1b[1;31m";
+
+/// One cell: its text, and the colour of its text when colour is on.
+struct Cell {
+    text: String,
+    color: Option<&'static str>,
+}
+
+impl Cell {
+    fn plain(text: impl Into<String>) -> Self {
+        Cell {
+            text: text.into(),
+            color: None,
+        }
+    }
+
+    fn colored(text: impl Into<String>, color: &'static str) -> Self {
+        Cell {
+            text: text.into(),
+            color: Some(color),
+        }
+    }
+}
+
+/// An aligned table: columns separated by two spaces, padded to their widest cell (in
+/// characters), no padding after the last column, colour around the text only.
+fn table(header: &[&str], rows: Vec<Vec<Cell>>, style: Style) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.text.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<Cell> = header.iter().map(|h| Cell::plain(*h)).collect();
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            match cell.color {
+                Some(c) if style.color => {
+                    line.push_str(c);
+                    line.push_str(&cell.text);
+                    line.push_str(RESET);
+                }
+                _ => line.push_str(&cell.text),
+            }
+            if i + 1 < row.len() {
+                let pad = widths[i].saturating_sub(cell.text.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A version, unless it is the tag itself (a version tag's own action says it already).
+fn unless_tag<'a>(version: Option<&'a str>, tag: &str) -> Option<&'a str> {
+    version.filter(|v| crate::desired::version_tag(v) != tag)
+}
+
+/// `summary line`, table of actions and conflicts, refusal.
+pub(super) fn plan(plan: &Plan, style: Style) -> String {
+    let mut out = format!(
+        "{} (revision {})\n",
+        plan_summary(plan),
+        short_revision(&plan.revision)
+    );
+    if plan.actions.is_empty() && plan.conflicts.is_empty() {
+        return out;
+    }
+    let mut rows: Vec<Vec<Cell>> = plan
+        .actions
+        .iter()
+        .map(|a| {
+            vec![
+                Cell::colored(a.action.to_string(), verb_color(a.action)),
+                Cell::plain(a.target.to_string()),
+                Cell::plain(a.tag.clone()),
+                Cell::plain(format!(
+                    "{} → {}",
+                    digest_and_version(
+                        a.from.as_ref(),
+                        unless_tag(a.from_version.as_deref(), &a.tag)
+                    ),
+                    digest_and_version(a.to.as_ref(), unless_tag(a.to_version.as_deref(), &a.tag))
+                )),
+                Cell::plain(a.reason.clone()),
+            ]
+        })
+        .collect();
+    rows.extend(plan.conflicts.iter().map(|c| {
+        vec![
+            Cell::colored("conflict", CONFLICT_COLOR),
+            Cell::plain(c.target.to_string()),
+            Cell::plain(c.tag.clone()),
+            Cell::plain(format!("{} ≠ {}", c.actual.short(), c.desired.short())),
+            Cell::plain(c.reason.clone()),
+        ]
+    }));
+    out.push('\n');
+    out.push_str(&table(
+        &["ACTION", "TARGET", "TAG", "FROM → TO", "REASON"],
+        rows,
+        style,
+    ));
+    if let Some(r) = &plan.refusal {
+        out.push('\n');
+        if style.color {
+            out.push_str(&format!("{CONFLICT_COLOR}{r}{RESET}\n"));
+        } else {
+            out.push_str(&format!("{r}\n"));
+        }
+    }
+    out
+}
+
+/// Summary line, table of items that are not `ok`, a unified diff per target that differs.
+pub(super) fn drift(drift: &Drift, style: Style) -> String {
+    let mut out = format!(
+        "{} (revision {})\n",
+        drift_summary(drift),
+        short_revision(&drift.revision)
+    );
+    let rows: Vec<Vec<Cell>> = drift
+        .items
+        .iter()
+        .filter(|i| i.state != DriftState::Ok)
+        .map(|i| {
+            vec![
+                Cell::colored(state_word(i.state), state_color(i.state)),
+                Cell::plain(i.target.to_string()),
+                Cell::plain(i.tag.clone()),
+                Cell::plain(digest_and_version(i.desired.as_ref(), None)),
+                Cell::plain(digest_and_version(i.actual.as_ref(), None)),
+                Cell::plain(drift_note(i)),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    out.push_str(&table(
+        &["STATE", "TARGET", "TAG", "DESIRED", "ACTUAL", "NOTE"],
+        rows,
+        style,
+    ));
+    for (_, diff) in target_diffs(drift) {
+        out.push('\n');
+        for line in diff.lines() {
+            let color = if !style.color || line.starts_with("---") || line.starts_with("+++") {
+                None
+            } else if line.starts_with('+') {
+                Some("\x1b[32m")
+            } else if line.starts_with('-') {
+                Some("\x1b[31m")
+            } else if line.starts_with("@@") {
+                Some("\x1b[36m")
+            } else {
+                None
+            };
+            match color {
+                Some(c) => out.push_str(&format!("{c}{line}{RESET}\n")),
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
