@@ -178,7 +178,7 @@ fn bundled_example_validates_plans_and_drifts() {
     assert_eq!(
         actions(&json),
         vec![
-            ("mirror".into(), R4.into(), Value::Null, s(R4), true),
+            ("tag".into(), R3.into(), Value::Null, s(R3), false),
             (
                 "tag".into(),
                 "4.15.0-okd-scos.0".into(),
@@ -186,7 +186,7 @@ fn bundled_example_validates_plans_and_drifts() {
                 s(R3),
                 false
             ),
-            ("tag".into(), R3.into(), Value::Null, s(R3), false),
+            ("mirror".into(), R4.into(), Value::Null, s(R4), true),
             ("retag".into(), "4-scos-next".into(), s(R2), s(R4), false),
             ("retag".into(), "4-scos-stable".into(), s(R2), s(R3), false),
             ("delete".into(), R1.into(), s(R1), Value::Null, false),
@@ -216,8 +216,12 @@ fn bundled_example_validates_plans_and_drifts() {
     keys.sort();
     assert_eq!(keys, want);
     assert_eq!(
-        json["actions"][0]["channels"],
+        json["actions"][2]["channels"],
         serde_json::json!(["4-scos-next"])
+    );
+    assert_eq!(
+        json["actions"][0]["channels"],
+        serde_json::json!(["4-scos-next", "4-scos-stable"])
     );
 
     let drift = repo.relsync(&["drift", "-o", "json"]);
@@ -255,7 +259,7 @@ fn plan_narrowed_to_a_channel_keeps_shared_tags_only() {
     let plan = repo.relsync(&["plan", "-o", "json", "--channel", "4-scos-stable"]);
     plan.expect_code(2);
     let tags: Vec<String> = actions(&plan.json()).into_iter().map(|a| a.1).collect();
-    assert_eq!(tags, ["4.15.0-okd-scos.0", R3, "4-scos-stable"]);
+    assert_eq!(tags, [R3, "4.15.0-okd-scos.0", "4-scos-stable"]);
 
     let bad = repo.relsync(&["plan", "--channel", "nope"]);
     bad.expect_code(1);
