@@ -89,9 +89,13 @@ fn live_in_sync() -> ObservedState {
 }
 
 fn scenario_plan(live: &ObservedState) -> Plan {
+    plan_with(live, true)
+}
+
+fn plan_with(live: &ObservedState, prune: bool) -> Plan {
     let desired = derive(&manifests()).unwrap();
     let options = PlanOptions {
-        prune: true,
+        prune,
         ..PlanOptions::default()
     };
     plan(
@@ -119,13 +123,8 @@ const COLOR: Style = Style { color: true };
 fn golden_files() {
     let p = scenario_plan(&live());
     let d = scenario_drift(&live());
-    let synced_plan = {
-        let mut p = scenario_plan(&live_in_sync());
-        // The in-sync live state carries an unclaimed tag; without prune it is no action.
-        p.actions.retain(|a| a.action != ActionKind::Delete);
-        p.refusal = None;
-        p
-    };
+    // The in-sync live state carries an unclaimed tag; without prune it is no action.
+    let synced_plan = plan_with(&live_in_sync(), false);
     let synced_drift = scenario_drift(&live_in_sync());
     assert_eq!(synced_plan.exit_code(), 0);
     assert!(synced_drift.in_sync());
