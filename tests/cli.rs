@@ -426,3 +426,151 @@ fn missing_explicit_config_is_an_error() {
     run.expect_code(1);
     assert!(run.stderr().contains("nope.yaml"), "{}", run.stderr());
 }
+
+/// Two streams publishing into two real registries: the plan covers both, in DESIGN order,
+/// with a rollback decided by semver and a mirror into the empty registry.
+#[test]
+fn plan_and_drift_against_two_real_registries() {
+    use crate::util::{TestRegistry, block_on};
+    let (reg1, reg2) = (TestRegistry::start(), TestRegistry::start());
+    let (h1, h2) = (reg1.host(), reg2.host());
+    let p1 = reg1.pusher();
+    let (v14, v15, f39) = block_on(async {
+        let v14 = p1.push_index("okd/release", "4.14.0", "okd-4.14.0").await;
+        let v15 = p1.push_index("okd/release", "4.15.0", "okd-4.15.0").await;
+        // Someone tagged `stable` with 4.15.0 ahead of Git.
+        p1.push_manifest(
+            "okd/release",
+            "stable",
+            &crate::util::Content {
+                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                bytes: v15.index_bytes.clone(),
+            },
+        )
+        .await;
+        let f39 = p1.push_index("fcos/source", "39.0.0", "fcos-39").await;
+        (v14.index, v15.index, f39.index)
+    });
+
+    let repo = Repo::new();
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{h1}', insecure: true}}\n    - {{host: '{h2}', insecure: true}}\n"
+        ),
+    );
+    repo.write(
+        "manifests/streams.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1
+kind: ReleaseStream
+metadata: {{name: okd}}
+spec:
+  source: {h1}/okd/ci
+  target: {h1}/okd/release
+  releases:
+    - {{version: 4.14.0, digest: '{v14}'}}
+    - {{version: 4.15.0, digest: '{v15}'}}
+---
+apiVersion: relsync.dev/v1alpha1
+kind: ReleaseStream
+metadata: {{name: fcos}}
+spec:
+  source: {h1}/fcos/source
+  target: {h2}/fcos/release
+  releases:
+    - {{version: 39.0.0, digest: '{f39}'}}
+"
+        ),
+    );
+    repo.write(
+        "manifests/channels.yaml",
+        "apiVersion: relsync.dev/v1alpha1
+kind: ReleaseChannel
+metadata: {name: okd-stable}
+spec: {stream: okd, tags: [stable], versions: [4.14.0]}
+---
+apiVersion: relsync.dev/v1alpha1
+kind: ReleaseChannel
+metadata: {name: okd-next}
+spec: {stream: okd, tags: [next], versions: [4.14.0, 4.15.0]}
+---
+apiVersion: relsync.dev/v1alpha1
+kind: ReleaseChannel
+metadata: {name: fcos}
+spec: {stream: fcos, versions: [39.0.0]}
+",
+    );
+    repo.commit("two registries");
+
+    let plan = repo.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    let got: Vec<(String, String, String, Value, bool)> = plan.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["target"].as_str().unwrap().to_string(),
+                a["action"].as_str().unwrap().to_string(),
+                a["tag"].as_str().unwrap().to_string(),
+                a["to"].clone(),
+                a["copy"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let (t1, t2) = (format!("{h1}/okd/release"), format!("{h2}/fcos/release"));
+    let mut want = vec![
+        (
+            t1.clone(),
+            "tag".to_string(),
+            "next".to_string(),
+            Value::from(v15.to_string()),
+            false,
+        ),
+        (
+            t1.clone(),
+            "rollback".into(),
+            "stable".into(),
+            Value::from(v14.to_string()),
+            false,
+        ),
+        (
+            t2.clone(),
+            "mirror".into(),
+            "39.0.0".into(),
+            Value::from(f39.to_string()),
+            true,
+        ),
+    ];
+    // Targets sort as strings; the two ports decide which registry comes first.
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
+
+    let drift = repo.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(2);
+    let items = drift.json()["items"].as_array().unwrap().clone();
+    let find = |target: &str, tag: &str| {
+        items
+            .iter()
+            .find(|i| i["target"] == target && i["tag"] == tag)
+            .unwrap_or_else(|| panic!("no item {target} {tag}"))["state"]
+            .clone()
+    };
+    assert_eq!(find(&t1, "4.14.0"), "ok");
+    assert_eq!(find(&t1, "4.15.0"), "ok");
+    assert_eq!(find(&t1, "stable"), "moved");
+    assert_eq!(find(&t1, "next"), "missing");
+    assert_eq!(find(&t2, "39.0.0"), "missing");
+
+    // Narrowed to one channel, only its tags (4.14.0 is shared but already in place).
+    let narrowed = repo.relsync(&["plan", "-o", "json", "--channel", "okd-stable"]);
+    narrowed.expect_code(2);
+    let tags: Vec<String> = narrowed.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["tag"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tags, ["stable"]);
+}
