@@ -102,10 +102,10 @@ impl Context {
         };
         let manifests = manifest::load(&snapshot.files, &self.config.git.policies)
             .map_err(CliError::Invalid)?;
-        let desired = desired::derive(&manifests).map_err(CliError::Invalid)?;
         for w in manifests.warnings.iter() {
             eprintln!("{w}");
         }
+        let desired = desired::derive(&manifests).map_err(CliError::Invalid)?;
         let revision = snapshot
             .commit
             .unwrap_or_else(|| "working tree".to_string());
