@@ -1,6 +1,12 @@
 //! `relsync.yaml`: where Git is, how to reach registries and the cluster, how to sync.
 
+use serde_saphyr::Spanned;
+
+use super::Span;
 use super::diagnostic::{Diagnostics, Located};
+use super::parse::{
+    DocCtx, DocDe, Kind, RegistryDe, check_spec_fields, header, non_empty, parse_duration, required,
+};
 
 /// The whole `relsync.yaml` (`kind: Config`).
 #[derive(Debug, Clone, Default)]
@@ -108,4 +114,232 @@ pub struct WebhookSettings {
 
 pub(super) fn parse_config(path: &str, contents: &[u8]) -> Result<Config, Diagnostics> {
     super::parse::parse_config(path, contents)
+}
+
+/// Builds the config from its one document; problems go to `ctx`. Returns `None` when the
+/// document is not a usable Config (the problems say why).
+pub(super) fn from_document(ctx: &DocCtx<'_>, doc: Spanned<DocDe>) -> Option<Config> {
+    let root = doc.referenced;
+    let DocDe {
+        api_version,
+        kind,
+        metadata,
+        spec,
+    } = doc.value;
+    let (kind, kind_span) = header(ctx, root, api_version, kind, "Config")?;
+    if kind != Kind::Config {
+        ctx.error(
+            kind_span,
+            format!(
+                "expected `kind: Config` in {}, found a manifest kind",
+                ctx.file()
+            ),
+        );
+        return None;
+    }
+    if let Some(m) = metadata
+        && let Some(name) = m.value.name
+    {
+        non_empty(ctx, ctx.located(name), "metadata.name");
+    }
+    let mut config = Config::default();
+    config.git.repo = Located::new(".".to_string(), Span::file(ctx.file().clone()));
+    let Some(spec) = spec else {
+        return Some(config);
+    };
+    check_spec_fields(ctx, Kind::Config, &spec.value);
+    let spec = spec.value;
+    if let Some(git) = spec.git {
+        let g = git.value;
+        if let Some(repo) = g.repo.map(|v| ctx.located(v)) {
+            if let Some(repo) = non_empty(ctx, repo, "spec.git.repo") {
+                config.git.repo = repo;
+            }
+        }
+        if let Some(v) = g.revision.map(|v| ctx.located(v))
+            && let Some(v) = non_empty(ctx, v, "spec.git.revision")
+        {
+            config.git.revision = v.value;
+        }
+        for (field, path, slot) in [
+            (g.path, "spec.git.path", &mut config.git.path),
+            (g.policies, "spec.git.policies", &mut config.git.policies),
+        ] {
+            if let Some(v) = field.map(|v| ctx.located(v))
+                && let Some(v) = non_empty(ctx, v, path)
+            {
+                let dir = v.value.trim_end_matches('/');
+                let dir = dir.strip_prefix("./").unwrap_or(dir);
+                if dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
+                    ctx.error(
+                        v.span.clone(),
+                        format!(
+                            "`{path}` must be a directory inside the repository, found `{}`",
+                            v.value
+                        ),
+                    );
+                } else {
+                    *slot = dir.to_string();
+                }
+            }
+        }
+    }
+    if let Some(list) = spec.registries {
+        let mut seen: Vec<Located<String>> = Vec::new();
+        for (i, r) in list.value.into_iter().enumerate() {
+            if let Some(reg) = registry(ctx, i, r) {
+                if let Some(first) = seen.iter().find(|h| h.value == reg.host.value) {
+                    ctx.error(
+                        reg.host.span.clone(),
+                        format!(
+                            "registry `{}` is configured twice (first at {})",
+                            reg.host.value, first.span
+                        ),
+                    );
+                    continue;
+                }
+                seen.push(reg.host.clone());
+                config.registries.push(reg);
+            }
+        }
+    }
+    if let Some(cluster) = spec.cluster
+        && let Some(enabled) = cluster.value.enabled
+    {
+        config.cluster.enabled = enabled.value;
+    }
+    if let Some(sync) = spec.sync {
+        let s = sync.value;
+        if let Some(c) = s.concurrency {
+            if c.value == 0 {
+                ctx.error(
+                    ctx.span(c.referenced),
+                    "`spec.sync.concurrency` must be at least 1",
+                );
+            } else {
+                config.sync.concurrency = usize::try_from(c.value).unwrap_or(usize::MAX);
+            }
+        }
+        if let Some(v) = s.prune {
+            config.sync.prune = v.value;
+        }
+        if let Some(v) = s.auto {
+            config.sync.auto = v.value;
+        }
+        if let Some(v) = s.self_heal {
+            config.sync.self_heal = v.value;
+        }
+        if let Some(v) = s.interval {
+            match parse_duration(&v.value) {
+                Ok(0) => ctx.error(
+                    ctx.span(v.referenced),
+                    "`spec.sync.interval` must be at least one second",
+                ),
+                Ok(secs) => config.sync.interval_seconds = secs,
+                Err(e) => ctx.error(
+                    ctx.span(v.referenced),
+                    format!(
+                        "invalid `spec.sync.interval` `{}`: {e}; write e.g. `3m`, `1h30m` or `PT3M`",
+                        v.value
+                    ),
+                ),
+            }
+        }
+    }
+    if let Some(webhook) = spec.webhook
+        && let Some(v) = webhook.value.secret_env
+    {
+        config.webhook.secret_env = env_name(ctx, ctx.located(v), "spec.webhook.secretEnv");
+    }
+    Some(config)
+}
+
+fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<RegistrySettings> {
+    let at = r.referenced;
+    let r = r.value;
+    let host = required(ctx, r.host, &format!("spec.registries[{i}].host"), at)
+        .and_then(|h| non_empty(ctx, h, &format!("spec.registries[{i}].host")))?;
+    if host.value.contains('/')
+        || host.value.contains("://")
+        || host.value.contains(char::is_whitespace)
+    {
+        ctx.error(
+            host.span.clone(),
+            format!(
+                "`spec.registries[{i}].host` must be a host name with an optional port (e.g. `quay.io` or `127.0.0.1:5000`), found `{}`",
+                host.value
+            ),
+        );
+        return None;
+    }
+    let map_to =
+        r.map_to
+            .map(|m| ctx.located(m))
+            .and_then(|m| match m.value.strip_prefix("oci:") {
+                Some(dir) if !dir.is_empty() => Some(m),
+                _ => {
+                    ctx.error(
+                        m.span.clone(),
+                        format!(
+                            "`spec.registries[{i}].mapTo` must be `oci:DIR`, found `{}`",
+                            m.value
+                        ),
+                    );
+                    None
+                }
+            });
+    let ca_file = r
+        .ca_file
+        .map(|c| ctx.located(c))
+        .and_then(|c| non_empty(ctx, c, &format!("spec.registries[{i}].caFile")))
+        .map(|c| c.value);
+    let username_env = r.username_env.map(|v| ctx.located(v));
+    let password_env = r.password_env.map(|v| ctx.located(v));
+    match (&username_env, &password_env) {
+        (Some(u), None) => ctx.error(
+            u.span.clone(),
+            format!("`spec.registries[{i}].usernameEnv` needs `passwordEnv` too"),
+        ),
+        (None, Some(p)) => ctx.error(
+            p.span.clone(),
+            format!("`spec.registries[{i}].passwordEnv` needs `usernameEnv` too"),
+        ),
+        _ => {}
+    }
+    let username_env =
+        username_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].usernameEnv")));
+    let password_env =
+        password_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].passwordEnv")));
+    Some(RegistrySettings {
+        host,
+        insecure: r.insecure.map(|v| v.value).unwrap_or(false),
+        ca_file,
+        username_env,
+        password_env,
+        map_to,
+    })
+}
+
+/// The name of an environment variable (`[A-Za-z_][A-Za-z0-9_]*`).
+fn env_name(ctx: &DocCtx<'_>, v: Located<String>, path: &str) -> Option<String> {
+    let ok = v
+        .value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && v.value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Some(v.value)
+    } else {
+        ctx.error(
+            v.span.clone(),
+            format!(
+                "`{path}` must name an environment variable (letters, digits and `_`), found `{}`",
+                v.value
+            ),
+        );
+        None
+    }
 }
