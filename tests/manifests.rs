@@ -84,7 +84,11 @@ fn bad_corpus_reports_exact_diagnostics() {
     assert!(cases.len() >= 22, "corpus has {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let name = case.file_name().expect("name").to_string_lossy().into_owned();
+        let name = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let expected = std::fs::read_to_string(case.join("expected.txt"))
             .unwrap_or_else(|e| panic!("{name}: expected.txt: {e}"));
         let (diags, failed) = load_case(case);
@@ -224,20 +228,38 @@ spec:
     assert_eq!(s.releases.len(), 3);
     assert_eq!(s.releases[1].tags[0].value, "one-one");
     assert_eq!(s.releases[2].version.value, "1.1.0+amd64");
-    assert_eq!(s.releases[2].version.span.to_string(), "manifests/app.yaml:14:16");
-    assert_eq!(s.releases[2].digest.span.to_string(), "manifests/app.yaml:15:15");
+    assert_eq!(
+        s.releases[2].version.span.to_string(),
+        "manifests/app.yaml:14:16"
+    );
+    assert_eq!(
+        s.releases[2].digest.span.to_string(),
+        "manifests/app.yaml:15:15"
+    );
     let stable = &m.channels["stable"];
     assert_eq!(stable.name.span.to_string(), "manifests/channels.yml:14:9");
-    assert_eq!(stable.versions[0].span.to_string(), "manifests/channels.yml:20:7");
+    assert_eq!(
+        stable.versions[0].span.to_string(),
+        "manifests/channels.yml:20:7"
+    );
     let feeder = stable.feeder.as_ref().expect("feeder");
-    assert_eq!((feeder.channel.value.as_str(), feeder.delay_seconds), ("next", 3 * 86_400));
+    assert_eq!(
+        (feeder.channel.value.as_str(), feeder.delay_seconds),
+        ("next", 3 * 86_400)
+    );
     let is = stable.image_stream.as_ref().expect("imageStream");
-    assert_eq!((is.namespace.as_str(), is.name.as_str()), ("apps", "app-release"));
+    assert_eq!(
+        (is.namespace.as_str(), is.name.as_str()),
+        ("apps", "app-release")
+    );
     assert!(m.channels["next"].feeder.is_none());
     let names: Vec<&str> = m.policy.names.iter().map(|n| n.value.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(m.policy.allowed_sources.len(), 2);
-    assert_eq!(m.policy.max_deletes_per_sync.as_ref().map(|m| m.value), Some(3));
+    assert_eq!(
+        m.policy.max_deletes_per_sync.as_ref().map(|m| m.value),
+        Some(3)
+    );
     assert_eq!(m.policy.channel_subsets.len(), 1);
     assert!(m.policy.is_immutable("1.1.0"));
     assert!(!m.policy.is_immutable("next"));
@@ -273,7 +295,10 @@ fn an_empty_set_and_empty_files_are_valid() {
     let m = manifest::load(
         &[
             file("manifests/empty.yaml", ""),
-            file("manifests/comments.yaml", "# nothing here\n---\n# nor here\n"),
+            file(
+                "manifests/comments.yaml",
+                "# nothing here\n---\n# nor here\n",
+            ),
         ],
         "policies",
     )
@@ -334,8 +359,8 @@ spec:
     assert_eq!(c.webhook.secret_env.as_deref(), Some("HOOK_SECRET"));
 
     let minimal = "apiVersion: relsync.dev/v1alpha1\nkind: Config\n";
-    let c = manifest::load_config("relsync.yaml", minimal.as_bytes())
-        .unwrap_or_else(|d| panic!("{d}"));
+    let c =
+        manifest::load_config("relsync.yaml", minimal.as_bytes()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.git.repo.value, ".");
     assert_eq!(c.git.path, "manifests");
     assert_eq!(c.sync.concurrency, 8);
@@ -354,23 +379,33 @@ fn config_errors(text: &str) -> String {
 #[test]
 fn config_bad() {
     assert_eq!(
-        config_errors("apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  sync:\n    intervall: 3m\n"),
+        config_errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  sync:\n    intervall: 3m\n"
+        ),
         "relsync.yaml:5:5: unknown field `intervall` in `spec.sync`\n"
     );
     assert_eq!(
-        config_errors("apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  cluster: {enabled: yes}\n"),
+        config_errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  cluster: {enabled: yes}\n"
+        ),
         "relsync.yaml:4:22: `spec.cluster.enabled` must be true or false, found `yes`\n"
     );
     assert_eq!(
-        config_errors("apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  versions: [1.0.0]\n"),
+        config_errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  versions: [1.0.0]\n"
+        ),
         "relsync.yaml:4:3: unknown field `versions` in Config spec\n"
     );
     assert_eq!(
-        config_errors("apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {name: x}\nspec: {}\n"),
+        config_errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {name: x}\nspec: {}\n"
+        ),
         "relsync.yaml:2:7: expected `kind: Config` in relsync.yaml, found a manifest kind\n"
     );
     assert_eq!(
-        config_errors("apiVersion: relsync.dev/v1alpha1\nkind: Config\n---\napiVersion: relsync.dev/v1alpha1\nkind: Config\n"),
+        config_errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\n---\napiVersion: relsync.dev/v1alpha1\nkind: Config\n"
+        ),
         "relsync.yaml:4:1: a config file holds one document (found a second one)\n"
     );
     assert_eq!(
@@ -398,7 +433,9 @@ fn scalar_alias_amplification_fails_fast() {
     let msg = err.to_string();
     assert!(
         msg.starts_with("manifests/bomb.yaml:")
-            && msg.contains("document expands to more than 16 MiB of text (counting alias expansions)"),
+            && msg.contains(
+                "document expands to more than 16 MiB of text (counting alias expansions)"
+            ),
         "{msg}"
     );
     assert_eq!(err.len(), 1, "{msg}");
@@ -450,7 +487,8 @@ fn read_real_channel(path: &Path) -> RealChannel {
         feeder: Option<Feeder>,
     }
     let text = std::fs::read_to_string(path).expect("read channel file");
-    let f: File = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f: File =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     RealChannel {
         name: f.name,
         versions: f.versions,
@@ -545,7 +583,8 @@ fn real_cincinnati_channels_validate_and_newest_versions_are_right() {
     assert_eq!(all.len(), 1_384, "README: 1,384 distinct versions");
     let plus: Vec<&String> = all.iter().filter(|v| v.contains('+')).collect();
     assert!(
-        plus.iter().all(|v| all.contains(v.split('+').next().unwrap_or(""))),
+        plus.iter()
+            .all(|v| all.contains(v.split('+').next().unwrap_or(""))),
         "every +build version has its plain twin: {plus:?}"
     );
     assert_eq!(plus.len(), 14, "README/issue: 14 such pairs");
@@ -563,7 +602,10 @@ fn real_cincinnati_channels_validate_and_newest_versions_are_right() {
             .as_ref()
             .map(|f| (f.channel.value.clone(), f.delay_seconds))
     };
-    assert_eq!(feeder("stable-4.3"), Some(("fast-4.3".to_string(), 48 * 3600)));
+    assert_eq!(
+        feeder("stable-4.3"),
+        Some(("fast-4.3".to_string(), 48 * 3600))
+    );
     assert_eq!(feeder("eus-4.14"), Some(("stable-4.14".to_string(), 0)));
     assert_eq!(feeder("fast-4.3"), Some(("candidate-4.3".to_string(), 0)));
     assert_eq!(feeder("fast-4.14"), None);
@@ -606,4 +648,67 @@ fn real_cincinnati_channels_validate_and_newest_versions_are_right() {
     }
     assert_eq!(repo.tags["stable-4.14"].version, "4.14.58");
     assert_eq!(repo.tags["candidate-4.3"].version, "4.3.40");
+}
+
+#[test]
+fn odd_yaml_is_reported_cleanly() {
+    let errors = |text: &str| match manifest::load(&[file("manifests/x.yaml", text)], "policies") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(d) => d.to_string(),
+    };
+    assert_eq!(
+        errors("hello\n"),
+        "manifests/x.yaml:1:1: a document must be a mapping with apiVersion, kind, metadata and spec, found `hello`\n"
+    );
+    assert_eq!(
+        errors("- a\n- b\n"),
+        "manifests/x.yaml:1:1: a document must be a mapping with apiVersion, kind, metadata and spec, found a list\n"
+    );
+    // CRLF line ends and a byte-order mark do not shift lines or columns.
+    assert_eq!(
+        errors(
+            &STREAM
+                .replace('\n', "\r\n")
+                .replace("version: 1.1.0\r", "version: v1\r")
+        ),
+        "manifests/x.yaml:11:16: version `v1` of stream `app` is not semver: unexpected character 'v' while parsing major version number (hint: versions that are not semver need `order: listed` in the stream)\n"
+    );
+    assert_eq!(
+        errors(&format!("\u{feff}{}", STREAM.replace("target:", "targt:"))),
+        "manifests/x.yaml:7:3: unknown field `targt` in ReleaseStream spec\n"
+    );
+    assert_eq!(
+        errors(&STREAM.replace("source: ", "source: !foo ")),
+        "manifests/x.yaml:6:16: unsupported yaml tag `!foo`\n"
+    );
+    assert_eq!(
+        errors("apiVersion: relsync.dev/v1alpha1\napiVersion: relsync.dev/v1alpha1\n"),
+        "manifests/x.yaml:2:1: duplicate field `apiVersion`\n"
+    );
+    assert_eq!(
+        errors("apiVersion: relsync.dev/v1alpha1\n? [a]\n: b\n"),
+        "manifests/x.yaml:2:3: keys must be field names, found a list as a key\n"
+    );
+    // Found by the scan and again by serde-saphyr: reported once.
+    assert_eq!(
+        errors("apiVersion: *nope\n"),
+        "manifests/x.yaml:1:13: yaml syntax error: while parsing node, found unknown anchor\n"
+    );
+    assert_eq!(
+        errors(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: &m {name: x}\nspec:\n  stream: app\n  versions: *m\n"
+        ),
+        "manifests/x.yaml:6:13: `spec.versions` must be a list, found an alias\n"
+    );
+    // Aliases that fit the schema are fine; an explicit `...` end and empty documents too.
+    let ok = format!(
+        "{STREAM}...\n# trailing\n---\n---\napiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: &n next}}\nspec:\n  stream: app\n  tags: [*n]\n  versions: [1.0.0]\n"
+    );
+    let m = manifest::load(&[file("manifests/x.yaml", &ok)], "policies")
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(m.channels["next"].tags[0].value, "next");
+    assert_eq!(
+        m.channels["next"].versions[0].span.to_string(),
+        "manifests/x.yaml:26:14"
+    );
 }

@@ -151,10 +151,10 @@ pub(super) fn from_document(ctx: &DocCtx<'_>, doc: Spanned<DocDe>) -> Option<Con
     let spec = spec.value;
     if let Some(git) = spec.git {
         let g = git.value;
-        if let Some(repo) = g.repo.map(|v| ctx.located(v)) {
-            if let Some(repo) = non_empty(ctx, repo, "spec.git.repo") {
-                config.git.repo = repo;
-            }
+        if let Some(repo) = g.repo.map(|v| ctx.located(v))
+            && let Some(repo) = non_empty(ctx, repo, "spec.git.repo")
+        {
+            config.git.repo = repo;
         }
         if let Some(v) = g.revision.map(|v| ctx.located(v))
             && let Some(v) = non_empty(ctx, v, "spec.git.revision")

@@ -37,6 +37,8 @@ const MAX_REPLAYED_EVENTS: usize = 100_000;
 const MAX_SCALAR_BYTES: usize = MAX_FILE_BYTES;
 
 type S<T> = Spanned<T>;
+/// A list of strings, each with its place.
+type StringList = Vec<S<String>>;
 
 // ---------------------------------------------------------------------------------------------
 // The strict shape of a document.
@@ -78,7 +80,7 @@ pub(super) struct SpecDe {
     pub(super) allowed_sources: Option<S<Vec<S<String>>>>,
     pub(super) immutable_tags: Option<S<String>>,
     pub(super) max_deletes_per_sync: Option<S<u32>>,
-    pub(super) channel_subsets: Option<S<Vec<S<Vec<S<String>>>>>>,
+    pub(super) channel_subsets: Option<S<Vec<S<StringList>>>>,
     // Config
     pub(super) git: Option<S<GitDe>>,
     pub(super) registries: Option<S<Vec<S<RegistryDe>>>>,
@@ -521,9 +523,18 @@ pub(super) fn for_each_document(
         }
         file_problems.extend(ctx.problems.into_inner());
     }
-    // A syntax error found by the scan is usually met again by serde-saphyr: report it once.
-    let mut seen = std::collections::HashSet::new();
-    file_problems.retain(|d| seen.insert((d.span.clone(), d.message.clone())));
+    // A syntax error found by the scan is usually met again by serde-saphyr, in the same
+    // place, sometimes in other words: report it once, as the scan put it.
+    let scanned = scan.problems.len();
+    let scan_spans: std::collections::HashSet<Span> = file_problems[..scanned]
+        .iter()
+        .filter_map(|d| d.span.clone())
+        .collect();
+    let mut i = 0;
+    file_problems.retain(|d| {
+        i += 1;
+        i <= scanned || d.span.as_ref().is_none_or(|s| !scan_spans.contains(s))
+    });
     problems.0.extend(file_problems);
     broken
 }
@@ -632,10 +643,9 @@ fn prescan(text: &str) -> Scan {
                 after_explicit_end = None;
                 depth = 0;
             }
-            Event::DocumentEnd => {
-                if span.end.index() > span.start.index() {
-                    after_explicit_end = Some(line_start(span.end.line() + 1));
-                }
+            // An explicit `...` (an implicit end has an empty span).
+            Event::DocumentEnd if span.end.index() > span.start.index() => {
+                after_explicit_end = Some(line_start(span.end.line() + 1));
             }
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 depth += 1;
@@ -949,6 +959,10 @@ fn serde_error(ctx: &DocCtx<'_>, err: &serde_saphyr::Error) -> Diagnostic {
         | E::TaggedScalarCannotDeserializeIntoString { .. }
         | E::ExpectedEmptyMappingForUnitStruct { .. }
         | E::MergeValueNotMapOrSeqOfMaps { .. } => match index().at(loc, Role::Value) {
+            None if let Some(k) = index().at(loc, Role::Key) => format!(
+                "keys must be field names, found {} as a key",
+                describe_found(&k.shape)
+            ),
             Some(n) => {
                 let what = if n.path.is_empty() {
                     "a document".to_string()
