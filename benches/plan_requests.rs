@@ -105,15 +105,17 @@ async fn run() {
     assert_eq!(desired.repos.len(), REPOS);
     assert_eq!(named, REPOS * NAMED_PER_REPO);
 
-    let mut config = Config::default();
-    config.registries = vec![RegistrySettings {
-        host: Located::new(host.clone(), Span::file("relsync.yaml")),
-        insecure: true,
-        ca_file: None,
-        username_env: None,
-        password_env: None,
-        map_to: None,
-    }];
+    let config = Config {
+        registries: vec![RegistrySettings {
+            host: Located::new(host.clone(), Span::file("relsync.yaml")),
+            insecure: true,
+            ca_file: None,
+            username_env: None,
+            password_env: None,
+            map_to: None,
+        }],
+        ..Default::default()
+    };
     let config_dir = std::env::temp_dir();
     let goal = (REPOS + named) as u64;
 

@@ -32,9 +32,10 @@ fn settings(host: &str) -> RegistrySettings {
 
 /// A config marking every host insecure (plain HTTP on loopback).
 fn config_for(hosts: &[String]) -> Config {
-    let mut c = Config::default();
-    c.registries = hosts.iter().map(|h| settings(h)).collect();
-    c
+    Config {
+        registries: hosts.iter().map(|h| settings(h)).collect(),
+        ..Default::default()
+    }
 }
 
 fn no_credentials() -> CredentialLookup {
@@ -614,14 +615,16 @@ async fn reads_oci_layouts_directly_and_through_map_to() {
         &blobs,
     );
 
-    let mut config = Config::default();
     let mut mapped = settings("mirror.example");
     mapped.insecure = false;
     mapped.map_to = Some(Located::new(
         "oci:layouts".to_string(),
         Span::file("relsync.yaml"),
     ));
-    config.registries = vec![mapped];
+    let config = Config {
+        registries: vec![mapped],
+        ..Default::default()
+    };
     let r = Registries::from_config_with(&config, dir.path(), no_credentials()).unwrap();
 
     for name in ["oci:layouts/okd/release", "mirror.example/okd/release"] {

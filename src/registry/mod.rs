@@ -509,13 +509,19 @@ mod tests {
         }
     }
 
+    fn config_with(registries: Vec<RegistrySettings>) -> Config {
+        Config {
+            registries,
+            ..Default::default()
+        }
+    }
+
     fn no_creds() -> CredentialLookup {
         CredentialLookup::new(Arc::new(|_: &str| None), Vec::new())
     }
 
     #[test]
     fn routes_repository_strings() {
-        let mut config = Config::default();
         let mut mapped = settings("mirror.example");
         mapped.map_to = Some(Located::new(
             "oci:layouts".to_string(),
@@ -523,7 +529,7 @@ mod tests {
         ));
         let mut local = settings("127.0.0.1:5000");
         local.insecure = true;
-        config.registries = vec![mapped, local];
+        let config = config_with(vec![mapped, local]);
         let r = Registries::from_config_with(&config, Path::new("/cfg"), no_creds()).unwrap();
 
         match r.repository("oci:demo/okd").unwrap() {
@@ -582,23 +588,21 @@ mod tests {
 
     #[test]
     fn refuses_map_to_other_than_oci() {
-        let mut config = Config::default();
         let mut s = settings("quay.io");
         s.map_to = Some(Located::new(
             "/srv".to_string(),
             Span::new("relsync.yaml", 3, 5),
         ));
-        config.registries = vec![s];
+        let config = config_with(vec![s]);
         let e = Registries::from_config_with(&config, Path::new("/cfg"), no_creds()).unwrap_err();
         assert!(e.to_string().contains("relsync.yaml:3:5"), "{e}");
     }
 
     #[test]
     fn missing_ca_file_is_reported_at_setup() {
-        let mut config = Config::default();
         let mut s = settings("quay.io");
         s.ca_file = Some("nope/ca.pem".to_string());
-        config.registries = vec![s];
+        let config = config_with(vec![s]);
         let e = Registries::from_config_with(&config, Path::new("/nonexistent"), no_creds())
             .unwrap_err();
         assert!(matches!(e, RegistryError::CaFile { .. }), "{e}");
