@@ -700,3 +700,50 @@ async fn reads_oci_layouts_directly_and_through_map_to() {
     let e = repo(&r, "oci:half").list_tags().await.unwrap_err();
     assert!(matches!(e, RegistryError::Layout { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_by_default_with_ca_file() {
+    let reg = TestRegistry::start_tls();
+    let img = reg.pusher().push_image("tls/app", Some("v1"), "tls").await;
+    let name = format!("{}/tls/app", reg.host());
+
+    // HTTPS (not `insecure`), trusting the test CA through caFile (relative to the
+    // config directory).
+    let mut s = settings(&reg.host());
+    s.insecure = false;
+    s.ca_file = Some("ca.pem".to_string());
+    let config = Config {
+        registries: vec![s],
+        ..Default::default()
+    };
+    let r =
+        Registries::from_config_with(&config, &crate::util::tls_dir(), no_credentials()).unwrap();
+    let app = repo(&r, &name);
+    assert_eq!(app.list_tags().await.unwrap(), ["v1"]);
+    assert_eq!(app.resolve_tag("v1").await.unwrap(), Some(img.manifest));
+
+    // A host not in the config is HTTPS with the system roots only: the test CA is not
+    // trusted, so TLS fails.
+    let r = registries(&Config::default());
+    let e = repo(&r, &name).list_tags().await.unwrap_err();
+    assert!(matches!(e, RegistryError::Transport { .. }), "{e}");
+
+    // A caFile that holds no certificate is refused at setup.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let mut s = settings(&reg.host());
+    s.insecure = false;
+    s.ca_file = Some("empty.pem".to_string());
+    let config = Config {
+        registries: vec![s],
+        ..Default::default()
+    };
+    let e = Registries::from_config_with(&config, dir.path(), no_credentials()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RegistryError::Settings { .. } | RegistryError::Client { .. }
+        ),
+        "{e}"
+    );
+}

@@ -52,20 +52,32 @@ pub struct TestRegistry {
     port: u16,
     dir: tempfile::TempDir,
     basic: Option<(String, String)>,
+    tls: bool,
+}
+
+/// The test CA and server certificate for [`TestRegistry::start_tls`].
+pub fn tls_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-tls")
 }
 
 impl TestRegistry {
     /// Starts an anonymous registry (no auth, deletes enabled).
     pub fn start() -> TestRegistry {
-        Self::launch(None)
+        Self::launch(None, false)
     }
 
     /// Starts a registry that requires htpasswd basic auth for `user`/`password`.
     pub fn start_with_basic_auth(user: &str, password: &str) -> TestRegistry {
-        Self::launch(Some((user.to_string(), password.to_string())))
+        Self::launch(Some((user.to_string(), password.to_string())), false)
     }
 
-    fn launch(basic: Option<(String, String)>) -> TestRegistry {
+    /// Starts an anonymous registry serving HTTPS only, with the certificate of
+    /// [`tls_dir`] (signed by the test CA `tls_dir()/ca.pem`).
+    pub fn start_tls() -> TestRegistry {
+        Self::launch(None, true)
+    }
+
+    fn launch(basic: Option<(String, String)>, tls: bool) -> TestRegistry {
         assert!(
             Path::new(DOCKER_REGISTRY).exists(),
             "{DOCKER_REGISTRY} is missing: install Debian's docker-registry package (apt-get install docker-registry); registry tests cannot run without it"
@@ -80,6 +92,13 @@ impl TestRegistry {
              http:\n  addr: 127.0.0.1:5000\n  secret: relsync-test-secret\n",
             storage.display()
         );
+        if tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls_dir().join("server.pem").display(),
+                tls_dir().join("server.key").display()
+            ));
+        }
         if let Some((user, password)) = &basic {
             let hash = bcrypt::hash(password, 4).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
@@ -123,13 +142,17 @@ impl TestRegistry {
                     break;
                 }
                 if let Some(status) = http_status(port, "/v2/")
-                    && (status == 200 || (status == 401 && basic.is_some()))
+                    && (status == 200
+                        || (status == 401 && basic.is_some())
+                        // A TLS port answers plain HTTP with 400.
+                        || (status == 400 && tls))
                 {
                     return TestRegistry {
                         child,
                         port,
                         dir,
                         basic,
+                        tls,
                     };
                 }
                 if Instant::now() > deadline {
@@ -156,9 +179,10 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS registry).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Where it stores content.
@@ -355,9 +379,11 @@ pub struct Pusher {
 impl Pusher {
     /// A pusher for the registry at `base` (`http://host:port`).
     pub fn new(base: &str, basic: Option<(String, String)>) -> Pusher {
+        let ca = std::fs::read(tls_dir().join("ca.pem")).expect("test CA");
         Pusher {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("test CA"))
                 .build()
                 .expect("client"),
             base: base.trim_end_matches('/').to_string(),
