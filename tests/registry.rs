@@ -747,3 +747,48 @@ async fn https_by_default_with_ca_file() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_bounds_requests_in_flight_per_host() {
+    let reg = TestRegistry::start();
+    let tags: Vec<String> = (0..40).map(|i| format!("1.0.{i}")).collect();
+    let pushed = reg.pusher().push_many("busy/app", &tags, 8).await;
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            delay: Some(std::time::Duration::from_millis(20)),
+            ..Default::default()
+        },
+    );
+    let name = format!("{}/busy/app", proxy.host());
+    let mut desired = DesiredState::default();
+    desired.repos.insert(
+        name.clone(),
+        DesiredRepo {
+            tags: pushed
+                .iter()
+                .map(|(t, d)| (t.clone(), desired_tag(d, t)))
+                .collect(),
+            ..Default::default()
+        },
+    );
+    let mut config = config_for(&[proxy.host()]);
+    config.sync.concurrency = 3;
+    let r = registries(&config);
+    let observed = observe(&desired, &r, &ObserveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.request_count(), 41);
+    assert_eq!(
+        observed.repos[&name].tags,
+        pushed
+            .iter()
+            .map(|(t, d)| (t.clone(), Some(d.clone())))
+            .collect::<BTreeMap<_, _>>()
+    );
+    assert_eq!(
+        proxy.max_in_flight(),
+        3,
+        "requests overlap, but never more than sync.concurrency"
+    );
+}

@@ -666,6 +666,8 @@ pub struct ProxyOptions {
     pub bearer: Option<BearerAuth>,
     /// Drop `Docker-Content-Digest` from manifest answers (clients must hash the body).
     pub strip_digest_header: bool,
+    /// Hold every answer this long (to make concurrent requests overlap).
+    pub delay: Option<Duration>,
 }
 
 struct ProxyState {
@@ -675,6 +677,8 @@ struct ProxyState {
     options: ProxyOptions,
     client: reqwest::Client,
     requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     token_requests: AtomicU64,
     log: Mutex<Vec<String>>,
     tokens: Mutex<HashSet<String>>,
@@ -706,6 +710,8 @@ impl PagingProxy {
                 .build()
                 .expect("client"),
             requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashSet::new()),
@@ -750,6 +756,11 @@ impl PagingProxy {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// The most requests that were being answered at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Requests received by the token endpoint.
     pub fn token_request_count(&self) -> u64 {
         self.state.token_requests.load(Ordering::SeqCst)
@@ -791,6 +802,17 @@ async fn proxy_handler(
     axum::extract::State(st): axum::extract::State<Arc<ProxyState>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
+    let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    if let Some(d) = st.options.delay {
+        tokio::time::sleep(d).await;
+    }
+    let resp = proxy_answer(&st, req).await;
+    st.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::response::Response {
     st.requests.fetch_add(1, Ordering::SeqCst);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
