@@ -542,18 +542,13 @@ impl HttpRepository {
     }
 
     fn accept_manifests() -> HeaderMap {
+        static ACCEPT_ALL: std::sync::LazyLock<reqwest::header::HeaderValue> =
+            std::sync::LazyLock::new(|| {
+                reqwest::header::HeaderValue::from_str(&MANIFEST_MEDIA_TYPES.join(", "))
+                    .expect("media types are valid header text")
+            });
         let mut h = HeaderMap::new();
-        h.insert(
-            ACCEPT,
-            reqwest::header::HeaderValue::from_static(
-                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
-            ),
-        );
-        debug_assert!(
-            MANIFEST_MEDIA_TYPES
-                .iter()
-                .all(|t| h[ACCEPT].to_str().is_ok_and(|a| a.contains(t)))
-        );
+        h.insert(ACCEPT, ACCEPT_ALL.clone());
         h
     }
 

@@ -104,7 +104,7 @@ pub enum RegistryError {
         source: reqwest::Error,
     },
     /// The registry answered with an unexpected status.
-    #[error("{context}: registry answered {status}{}", error_detail(code.as_deref(), message.as_deref()))]
+    #[error("{context}: registry answered {}{}", status_text(*status), error_detail(code.as_deref(), message.as_deref()))]
     Status {
         /// What was being done, naming the repository (and tag or digest).
         context: String,
@@ -175,6 +175,16 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
 }
 
 fn error_detail(code: Option<&str>, message: Option<&str>) -> String {
@@ -606,6 +616,20 @@ mod tests {
         let e = Registries::from_config_with(&config, Path::new("/nonexistent"), no_creds())
             .unwrap_err();
         assert!(matches!(e, RegistryError::CaFile { .. }), "{e}");
+    }
+
+    #[test]
+    fn status_errors_name_the_code_and_message() {
+        let e = RegistryError::Status {
+            context: "listing tags of quay.io/okd/x".into(),
+            status: 403,
+            code: Some("DENIED".into()),
+            message: Some("requested access to the resource is denied".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "listing tags of quay.io/okd/x: registry answered 403 Forbidden (DENIED: requested access to the resource is denied)"
+        );
     }
 
     #[test]
