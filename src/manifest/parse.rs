@@ -420,18 +420,16 @@ impl DocCtx<'_> {
 
     /// The place of the key `path` (e.g. `["spec", "versions"]`), else `fallback`.
     pub(super) fn key_span(&self, path: &[&str], fallback: Location) -> Span {
-        let found = self.index().nodes.iter().find(|n| {
-            n.role == Role::Key
-                && n.path.len() == path.len()
-                && n.path
-                    .iter()
-                    .zip(path)
-                    .all(|(seg, p)| matches!(seg, Seg::Key(k) if k == p))
-        });
-        match found {
-            Some(n) => Span::new(self.file.clone(), n.line + self.line_offset, n.col),
+        match self.key_at(&path.join(".")) {
+            Some(span) => span,
             None => self.span(fallback),
         }
+    }
+
+    /// The place of the key written at `path` (`spec.releases[1].digest`), if any.
+    fn key_at(&self, path: &str) -> Option<Span> {
+        let &(line, col) = self.index().keys.get(path)?;
+        Some(Span::new(self.file.clone(), line + self.line_offset, col))
     }
 }
 
@@ -447,6 +445,9 @@ fn options() -> serde_saphyr::Options {
             max_recorded_anchor_events: MAX_REPLAYED_EVENTS,
             max_recorded_anchor_bytes: MAX_SCALAR_BYTES,
             max_documents: 1,
+            // A 16 MiB stream holds about 150,000 releases of 5 nodes each.
+            max_nodes: 1_000_000,
+            max_events: 4_000_000,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: MAX_REPLAYED_EVENTS,
@@ -711,6 +712,8 @@ struct NodeIndex {
     kind: Option<String>,
     /// The document's `metadata.name`, if written as a scalar.
     name: Option<String>,
+    /// Where each key is written, by its rendered path (the first one written wins).
+    keys: std::collections::HashMap<String, (u64, u64)>,
 }
 
 impl NodeIndex {
@@ -802,9 +805,13 @@ impl NodeIndex {
                 }),
                 _ => {}
             }
+            let (line, col) = (span.start.line() as u64, span.start.col() as u64 + 1);
+            if role == Role::Key {
+                index.keys.entry(render_path(&path)).or_insert((line, col));
+            }
             index.nodes.push(Node {
-                line: span.start.line() as u64,
-                col: span.start.col() as u64 + 1,
+                line,
+                col,
                 path,
                 role,
                 shape,
@@ -1048,16 +1055,8 @@ pub(super) fn required<T>(
         Some(v) => Some(ctx.located(v)),
         None => {
             // Written but null (`stream:`) reads as absent; say so at the key.
-            let key = ctx
-                .index()
-                .nodes
-                .iter()
-                .find(|n| n.role == Role::Key && render_path(&n.path) == path);
-            match key {
-                Some(n) => ctx.error(
-                    Span::new(ctx.file.clone(), n.line + ctx.line_offset, n.col),
-                    format!("`{path}` must not be empty"),
-                ),
+            match ctx.key_at(path) {
+                Some(span) => ctx.error(span, format!("`{path}` must not be empty")),
                 None => ctx.error(ctx.span(at), format!("missing field `{path}`")),
             }
             None
