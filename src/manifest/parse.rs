@@ -2,10 +2,14 @@
 //!
 //! Each file is first scanned once with the YAML event parser (granit-parser, which
 //! serde-saphyr re-exports) to find its document boundaries, syntax errors and nesting that
-//! is too deep. Each document is then deserialized on its own with serde-saphyr into one strict
-//! struct (`deny_unknown_fields` everywhere, every field `Spanned`), so that a problem in one
-//! document never hides the documents after it. When serde-saphyr reports an error, the
-//! document is scanned again to name the field at fault (`spec.releases[3].digest`).
+//! is too deep; nothing is expanded, so the scan is linear. Each document is then deserialized
+//! on its own with serde-saphyr (budgets on) into one strict struct (`deny_unknown_fields`
+//! everywhere, every field `Spanned`), so that a problem in one document never hides the
+//! documents after it. (serde-saphyr's own multi-document iterator skips to the next document
+//! after an error, but it stops silently when that skip itself meets a budget limit or a syntax
+//! error, losing every later document; deserializing document slices avoids that.) When
+//! serde-saphyr reports an error, the document is scanned again to name the field at fault
+//! (`spec.releases[3].digest`) and what was expected there.
 //!
 //! The spec of every kind is one union struct; which fields a kind may carry, and which it
 //! must, is checked here by hand, with the field's own place in the file.
