@@ -92,6 +92,21 @@ fn unless_tag<'a>(version: Option<&'a str>, tag: &str) -> Option<&'a str> {
     version.filter(|v| crate::desired::version_tag(v) != tag)
 }
 
+/// One side of a move, as short as it can be and still say what it is: the version when Git
+/// knows it (unless it is the tag itself), else the short digest; `-` when absent. Full
+/// digests are in `-o json`.
+fn version_or_digest(
+    digest: Option<&crate::digest::Digest>,
+    version: Option<&str>,
+    tag: &str,
+) -> String {
+    match (digest, unless_tag(version, tag)) {
+        (None, _) => "-".to_string(),
+        (Some(_), Some(v)) => v.to_string(),
+        (Some(d), None) => d.short(),
+    }
+}
+
 /// `summary line`, table of actions and conflicts, refusal.
 pub(super) fn plan(plan: &Plan, style: Style) -> String {
     let mut out = format!(
@@ -112,11 +127,8 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
                 Cell::plain(a.tag.clone()),
                 Cell::plain(format!(
                     "{} → {}",
-                    digest_and_version(
-                        a.from.as_ref(),
-                        unless_tag(a.from_version.as_deref(), &a.tag)
-                    ),
-                    digest_and_version(a.to.as_ref(), unless_tag(a.to_version.as_deref(), &a.tag))
+                    version_or_digest(a.from.as_ref(), a.from_version.as_deref(), &a.tag),
+                    version_or_digest(a.to.as_ref(), a.to_version.as_deref(), &a.tag),
                 )),
                 Cell::plain(a.reason.clone()),
             ]
