@@ -10,6 +10,7 @@
 //! per `Repository` value and keeps that snapshot.
 
 mod auth;
+mod content;
 mod http;
 mod layout;
 
@@ -20,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use auth::{CredentialLookup, Credentials, EnvLookup};
+pub use content::{
+    BlobStream, ByteStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion,
+};
 pub use http::{HttpRegistry, HttpRepository};
 pub use layout::LayoutRepository;
 
@@ -157,6 +161,16 @@ pub enum RegistryError {
         /// Why.
         #[source]
         source: serde_json::Error,
+    },
+    /// Content whose digest (or size) is not the one asked for: refused, nothing written.
+    #[error("{context}: content does not match its digest (expected {expected}, got {actual})")]
+    DigestMismatch {
+        /// What was being copied or read (repository and digest).
+        context: String,
+        /// The digest asked for.
+        expected: String,
+        /// What the bytes hash to (or the size seen, for a size mismatch).
+        actual: String,
     },
     /// An OCI image layout that cannot be used.
     #[error("oci layout {}: {reason}", path.display())]
