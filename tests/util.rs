@@ -87,7 +87,7 @@ impl TestRegistry {
         std::fs::create_dir_all(&storage).expect("storage dir");
         let mut config = format!(
             "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             log:\n  level: warn\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
              http:\n  addr: 127.0.0.1:5000\n  secret: relsync-test-secret\n",
             storage.display()
@@ -167,6 +167,31 @@ impl TestRegistry {
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         }
         panic!("docker-registry did not come up on a loopback port; its log:\n{last_log}");
+    }
+
+    /// Every request the registry served so far, as `METHOD /path` from its own access log
+    /// (an independent count of what a client sent, e.g. to prove a sync wrote nothing).
+    pub fn served_requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let start = line.find('"')? + 1;
+                let request = &line[start..];
+                let mut parts = request.split_whitespace();
+                let method = parts.next()?;
+                let path = parts.next()?;
+                matches!(method, "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE")
+                    .then(|| format!("{method} {path}"))
+            })
+            .collect()
+    }
+
+    /// The write requests (POST, PUT, PATCH, DELETE) among [`TestRegistry::served_requests`].
+    pub fn served_writes(&self) -> Vec<String> {
+        self.served_requests()
+            .into_iter()
+            .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+            .collect()
     }
 
     /// The port it listens on.
@@ -999,4 +1024,132 @@ fn repo_of(path: &str) -> Option<String> {
         }
     }
     None
+}
+
+// ---- Git repositories and the relsync binary --------------------------------------------
+
+/// The project root (where the bundled example lives).
+pub fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A throwaway Git repository, and `relsync` run in it.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    /// A repository holding a copy of the bundled example, committed.
+    pub fn example() -> Repo {
+        let repo = Repo::new();
+        for dir in ["manifests", "policies", "example"] {
+            copy_dir(&project().join(dir), &repo.path().join(dir));
+        }
+        std::fs::copy(
+            project().join("relsync.yaml"),
+            repo.path().join("relsync.yaml"),
+        )
+        .unwrap();
+        repo.commit("example");
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.org")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.org")
+            .output()
+            .expect("git must be installed to run these tests");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn write(&self, path: &str, contents: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.path().join(path)).unwrap()
+    }
+
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn relsync(&self, args: &[&str]) -> Run {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        Run(out)
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+pub struct Run(pub std::process::Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().expect("killed by a signal")
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout()))
+    }
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
 }
