@@ -5,4 +5,5 @@ mod util;
 
 mod cli;
 mod manifests;
+mod mirror;
 mod registry;

@@ -1,0 +1,351 @@
+//! End-to-end `relsync sync` against real docker-registry processes, read back with skopeo
+//! (an independent client), and into `oci:` layouts killed mid-copy.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use relsync::digest::Digest;
+use serde_json::Value;
+
+use crate::util::{PagingProxy, ProxyOptions, Repo, TestRegistry, block_on};
+
+const VERSIONS: [&str; 3] = ["4.14.0", "4.15.0", "4.16.0"];
+const SOURCE: &str = "okd/ci";
+const TARGET: &str = "okd/release";
+
+/// A source registry holding three multi-arch releases, an empty target registry, and a
+/// Git repository whose channels publish them: next = all three, stable = the first two.
+struct Setup {
+    src: TestRegistry,
+    dst: TestRegistry,
+    repo: Repo,
+    digests: Vec<Digest>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let (src, dst) = (TestRegistry::start(), TestRegistry::start());
+        let pusher = src.pusher();
+        let digests = block_on(async {
+            let mut out = Vec::new();
+            for v in VERSIONS {
+                out.push(
+                    pusher
+                        .push_index(SOURCE, v, &format!("release-{v}"))
+                        .await
+                        .index,
+                );
+            }
+            out
+        });
+        let repo = Repo::new();
+        repo.write(
+            "relsync.yaml",
+            &format!(
+                "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
+                src.host(),
+                dst.host()
+            ),
+        );
+        let releases: String = VERSIONS
+            .iter()
+            .zip(&digests)
+            .map(|(v, d)| format!("    - {{version: {v}, digest: '{d}'}}\n"))
+            .collect();
+        repo.write(
+            "manifests/stream.yaml",
+            &format!(
+                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: okd}}\nspec:\n  source: {}/{SOURCE}\n  target: {}/{TARGET}\n  releases:\n{releases}",
+                src.host(),
+                dst.host()
+            ),
+        );
+        Self::write_channels(&repo, &VERSIONS, &VERSIONS[..2]);
+        repo.commit("three releases");
+        Setup {
+            src,
+            dst,
+            repo,
+            digests,
+        }
+    }
+
+    fn write_channels(repo: &Repo, next: &[&str], stable: &[&str]) {
+        let channel = |name: &str, tag: &str, versions: &[&str]| {
+            format!(
+                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: {name}}}\nspec:\n  stream: okd\n  tags: [{tag}]\n  versions: [{}]\n",
+                versions.join(", ")
+            )
+        };
+        repo.write("manifests/next.yaml", &channel("okd-next", "next", next));
+        repo.write(
+            "manifests/stable.yaml",
+            &channel("okd-stable", "stable", stable),
+        );
+    }
+
+    fn digest_of(&self, version: &str) -> &Digest {
+        &self.digests[VERSIONS.iter().position(|v| *v == version).unwrap()]
+    }
+
+    /// Every tag Git wants in the target, with its digest.
+    fn desired(&self) -> Vec<(String, Digest)> {
+        let mut out: Vec<(String, Digest)> = VERSIONS
+            .iter()
+            .map(|v| (v.to_string(), self.digest_of(v).clone()))
+            .collect();
+        out.push(("next".into(), self.digest_of("4.16.0").clone()));
+        out.push(("stable".into(), self.digest_of("4.15.0").clone()));
+        out
+    }
+}
+
+fn skopeo(args: &[&str]) -> std::process::Output {
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo must be installed to run these tests (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The digest of what `host/repo:tag` holds, read by skopeo (the raw manifest's sha256).
+fn skopeo_digest(host: &str, repo: &str, tag: &str) -> Digest {
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{host}/{repo}:{tag}"),
+    ]);
+    Digest::sha256_of(&raw.stdout)
+}
+
+#[test]
+fn first_sync_mirrors_everything_and_a_second_is_a_noop() {
+    let s = Setup::new();
+    s.repo.relsync(&["plan"]).expect_code(2);
+    let src_writes = s.src.served_writes().len();
+
+    let sync = s.repo.relsync(&["sync"]);
+    sync.expect_code(0);
+    assert!(
+        sync.stderr().contains("synced"),
+        "a summary line: {}",
+        sync.stderr()
+    );
+
+    for (tag, digest) in s.desired() {
+        assert_eq!(
+            skopeo_digest(&s.dst.host(), TARGET, &tag),
+            digest,
+            "tag {tag}"
+        );
+        // Content complete: skopeo copies every platform of the index out of the target.
+        let out = tempfile::tempdir().unwrap();
+        skopeo(&[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{TARGET}:{tag}", s.dst.host()),
+            &format!("oci:{}:{tag}", out.path().display()),
+        ]);
+    }
+    assert_eq!(
+        s.src.served_writes().len(),
+        src_writes,
+        "the source is never written"
+    );
+
+    // Idempotent: the second run sends no write request at all, and plan is clean.
+    let writes = s.dst.served_writes();
+    s.repo.relsync(&["sync"]).expect_code(0);
+    assert_eq!(
+        s.dst.served_writes(),
+        writes,
+        "second sync wrote to the target"
+    );
+    s.repo.relsync(&["plan"]).expect_code(0);
+    s.repo.relsync(&["drift"]).expect_code(0);
+}
+
+#[test]
+fn a_tag_moved_behind_relsyncs_back_is_restored() {
+    let s = Setup::new();
+    s.repo.relsync(&["sync"]).expect_code(0);
+    // Someone points `next` at 4.14.0 directly in the target registry.
+    let old = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/{TARGET}:4.14.0", s.dst.host()),
+    ])
+    .stdout;
+    block_on(s.dst.pusher().push_manifest(
+        TARGET,
+        "next",
+        &crate::util::Content {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            bytes: old,
+        },
+    ));
+    assert_eq!(
+        &skopeo_digest(&s.dst.host(), TARGET, "next"),
+        s.digest_of("4.14.0")
+    );
+    s.repo.relsync(&["drift"]).expect_code(2);
+    let plan = s.repo.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    assert_eq!(plan.json()["actions"][0]["action"], "retag");
+
+    s.repo.relsync(&["sync"]).expect_code(0);
+    assert_eq!(
+        &skopeo_digest(&s.dst.host(), TARGET, "next"),
+        s.digest_of("4.16.0")
+    );
+    s.repo.relsync(&["drift"]).expect_code(0);
+}
+
+#[test]
+fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back() {
+    let s = Setup::new();
+    s.repo.relsync(&["sync"]).expect_code(0);
+    Setup::write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
+    s.repo.commit("withdraw 4.16.0 from next");
+
+    let plan = s.repo.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    let actions = plan.json()["actions"].as_array().unwrap().clone();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["action"], "rollback");
+    assert_eq!(actions[0]["tag"], "next");
+    assert_eq!(actions[0]["fromVersion"], "4.16.0");
+    assert_eq!(actions[0]["toVersion"], "4.15.0");
+
+    s.repo.relsync(&["sync"]).expect_code(0);
+    assert_eq!(
+        &skopeo_digest(&s.dst.host(), TARGET, "next"),
+        s.digest_of("4.15.0")
+    );
+    // 4.16.0 is now claimed by no channel: extra, but kept while prune is off.
+    assert_eq!(
+        &skopeo_digest(&s.dst.host(), TARGET, "4.16.0"),
+        s.digest_of("4.16.0")
+    );
+    s.repo.relsync(&["plan"]).expect_code(0);
+}
+
+/// Every tag in the layout's index.json names content that is all there and true to its
+/// digest: the manifest, every child manifest, every config and layer. Returns the tags.
+fn check_layout(dir: &Path) -> Vec<(String, Digest)> {
+    let index_path = dir.join("index.json");
+    if !index_path.exists() {
+        return Vec::new();
+    }
+    let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap())
+        .expect("index.json is always whole JSON");
+    let blob = |d: &str| -> Vec<u8> {
+        let digest = Digest::parse(d).unwrap();
+        let path = dir.join("blobs/sha256").join(digest.hex());
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{d} is referenced but missing ({e})"));
+        assert_eq!(Digest::sha256_of(&bytes), digest, "{d} is digest-false");
+        bytes
+    };
+    fn walk(manifest: &[u8], blob: &dyn Fn(&str) -> Vec<u8>) {
+        let m: Value = serde_json::from_slice(manifest).unwrap();
+        if let Some(children) = m["manifests"].as_array() {
+            for c in children {
+                walk(&blob(c["digest"].as_str().unwrap()), blob);
+            }
+        } else {
+            blob(m["config"]["digest"].as_str().unwrap());
+            for l in m["layers"].as_array().unwrap() {
+                blob(l["digest"].as_str().unwrap());
+            }
+        }
+    }
+    let mut tags = Vec::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        let d = entry["digest"].as_str().unwrap();
+        walk(&blob(d), &blob);
+        let tag = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tags.push((tag, Digest::parse(d).unwrap()));
+    }
+    tags.sort();
+    tags
+}
+
+#[test]
+fn sync_into_an_oci_layout_killed_mid_copy_never_tags_incomplete_content() {
+    let s = Setup::new();
+    // Slow the source down so that a copy takes a while and kills land mid-copy.
+    let proxy = PagingProxy::start(
+        &s.src.base_url(),
+        ProxyOptions {
+            delay: Some(Duration::from_millis(40)),
+            ..Default::default()
+        },
+    );
+    let stream = s.repo.read("manifests/stream.yaml").replace(
+        &format!("source: {}/", s.src.host()),
+        &format!("source: {}/", proxy.host()),
+    );
+    let stream = stream.replace(
+        &format!("target: {}/{TARGET}", s.dst.host()),
+        "target: oci:live/okd",
+    );
+    s.repo.write("manifests/stream.yaml", &stream);
+    let config = s.repo.read("relsync.yaml");
+    s.repo.write(
+        "relsync.yaml",
+        &format!(
+            "{config}    - {{host: '{}', insecure: true}}\n",
+            proxy.host()
+        ),
+    );
+    s.repo.commit("oci target behind a slow source");
+    let layout = s.repo.path().join("live/okd");
+
+    let mut seen_partial = false;
+    for kill_after_ms in [150u64, 300, 450, 600, 800, 1000] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relsync"))
+            .arg("sync")
+            .current_dir(s.repo.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let tags = check_layout(&layout);
+        let blobs = std::fs::read_dir(layout.join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if !finished && blobs > 0 && tags.len() < s.desired().len() {
+            seen_partial = true;
+        }
+    }
+    assert!(
+        seen_partial,
+        "no kill landed mid-copy: slow the source down further"
+    );
+
+    // A rerun converges, and every tag holds Git's digest.
+    s.repo.relsync(&["sync"]).expect_code(0);
+    let mut want = s.desired();
+    want.sort();
+    assert_eq!(check_layout(&layout), want);
+    s.repo.relsync(&["sync"]).expect_code(0);
+    s.repo.relsync(&["drift"]).expect_code(0);
+}
