@@ -7,21 +7,39 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK, WWW_AUTHENTICATE};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt as _;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LINK, LOCATION,
+    RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
 use url::Url;
 
 use super::auth::{Challenge, Credentials, Token, TokenAnswer, parse_challenges};
-use super::{MANIFEST_MEDIA_TYPES, RegistryError, TargetReader, is_valid_tag};
+use super::content::{BlobStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion};
+use super::retry::{
+    Outcome, RetryPolicy, parse_retry_after, retry, retryable_status, retryable_transport,
+};
+use super::verify::{check_manifest, digest_like, sniff_media_type, verifying};
+use super::{
+    MANIFEST_MEDIA_TYPES, RegistryError, TargetReader, check_repository_path, is_valid_tag,
+};
 use crate::digest::Digest;
 
 /// Pages of one tag list followed at most.
 pub const MAX_TAG_PAGES: usize = 10_000;
 /// Tags in one repository accepted at most.
 pub const MAX_TAGS: usize = 1_000_000;
-/// The largest manifest read when a registry does not send `Docker-Content-Digest`.
-pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest manifest read, as a byte count of an answer.
+const MAX_MANIFEST: u64 = MAX_MANIFEST_BYTES as u64;
+/// Connecting to a registry gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request whose answer stays silent this long (between chunks too) is abandoned.
+const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest tag-list page read.
 const MAX_TAG_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 /// The largest error or token answer read.
@@ -54,12 +72,15 @@ pub struct HttpRegistry {
     token_fetch: tokio::sync::Mutex<()>,
     limit: Semaphore,
     requests: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+    retry: RetryPolicy,
 }
 
 impl HttpRegistry {
     /// A client for `host`: plain HTTP when `insecure`, else HTTPS with the system roots
     /// plus the certificates of `ca_file`; at most `concurrency` requests in flight; every
-    /// request counted in `requests`.
+    /// request counted in `requests`, and those that write (POST, PUT, PATCH, DELETE) in
+    /// `writes` too. Requests are retried by the default [`RetryPolicy`].
     pub fn new(
         host: &str,
         insecure: bool,
@@ -67,6 +88,7 @@ impl HttpRegistry {
         credentials: Option<Credentials>,
         concurrency: usize,
         requests: Arc<AtomicU64>,
+        writes: Arc<AtomicU64>,
     ) -> Result<HttpRegistry, RegistryError> {
         let scheme = if insecure { "http" } else { "https" };
         let base_str = format!("{scheme}://{host}");
@@ -76,8 +98,8 @@ impl HttpRegistry {
         })?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .read_timeout(std::time::Duration::from_secs(120));
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_IDLE_TIMEOUT);
         if insecure {
             builder = builder.https_only(false);
         }
@@ -118,7 +140,22 @@ impl HttpRegistry {
             token_fetch: tokio::sync::Mutex::new(()),
             limit: Semaphore::new(concurrency.max(1)),
             requests,
+            writes,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// Replaces the retry policy (tests use short waits).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> HttpRegistry {
+        self.retry = policy;
+        self
+    }
+
+    /// Whether `url` is on this registry: same scheme, host and port.
+    fn same_origin(&self, url: &Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
     }
 
     /// The host (and port), e.g. `quay.io` or `127.0.0.1:5000`.
@@ -151,75 +188,156 @@ impl HttpRegistry {
             .cloned()
     }
 
-    /// Sends one request, counted and logged; retries once on a connection error.
+    fn count(&self, method: &Method) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            *method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a request built by `build`, counted and logged, trying up to `tries` times
+    /// (see [`RetryPolicy`]) on connection errors, timeouts, 408, 429 and 5xx. After the
+    /// last try a retryable status becomes a [`RegistryError::Status`] whose context says
+    /// how many tries were made; a transport failure a [`RegistryError::Transport`].
     async fn execute(
         &self,
         method: &Method,
         url: &Url,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        mut build: impl FnMut() -> Option<reqwest::RequestBuilder>,
+        tries: u32,
         context: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            match build().send().await {
-                Ok(resp) => {
-                    tracing::debug!(
-                        method = %method,
-                        url = %url,
-                        status = resp.status().as_u16(),
-                        "registry request"
-                    );
-                    return Ok(resp);
-                }
-                Err(e) => {
-                    tracing::debug!(method = %method, url = %url, error = %e, "registry request failed");
-                    if attempt == 1 && e.is_connect() {
-                        continue;
+        let policy = RetryPolicy {
+            tries,
+            ..self.retry
+        };
+        let (result, made) = retry(&policy, |_attempt| {
+            let request = build();
+            if request.is_some() {
+                self.count(method);
+            }
+            let method = method.clone();
+            let url = url.clone();
+            async move {
+                let Some(request) = request else {
+                    return Outcome::Done(Err(None));
+                };
+                match request.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        tracing::debug!(method = %method, url = %url, status, "registry request");
+                        if retryable_status(status) {
+                            let retry_after = resp
+                                .headers()
+                                .get(RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                            Outcome::Retry {
+                                value: Ok(resp),
+                                retry_after,
+                            }
+                        } else {
+                            Outcome::Done(Ok(resp))
+                        }
                     }
-                    return Err(RegistryError::Transport {
-                        context: context.to_string(),
-                        source: e.without_url(),
-                    });
+                    Err(e) => {
+                        tracing::debug!(method = %method, url = %url, error = %e, "registry request failed");
+                        if retryable_transport(&e) {
+                            Outcome::Retry {
+                                value: Err(Some(e)),
+                                retry_after: None,
+                            }
+                        } else {
+                            Outcome::Done(Err(Some(e)))
+                        }
+                    }
                 }
             }
+        })
+        .await;
+        let context = if made > 1 {
+            format!("{context} (gave up after {made} tries)")
+        } else {
+            context.to_string()
+        };
+        match result {
+            Ok(resp) if retryable_status(resp.status().as_u16()) => {
+                Err(status_error(resp, &context).await)
+            }
+            Ok(resp) => Ok(resp),
+            Err(Some(e)) => Err(RegistryError::Transport {
+                context,
+                source: e.without_url(),
+            }),
+            Err(None) => Err(RegistryError::Auth {
+                context,
+                reason: "a streamed request cannot be sent twice".to_string(),
+            }),
         }
     }
 
-    /// Sends `method url` for `scope` (`repository:<path>:pull`), authenticating as the host
-    /// asks: anonymous first; on 401, Basic with the credentials, or a Bearer token fetched
-    /// from the challenge's realm (cached per scope), then one retry.
+    async fn permit(
+        &self,
+        context: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, RegistryError> {
+        self.limit.acquire().await.map_err(|_| RegistryError::Auth {
+            context: context.to_string(),
+            reason: "the request limiter was closed".to_string(),
+        })
+    }
+
+    /// A request to `url` with `headers`, carrying `auth` only when `url` is on this
+    /// registry (an upload `Location` may point elsewhere).
+    fn request(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        auth: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone());
+        if let Some(a) = auth
+            && self.same_origin(url)
+        {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        rb
+    }
+
+    /// Sends `method url` (with `body`, when given) for `scope` (`repository:<path>:pull`,
+    /// space-separated scopes for several), authenticating as the host asks: anonymous
+    /// first; on 401, Basic with the credentials, or a Bearer token fetched from the
+    /// challenge's realm (cached per scope), then one more time. Each sending is retried
+    /// on transient failures.
     async fn send(
         &self,
         method: Method,
         url: Url,
         headers: HeaderMap,
+        body: Option<Bytes>,
         scope: &str,
         context: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let _permit = self
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| RegistryError::Auth {
-                context: context.to_string(),
-                reason: "the request limiter was closed".to_string(),
-            })?;
+        let _permit = self.permit(context).await?;
         let mut auth = self.authorization(scope, context, false).await?;
         let mut retried = false;
         loop {
             let build = || {
-                let mut rb = self
-                    .client
-                    .request(method.clone(), url.clone())
-                    .headers(headers.clone());
-                if let Some(a) = &auth {
-                    rb = rb.header(AUTHORIZATION, a.as_str());
-                }
-                rb
+                let rb = self.request(&method, &url, &headers, auth.as_deref());
+                Some(match &body {
+                    Some(b) => rb.body(b.clone()),
+                    None => rb,
+                })
             };
-            let resp = self.execute(&method, &url, build, context).await?;
+            let resp = self
+                .execute(&method, &url, build, self.retry.tries, context)
+                .await?;
             if resp.status() != StatusCode::UNAUTHORIZED || retried {
                 return Ok(resp);
             }
@@ -248,7 +366,7 @@ impl HttpRegistry {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(scope);
-                    let wanted = challenge_scope.unwrap_or_else(|| scope.to_string());
+                    let wanted = merge_scopes(challenge_scope.as_deref(), scope);
                     let token = self.fetch_token(scope, &wanted, context).await?;
                     auth = Some(format!("Bearer {}", token.value));
                     retried = true;
@@ -258,6 +376,31 @@ impl HttpRegistry {
             auth = self.authorization(scope, context, true).await?;
             retried = true;
         }
+    }
+
+    /// Sends a request whose body is a stream, once: a stream cannot be replayed, so
+    /// neither a retry nor an authentication challenge can be answered here. Callers
+    /// authenticate for `scope` first (with a [`HttpRegistry::send`] of their own) and
+    /// redo the whole operation when [`RegistryError::is_retryable`] says so.
+    async fn send_stream(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = self.permit(context).await?;
+        let auth = self.authorization(scope, context, false).await?;
+        let mut body = Some(body);
+        let build = || {
+            body.take().map(|b| {
+                self.request(&method, &url, &headers, auth.as_deref())
+                    .body(b)
+            })
+        };
+        self.execute(&method, &url, build, 1, context).await
     }
 
     /// The `Authorization` header value to send for `scope` given what the host asked for
@@ -333,14 +476,14 @@ impl HttpRegistry {
         }
         let build = || {
             let rb = self.client.get(url.clone());
-            match &self.credentials {
+            Some(match &self.credentials {
                 Some(c) => rb.header(AUTHORIZATION, basic_header(c)),
                 None => rb,
-            }
+            })
         };
         let token_context = format!("{context}: token request");
         let resp = self
-            .execute(&Method::GET, &url, build, &token_context)
+            .execute(&Method::GET, &url, build, self.retry.tries, &token_context)
             .await?;
         let status = resp.status();
         if !status.is_success() {
@@ -369,6 +512,23 @@ impl HttpRegistry {
             .insert(scope.to_string(), token.clone());
         Ok(token)
     }
+}
+
+/// The scopes to ask a token for: those the challenge names plus those the request needs
+/// (a push, or a mount's source), each once.
+fn merge_scopes(challenge: Option<&str>, wanted: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for s in challenge
+        .unwrap_or("")
+        .split(' ')
+        .chain(wanted.split(' '))
+        .filter(|s| !s.is_empty())
+    {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out.join(" ")
 }
 
 fn basic_header(c: &Credentials) -> String {
@@ -502,6 +662,7 @@ pub struct HttpRepository {
     name: String,
     path: String,
     scope: String,
+    push_scope: String,
 }
 
 impl HttpRepository {
@@ -512,6 +673,7 @@ impl HttpRepository {
             registry,
             name: name.to_string(),
             scope: format!("repository:{path}:pull"),
+            push_scope: format!("repository:{path}:pull,push"),
             path,
         }
     }
@@ -554,10 +716,7 @@ impl HttpRepository {
 
     /// Whether `next` may be followed from this registry: same scheme, host and port.
     fn same_origin(&self, next: &Url) -> bool {
-        let base = &self.registry.base;
-        next.scheme() == base.scheme()
-            && next.host_str() == base.host_str()
-            && next.port_or_known_default() == base.port_or_known_default()
+        self.registry.same_origin(next)
     }
 
     /// HEADs (or GETs) `manifests/<reference>`: `Some(digest)` when present, `None` on 404.
@@ -573,6 +732,7 @@ impl HttpRepository {
                 Method::HEAD,
                 url.clone(),
                 Self::accept_manifests(),
+                None,
                 &self.scope,
                 context,
             )
@@ -598,6 +758,7 @@ impl HttpRepository {
                 Method::GET,
                 url,
                 Self::accept_manifests(),
+                None,
                 &self.scope,
                 context,
             )
@@ -607,7 +768,7 @@ impl HttpRepository {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(status_error(resp, context).await),
         }
-        let body = read_bounded(resp, MAX_MANIFEST_BYTES, context).await?;
+        let body = read_bounded(resp, MAX_MANIFEST, context).await?;
         Ok(Some(Digest::sha256_of(&body)))
     }
 }
@@ -642,6 +803,7 @@ impl TargetReader for HttpRepository {
                     Method::GET,
                     url.clone(),
                     HeaderMap::new(),
+                    None,
                     &self.scope,
                     &context,
                 )
@@ -725,6 +887,485 @@ impl TargetReader for HttpRepository {
                     "the registry answered with the digest {other} for this digest"
                 )),
             }),
+        }
+    }
+}
+
+/// A manifest reference: a tag or a digest.
+enum Reference {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl Reference {
+    /// Parses `reference` (a digest when it holds `:`, else a tag), for repository `repo`.
+    fn parse(repo: &str, reference: &str) -> Result<Reference, RegistryError> {
+        if reference.contains(':') {
+            Digest::parse(reference)
+                .map(Reference::Digest)
+                .map_err(|source| RegistryError::BadDigest {
+                    context: format!("{repo}@{reference}"),
+                    source,
+                })
+        } else if is_valid_tag(reference) {
+            Ok(Reference::Tag(reference.to_string()))
+        } else {
+            Err(RegistryError::InvalidTag {
+                repo: repo.to_string(),
+                tag: reference.to_string(),
+            })
+        }
+    }
+
+    /// `repo:tag` or `repo@digest`.
+    fn display(&self, repo: &str) -> String {
+        match self {
+            Reference::Tag(t) => format!("{repo}:{t}"),
+            Reference::Digest(d) => format!("{repo}@{d}"),
+        }
+    }
+}
+
+/// The media type of a `Content-Type` value without parameters; `None` when absent or
+/// generic (`application/json`, `text/plain`, `application/octet-stream`).
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let media = value.split(';').next().unwrap_or("").trim();
+    match media {
+        "" | "application/json" | "text/plain" | "application/octet-stream" => None,
+        m => Some(m.to_string()),
+    }
+}
+
+/// The `Docker-Content-Digest` of an answer, when present and valid.
+fn content_digest(headers: &HeaderMap) -> Option<Digest> {
+    headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Digest::parse(v.trim()).ok())
+}
+
+impl HttpRepository {
+    /// The scope a mount needs: push here, pull from `from`.
+    fn mount_scope(&self, from: &str) -> String {
+        format!("{} repository:{from}:pull", self.push_scope)
+    }
+
+    /// The upload URL of a `Location` answer to `request`.
+    fn location(
+        &self,
+        resp: &reqwest::Response,
+        request: &Url,
+        context: &str,
+    ) -> Result<Url, RegistryError> {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Status {
+                context: context.to_string(),
+                status: resp.status().as_u16(),
+                code: None,
+                message: Some("the answer has no Location".to_string()),
+            })?;
+        let url = request.join(location).map_err(|e| RegistryError::Status {
+            context: context.to_string(),
+            status: resp.status().as_u16(),
+            code: None,
+            message: Some(format!("the Location `{location}` is not a URL ({e})")),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(RegistryError::Status {
+                context: context.to_string(),
+                status: resp.status().as_u16(),
+                code: None,
+                message: Some(format!("the Location `{location}` is not http(s)")),
+            });
+        }
+        Ok(url)
+    }
+
+    /// Starts an upload session: POST `blobs/uploads/` (with `query`), for `scope`.
+    async fn start_upload(
+        &self,
+        query: Option<&[(&str, &str)]>,
+        scope: &str,
+        context: &str,
+    ) -> Result<(reqwest::Response, Url), RegistryError> {
+        let mut url = self.url("blobs/uploads/")?;
+        if let Some(q) = query {
+            url.query_pairs_mut().extend_pairs(q);
+        }
+        let resp = self
+            .registry
+            .send(
+                Method::POST,
+                url.clone(),
+                HeaderMap::new(),
+                None,
+                scope,
+                context,
+            )
+            .await?;
+        Ok((resp, url))
+    }
+
+    /// Cancels an upload session, best effort.
+    async fn cancel_upload(&self, url: Url, scope: &str, context: &str) {
+        let context = format!("{context}: cancelling the upload session");
+        match self
+            .registry
+            .send(Method::DELETE, url, HeaderMap::new(), None, scope, &context)
+            .await
+        {
+            Ok(resp) => {
+                tracing::debug!(status = resp.status().as_u16(), "{context}");
+            }
+            Err(e) => tracing::debug!(error = %e, "{context}"),
+        }
+    }
+}
+
+impl ContentStore for HttpRepository {
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>, RegistryError> {
+        let parsed = Reference::parse(&self.name, reference)?;
+        let context = format!("reading manifest {}", parsed.display(&self.name));
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let resp = self
+            .registry
+            .send(
+                Method::GET,
+                url,
+                Self::accept_manifests(),
+                None,
+                &self.scope,
+                &context,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(status_error(resp, &context).await),
+        }
+        let declared_type = content_type(resp.headers());
+        let header_digest = content_digest(resp.headers());
+        let bytes = Bytes::from(read_bounded(resp, MAX_MANIFEST, &context).await?);
+        let digest = match &parsed {
+            Reference::Digest(d) => {
+                let actual = digest_like(d, &bytes);
+                if actual != d.as_str() {
+                    return Err(RegistryError::DigestMismatch {
+                        context,
+                        expected: d.to_string(),
+                        actual,
+                    });
+                }
+                d.clone()
+            }
+            Reference::Tag(_) => {
+                let computed = Digest::sha256_of(&bytes);
+                if let Some(h) = header_digest.filter(|h| h.algorithm() == "sha256")
+                    && h != computed
+                {
+                    return Err(RegistryError::DigestMismatch {
+                        context: format!("{context} (Docker-Content-Digest)"),
+                        expected: h.to_string(),
+                        actual: computed.to_string(),
+                    });
+                }
+                computed
+            }
+        };
+        let media_type = declared_type
+            .or_else(|| sniff_media_type(&bytes))
+            .ok_or_else(|| RegistryError::Status {
+                context: context.clone(),
+                status: 200,
+                code: None,
+                message: Some(
+                    "the manifest has no media type (no Content-Type, no mediaType)".to_string(),
+                ),
+            })?;
+        Ok(Some(RawManifest {
+            media_type,
+            bytes,
+            digest,
+        }))
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        let context = format!("checking blob {digest} in {}", self.name);
+        let url = self.url(&format!("blobs/{digest}"))?;
+        let resp = self
+            .registry
+            .send(
+                Method::HEAD,
+                url,
+                HeaderMap::new(),
+                None,
+                &self.scope,
+                &context,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_error(resp, &context).await),
+        }
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        let context = format!("reading blob {digest} from {}", self.name);
+        let url = self.url(&format!("blobs/{digest}"))?;
+        // Redirects to storage are followed by the client, which drops `Authorization`
+        // when the redirect leaves this host.
+        let resp = self
+            .registry
+            .send(
+                Method::GET,
+                url,
+                HeaderMap::new(),
+                None,
+                &self.scope,
+                &context,
+            )
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(status_error(resp, &context).await);
+        }
+        let size = resp.content_length();
+        let chunks = resp
+            .bytes_stream()
+            .map_err(move |e| RegistryError::Transport {
+                context: context.clone(),
+                source: e.without_url(),
+            });
+        Ok(BlobStream {
+            size,
+            chunks: Box::pin(chunks),
+        })
+    }
+
+    async fn put_blob(&self, digest: &Digest, blob: BlobStream) -> Result<u64, RegistryError> {
+        let context = format!("uploading blob {digest} to {}", self.name);
+        let (resp, request) = self.start_upload(None, &self.push_scope, &context).await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error(resp, &context).await);
+        }
+        let mut url = self.location(&resp, &request, &context)?;
+        drop(resp);
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+
+        let (stream, handle) = verifying(blob.chunks, digest, blob.size, &context);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        if let Some(size) = blob.size {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+        }
+        let sent = self
+            .registry
+            .send_stream(
+                Method::PUT,
+                url,
+                headers,
+                reqwest::Body::wrap_stream(stream),
+                &self.push_scope,
+                &context,
+            )
+            .await;
+        // A lying or failing source is the cause, whatever the transport made of it.
+        if let Some(e) = handle.take_error() {
+            return Err(e);
+        }
+        let resp = sent?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(status_error(resp, &context).await);
+        }
+        if let Some(stored) = content_digest(resp.headers())
+            && stored != *digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                context: format!("{context}: the registry stored another digest"),
+                expected: digest.to_string(),
+                actual: stored.to_string(),
+            });
+        }
+        Ok(handle.verified().unwrap_or(0))
+    }
+
+    async fn mount_blob(&self, digest: &Digest, from_path: &str) -> Result<bool, RegistryError> {
+        check_repository_path(from_path).map_err(|reason| RegistryError::InvalidRepository {
+            repo: from_path.to_string(),
+            reason,
+        })?;
+        if from_path == self.path {
+            return self.has_blob(digest).await;
+        }
+        let context = format!("mounting blob {digest} from {from_path} into {}", self.name);
+        let scope = self.mount_scope(from_path);
+        let (resp, request) = self
+            .start_upload(
+                Some(&[("mount", digest.as_str()), ("from", from_path)]),
+                &scope,
+                &context,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                // The registry opened an upload session instead: close it.
+                if let Ok(url) = self.location(&resp, &request, &context) {
+                    drop(resp);
+                    self.cancel_upload(url, &scope, &context).await;
+                }
+                Ok(false)
+            }
+            _ => Err(status_error(resp, &context).await),
+        }
+    }
+
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<(), RegistryError> {
+        let parsed = Reference::parse(&self.name, reference)?;
+        let context = format!("writing manifest {}", parsed.display(&self.name));
+        check_manifest(&context, manifest)?;
+        if let Reference::Digest(d) = &parsed
+            && *d != manifest.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                context,
+                expected: d.to_string(),
+                actual: manifest.digest.to_string(),
+            });
+        }
+        let mut headers = HeaderMap::new();
+        let ct = HeaderValue::from_str(&manifest.media_type).map_err(|_| {
+            RegistryError::InvalidRepository {
+                repo: self.name.clone(),
+                reason: format!(
+                    "the media type `{}` cannot be sent as Content-Type",
+                    manifest.media_type
+                ),
+            }
+        })?;
+        headers.insert(CONTENT_TYPE, ct);
+        let url = self.url(&format!("manifests/{reference}"))?;
+        let resp = self
+            .registry
+            .send(
+                Method::PUT,
+                url,
+                headers,
+                Some(manifest.bytes.clone()),
+                &self.push_scope,
+                &context,
+            )
+            .await?;
+        if !matches!(resp.status(), StatusCode::CREATED | StatusCode::OK) {
+            return Err(status_error(resp, &context).await);
+        }
+        if let Some(stored) = content_digest(resp.headers())
+            && stored.algorithm() == manifest.digest.algorithm()
+            && stored != manifest.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                context: format!("{context}: the registry stored another digest"),
+                expected: manifest.digest.to_string(),
+                actual: stored.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
+        if !is_valid_tag(tag) {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: tag.to_string(),
+            });
+        }
+        let context = format!("deleting tag {}:{tag}", self.name);
+        let url = self.url(&format!("manifests/{tag}"))?;
+        let resp = self
+            .registry
+            .send(
+                Method::DELETE,
+                url,
+                HeaderMap::new(),
+                None,
+                &self.push_scope,
+                &context,
+            )
+            .await?;
+        let status = resp.status();
+        match status {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => {
+                Ok(TagDeletion::Deleted)
+            }
+            StatusCode::NOT_FOUND => {
+                let (code, message) = error_of(resp).await;
+                match code.as_deref() {
+                    None | Some("MANIFEST_UNKNOWN") | Some("NAME_UNKNOWN") => {
+                        Ok(TagDeletion::Deleted)
+                    }
+                    Some(_) => Err(RegistryError::Status {
+                        context,
+                        status: status.as_u16(),
+                        code,
+                        message,
+                    }),
+                }
+            }
+            StatusCode::METHOD_NOT_ALLOWED => Ok(TagDeletion::Unsupported),
+            StatusCode::BAD_REQUEST => {
+                let (code, message) = error_of(resp).await;
+                match code.as_deref() {
+                    Some("UNSUPPORTED") | Some("DIGEST_INVALID") => Ok(TagDeletion::Unsupported),
+                    _ => Err(RegistryError::Status {
+                        context,
+                        status: status.as_u16(),
+                        code,
+                        message,
+                    }),
+                }
+            }
+            _ => Err(status_error(resp, &context).await),
+        }
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
+        let context = format!("deleting manifest {}@{digest}", self.name);
+        let url = self.url(&format!("manifests/{digest}"))?;
+        let resp = self
+            .registry
+            .send(
+                Method::DELETE,
+                url,
+                HeaderMap::new(),
+                None,
+                &self.push_scope,
+                &context,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let (code, _) = error_of(resp).await;
+                Err(RegistryError::Status {
+                    context,
+                    status: 405,
+                    code,
+                    message: Some("deletes are disabled on this registry".to_string()),
+                })
+            }
+            _ => Err(status_error(resp, &context).await),
         }
     }
 }

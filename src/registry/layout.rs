@@ -1,32 +1,101 @@
 //! The `oci:` store: each repository is one OCI image layout directory (`oci-layout`,
 //! `index.json`, `blobs/<alg>/<hex>`); its tags are the `index.json` entries annotated
-//! `org.opencontainers.image.ref.name`. Reading only, for now.
+//! `org.opencontainers.image.ref.name`.
+//!
+//! Writes keep the layout consistent whenever the process stops: a blob is streamed into
+//! `blobs/<alg>/.tmp-<random>`, checked against its digest, synced and renamed into place;
+//! `index.json` is rewritten into `index.json.tmp-<random>`, synced and renamed over the old
+//! one, under an exclusive lock on `index.json.lock` so that two writers never lose each
+//! other's tags. A manifest is only written when every blob and manifest it names is
+//! already in the layout.
+//!
+//! Reads take `index.json` as it is now: the parsed index is cached and reused while the
+//! file's identity (inode, size, modification time) stays the same, which a rename always
+//! changes.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-use tokio::sync::OnceCell;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::{REF_NAME_ANNOTATION, RegistryError, TargetReader};
+use super::content::{
+    BlobStream, ByteStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion,
+};
+use super::verify::{Verifier, check_manifest, digest_like, sniff_media_type};
+use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, is_valid_tag};
 use crate::digest::Digest;
 
 /// The largest `index.json` read.
 const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+/// Chunks a blob is read in.
+const READ_CHUNK: usize = 256 * 1024;
+/// Buffer in front of a blob file being written.
+const WRITE_BUFFER: usize = 1024 * 1024;
+/// The `oci-layout` file written into new layouts.
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// The tags of a layout, read once.
-#[derive(Debug, Default)]
-struct LayoutIndex {
-    tags: BTreeMap<String, Digest>,
+/// One `index.json` entry, as read.
+#[derive(Debug, Clone)]
+struct Entry {
+    digest: Digest,
+    media_type: Option<String>,
 }
 
-/// One OCI image layout directory used as a repository. The tag index is read on first use
-/// and kept for the life of this value (a snapshot for one observation).
+/// The parsed `index.json` of a layout.
+#[derive(Debug, Default)]
+struct LayoutIndex {
+    tags: BTreeMap<String, usize>,
+    entries: Vec<Entry>,
+}
+
+impl LayoutIndex {
+    fn tag(&self, tag: &str) -> Option<&Entry> {
+        self.tags.get(tag).and_then(|&i| self.entries.get(i))
+    }
+
+    fn media_type_of(&self, digest: &Digest) -> Option<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.digest == *digest)
+            .find_map(|e| e.media_type.as_deref())
+    }
+}
+
+/// What identifies one version of `index.json` on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        }
+    }
+}
+
+type IndexCache = Arc<Mutex<Option<(Stamp, Arc<LayoutIndex>)>>>;
+
+/// One OCI image layout directory used as a repository, read and written in place.
 #[derive(Debug, Clone)]
 pub struct LayoutRepository {
     name: String,
     dir: PathBuf,
-    index: Arc<OnceCell<LayoutIndex>>,
+    cache: IndexCache,
 }
 
 #[derive(serde::Deserialize)]
@@ -36,8 +105,11 @@ struct IndexJson {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct IndexEntry {
     digest: String,
+    #[serde(default)]
+    media_type: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
@@ -48,7 +120,7 @@ impl LayoutRepository {
         LayoutRepository {
             name: name.to_string(),
             dir,
-            index: Arc::new(OnceCell::new()),
+            cache: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -59,19 +131,423 @@ impl LayoutRepository {
 
     /// The path of the blob `digest` in this layout.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.dir
-            .join("blobs")
-            .join(digest.algorithm())
-            .join(digest.hex())
+        blob_path(&self.dir, digest)
     }
 
-    async fn index(&self) -> Result<&LayoutIndex, RegistryError> {
-        self.index.get_or_try_init(|| read_index(&self.dir)).await
+    /// `index.json` as it is now (from the cache while the file is unchanged).
+    async fn index(&self) -> Result<Arc<LayoutIndex>, RegistryError> {
+        let index_path = self.dir.join("index.json");
+        let stamp = match tokio::fs::metadata(&index_path).await {
+            Ok(m) => Stamp::of(&m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Arc::new(LayoutIndex::default()));
+            }
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    path: index_path,
+                    source,
+                });
+            }
+        };
+        if let Some((cached, index)) = self.cache_lock().as_ref()
+            && *cached == stamp
+        {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(read_index(&self.dir).await?);
+        *self.cache_lock() = Some((stamp, index.clone()));
+        Ok(index)
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, Option<(Stamp, Arc<LayoutIndex>)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the blob `digest` whole when it is a manifest-sized file; `None` when absent.
+    async fn read_manifest_blob(
+        &self,
+        digest: &Digest,
+        context: &str,
+    ) -> Result<Option<Bytes>, RegistryError> {
+        let path = self.blob_path(digest);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(RegistryError::Io { path, source }),
+        };
+        let too_large = || RegistryError::TooLarge {
+            context: context.to_string(),
+            limit: MAX_MANIFEST_BYTES as u64,
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if len > MAX_MANIFEST_BYTES as u64 {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(MAX_MANIFEST_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|source| RegistryError::Io { path, source })?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(too_large());
+        }
+        let actual = digest_like(digest, &bytes);
+        if actual != digest.as_str() {
+            return Err(RegistryError::DigestMismatch {
+                context: context.to_string(),
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        Ok(Some(Bytes::from(bytes)))
+    }
+
+    /// Streams `chunks` into the blob `digest`, checking it on the way; skips a blob that
+    /// is already there (0 bytes written).
+    async fn write_blob(
+        &self,
+        digest: &Digest,
+        mut chunks: ByteStream,
+        size: Option<u64>,
+        context: &str,
+    ) -> Result<u64, RegistryError> {
+        self.ensure_layout().await?;
+        let target = self.blob_path(digest);
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Ok(0);
+        }
+        let dir = target
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir.clone());
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
+        let guard = TempFile(Some(tmp.clone()));
+        let io = |source| RegistryError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(io)?;
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut verifier = Verifier::new(digest, size, context);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            verifier.update(&chunk)?;
+            out.write_all(&chunk).await.map_err(io)?;
+        }
+        let written = verifier.finish()?;
+        out.flush().await.map_err(io)?;
+        let file = out.into_inner();
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&tmp, &target)
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: target.clone(),
+                source,
+            })?;
+        guard.keep();
+        sync_dir_async(dir).await?;
+        Ok(written)
+    }
+
+    /// Creates the layout (directories, `oci-layout`, an empty `index.json`) where parts
+    /// are missing.
+    async fn ensure_layout(&self) -> Result<(), RegistryError> {
+        let dir = self.dir.clone();
+        blocking(move || {
+            let _lock = IndexLock::acquire(&dir)?;
+            ensure_layout_locked(&dir)
+        })
+        .await
+    }
+
+    /// Changes `index.json`'s `manifests` with `change` (which says whether it changed
+    /// anything), under the layout's lock, replacing the file atomically. With `create`,
+    /// a missing layout is created first; without, a missing layout is left alone.
+    async fn update_index(
+        &self,
+        create: bool,
+        change: impl FnOnce(&mut Vec<serde_json::Value>) -> bool + Send + 'static,
+    ) -> Result<(), RegistryError> {
+        let dir = self.dir.clone();
+        let result = blocking(move || {
+            if !create && !dir.join("index.json").exists() {
+                return Ok(());
+            }
+            let _lock = IndexLock::acquire(&dir)?;
+            ensure_layout_locked(&dir)?;
+            let index_path = dir.join("index.json");
+            let bytes = std::fs::read(&index_path).map_err(|source| RegistryError::Io {
+                path: index_path.clone(),
+                source,
+            })?;
+            let mut index: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
+                    context: format!("reading {}", index_path.display()),
+                    source,
+                })?;
+            let Some(object) = index.as_object_mut() else {
+                return Err(RegistryError::Layout {
+                    path: dir.clone(),
+                    reason: "index.json is not a JSON object".to_string(),
+                });
+            };
+            let manifests = object
+                .entry("manifests")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            let Some(list) = manifests.as_array_mut() else {
+                return Err(RegistryError::Layout {
+                    path: dir.clone(),
+                    reason: "index.json's `manifests` is not a list".to_string(),
+                });
+            };
+            for (i, entry) in list.iter().enumerate() {
+                let digest = entry.get("digest").and_then(|d| d.as_str()).unwrap_or("");
+                Digest::parse(digest).map_err(|source| RegistryError::BadDigest {
+                    context: format!("{}: manifests[{i}]", index_path.display()),
+                    source,
+                })?;
+            }
+            if !change(list) {
+                return Ok(());
+            }
+            let bytes =
+                serde_json::to_vec_pretty(&index).map_err(|source| RegistryError::Json {
+                    context: format!("writing {}", index_path.display()),
+                    source,
+                })?;
+            write_atomically(&dir, "index.json", &bytes)
+        })
+        .await;
+        // Whatever happened, the next read looks at the file again.
+        *self.cache_lock() = None;
+        result
+    }
+
+    /// Refuses a manifest that names a blob or manifest missing from the layout.
+    async fn check_children(
+        &self,
+        manifest: &RawManifest,
+        context: &str,
+    ) -> Result<(), RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Descriptor {
+            digest: String,
+            #[serde(default)]
+            urls: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Children {
+            #[serde(default)]
+            config: Option<Descriptor>,
+            #[serde(default)]
+            layers: Vec<Descriptor>,
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        let children: Children =
+            serde_json::from_slice(&manifest.bytes).map_err(|source| RegistryError::Json {
+                context: context.to_string(),
+                source,
+            })?;
+        let layers = children.layers.iter().filter(|l| l.urls.is_empty());
+        for d in children
+            .config
+            .iter()
+            .chain(layers)
+            .chain(&children.manifests)
+        {
+            let digest = Digest::parse(&d.digest).map_err(|source| RegistryError::BadDigest {
+                context: context.to_string(),
+                source,
+            })?;
+            if !self.has_blob(&digest).await? {
+                return Err(RegistryError::Layout {
+                    path: self.dir.clone(),
+                    reason: format!(
+                        "{context}: it names {digest}, which is not in the layout (content is written before the manifests that name it)"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
-/// Reads the tags of the layout at `dir`; a missing directory or `index.json` is an empty
-/// repository.
+/// The path of the blob `digest` in the layout `dir`; a parsed [`Digest`] cannot leave it.
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Removes a temporary file when dropped, unless kept.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// An exclusive lock on a layout's `index.json.lock`, held until dropped.
+struct IndexLock(std::fs::File);
+
+impl IndexLock {
+    fn acquire(dir: &Path) -> Result<IndexLock, RegistryError> {
+        std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("index.json.lock");
+        let io = |source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(IndexLock(file))
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Creates what is missing of a layout at `dir`; the caller holds its [`IndexLock`].
+fn ensure_layout_locked(dir: &Path) -> Result<(), RegistryError> {
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).map_err(|source| RegistryError::Io {
+        path: blobs.clone(),
+        source,
+    })?;
+    let oci_layout = dir.join("oci-layout");
+    let index = dir.join("index.json");
+    let has = |p: &Path| {
+        std::fs::symlink_metadata(p).map(|_| true).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(false)
+            } else {
+                Err(RegistryError::Io {
+                    path: p.to_path_buf(),
+                    source: e,
+                })
+            }
+        })
+    };
+    let (has_layout, has_index) = (has(&oci_layout)?, has(&index)?);
+    if !has_layout {
+        if has_index {
+            return Err(RegistryError::Layout {
+                path: dir.to_path_buf(),
+                reason: "index.json without an oci-layout file: not an OCI image layout"
+                    .to_string(),
+            });
+        }
+        write_atomically(dir, "oci-layout", OCI_LAYOUT.as_bytes())?;
+    }
+    if !has_index {
+        let empty = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPES[0],
+            "manifests": [],
+        });
+        let bytes = serde_json::to_vec_pretty(&empty).map_err(|source| RegistryError::Json {
+            context: format!("writing {}", index.display()),
+            source,
+        })?;
+        write_atomically(dir, "index.json", &bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes `dir/name` by writing `dir/name.tmp-<random>`, syncing it, renaming it over
+/// `name` and syncing the directory.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+    let tmp = dir.join(format!("{name}.tmp-{:016x}", fastrand::u64(..)));
+    let guard = TempFile(Some(tmp.clone()));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RegistryError::Io { path, source }
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    let target = dir.join(name);
+    std::fs::rename(&tmp, &target).map_err(io(&target))?;
+    guard.keep();
+    sync_dir(dir)
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| RegistryError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+async fn sync_dir_async(dir: PathBuf) -> Result<(), RegistryError> {
+    blocking(move || sync_dir(&dir)).await
+}
+
+/// Reads the index of the layout at `dir`; a missing `index.json` is an empty repository.
 async fn read_index(dir: &Path) -> Result<LayoutIndex, RegistryError> {
     let index_path = dir.join("index.json");
     let layout_err = |reason: String| RegistryError::Layout {
@@ -134,29 +610,49 @@ async fn read_index(dir: &Path) -> Result<LayoutIndex, RegistryError> {
             path: index_path.clone(),
             source,
         })?;
+    if bytes.len() as u64 > MAX_INDEX_BYTES {
+        return Err(RegistryError::TooLarge {
+            context: format!("reading {}", index_path.display()),
+            limit: MAX_INDEX_BYTES,
+        });
+    }
     let index: IndexJson =
         serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
             context: format!("reading {}", index_path.display()),
             source,
         })?;
-    let mut tags = BTreeMap::new();
+    let mut out = LayoutIndex::default();
     for (i, entry) in index.manifests.into_iter().enumerate() {
         let digest = Digest::parse(&entry.digest).map_err(|source| RegistryError::BadDigest {
             context: format!("{}: manifests[{i}]", index_path.display()),
             source,
         })?;
-        let Some(tag) = entry.annotations.get(REF_NAME_ANNOTATION) else {
-            continue;
-        };
-        if let Some(previous) = tags.insert(tag.clone(), digest.clone())
-            && previous != digest
-        {
-            return Err(layout_err(format!(
-                "tag `{tag}` is annotated on two manifests ({previous} and {digest})"
-            )));
+        if let Some(tag) = entry.annotations.get(REF_NAME_ANNOTATION) {
+            if let Some(previous) = out.tag(tag)
+                && previous.digest != digest
+            {
+                return Err(layout_err(format!(
+                    "tag `{tag}` is annotated on two manifests ({} and {digest})",
+                    previous.digest
+                )));
+            }
+            out.tags.insert(tag.clone(), out.entries.len());
         }
+        out.entries.push(Entry {
+            digest,
+            media_type: entry.media_type.filter(|m| !m.is_empty()),
+        });
     }
-    Ok(LayoutIndex { tags })
+    Ok(out)
+}
+
+/// Whether an `index.json` entry names `tag`.
+fn entry_has_tag(entry: &serde_json::Value, tag: &str) -> bool {
+    entry
+        .get("annotations")
+        .and_then(|a| a.get(REF_NAME_ANNOTATION))
+        .and_then(|t| t.as_str())
+        == Some(tag)
 }
 
 impl TargetReader for LayoutRepository {
@@ -169,15 +665,221 @@ impl TargetReader for LayoutRepository {
     }
 
     async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
-        Ok(self.index().await?.tags.get(tag).cloned())
+        Ok(self.index().await?.tag(tag).map(|e| e.digest.clone()))
     }
 
     async fn has_manifest(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        self.has_blob(digest).await
+    }
+}
+
+impl ContentStore for LayoutRepository {
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>, RegistryError> {
+        let index = self.index().await?;
+        let (digest, entry_type, context) = if reference.contains(':') {
+            let digest = Digest::parse(reference).map_err(|source| RegistryError::BadDigest {
+                context: format!("{}@{reference}", self.name),
+                source,
+            })?;
+            let entry_type = index.media_type_of(&digest).map(str::to_string);
+            let context = format!("reading manifest {}@{digest}", self.name);
+            (digest, entry_type, context)
+        } else {
+            if !is_valid_tag(reference) {
+                return Err(RegistryError::InvalidTag {
+                    repo: self.name.clone(),
+                    tag: reference.to_string(),
+                });
+            }
+            let Some(entry) = index.tag(reference) else {
+                return Ok(None);
+            };
+            let context = format!("reading manifest {}:{reference}", self.name);
+            (entry.digest.clone(), entry.media_type.clone(), context)
+        };
+        let Some(bytes) = self.read_manifest_blob(&digest, &context).await? else {
+            if reference.contains(':') {
+                return Ok(None);
+            }
+            return Err(RegistryError::Layout {
+                path: self.dir.clone(),
+                reason: format!("{context}: the tag names {digest}, which is not in the layout"),
+            });
+        };
+        let declared = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+            .filter(|m| !m.is_empty());
+        let media_type = if reference.contains(':') {
+            declared.or(entry_type)
+        } else {
+            entry_type.or(declared)
+        }
+        .or_else(|| sniff_media_type(&bytes))
+        .ok_or_else(|| RegistryError::Layout {
+            path: self.dir.clone(),
+            reason: format!("{context}: the manifest has no media type"),
+        })?;
+        Ok(Some(RawManifest {
+            media_type,
+            bytes,
+            digest,
+        }))
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
         let path = self.blob_path(digest);
         match tokio::fs::metadata(&path).await {
             Ok(m) => Ok(m.is_file()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(RegistryError::Io { path, source }),
         }
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        let path = self.blob_path(digest);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|source| RegistryError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        let chunks = futures_util::stream::unfold(Some(file), move |state| {
+            let path = path.clone();
+            async move {
+                let mut file = state?;
+                let mut buf = vec![0u8; READ_CHUNK];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(Bytes::from(buf)), Some(file)))
+                    }
+                    Err(source) => Some((Err(RegistryError::Io { path, source }), None)),
+                }
+            }
+        });
+        Ok(BlobStream {
+            size: Some(size),
+            chunks: Box::pin(chunks),
+        })
+    }
+
+    async fn put_blob(&self, digest: &Digest, blob: BlobStream) -> Result<u64, RegistryError> {
+        let context = format!("writing blob {digest} to {}", self.name);
+        self.write_blob(digest, blob.chunks, blob.size, &context)
+            .await
+    }
+
+    async fn mount_blob(&self, _digest: &Digest, _from_path: &str) -> Result<bool, RegistryError> {
+        // A layout holds one repository: there is nothing to mount from.
+        Ok(false)
+    }
+
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<(), RegistryError> {
+        let by_digest = reference.contains(':');
+        let context = if by_digest {
+            format!("writing manifest {}@{reference}", self.name)
+        } else {
+            format!("writing manifest {}:{reference}", self.name)
+        };
+        if by_digest {
+            let d = Digest::parse(reference).map_err(|source| RegistryError::BadDigest {
+                context: context.clone(),
+                source,
+            })?;
+            if d != manifest.digest {
+                return Err(RegistryError::DigestMismatch {
+                    context,
+                    expected: d.to_string(),
+                    actual: manifest.digest.to_string(),
+                });
+            }
+        } else if !is_valid_tag(reference) {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: reference.to_string(),
+            });
+        }
+        check_manifest(&context, manifest)?;
+        self.check_children(manifest, &context).await?;
+        let one: Vec<Result<Bytes, RegistryError>> = vec![Ok(manifest.bytes.clone())];
+        self.write_blob(
+            &manifest.digest,
+            Box::pin(futures_util::stream::iter(one)),
+            Some(manifest.bytes.len() as u64),
+            &context,
+        )
+        .await?;
+        if by_digest {
+            return Ok(());
+        }
+        let tag = reference.to_string();
+        let entry = serde_json::json!({
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest.to_string(),
+            "size": manifest.bytes.len(),
+            "annotations": { REF_NAME_ANNOTATION: tag },
+        });
+        self.update_index(true, move |list| {
+            match list.iter().position(|e| entry_has_tag(e, &tag)) {
+                Some(i) => {
+                    if list[i] == entry {
+                        return false;
+                    }
+                    list[i] = entry;
+                    let mut j = i + 1;
+                    while j < list.len() {
+                        if entry_has_tag(&list[j], &tag) {
+                            list.remove(j);
+                        } else {
+                            j += 1;
+                        }
+                    }
+                }
+                None => list.push(entry),
+            }
+            true
+        })
+        .await
+    }
+
+    async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
+        if !is_valid_tag(tag) {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: tag.to_string(),
+            });
+        }
+        let tag = tag.to_string();
+        self.update_index(false, move |list| {
+            let before = list.len();
+            list.retain(|e| !entry_has_tag(e, &tag));
+            list.len() != before
+        })
+        .await?;
+        Ok(TagDeletion::Deleted)
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
+        let digest = digest.to_string();
+        self.update_index(false, move |list| {
+            let before = list.len();
+            list.retain(|e| e.get("digest").and_then(|d| d.as_str()) != Some(digest.as_str()));
+            list.len() != before
+        })
+        .await
     }
 }

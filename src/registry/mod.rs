@@ -5,14 +5,17 @@
 //! `oci:` layout store. [`Registries`] routes each target repository to its backend
 //! according to `relsync.yaml` (`insecure`, `caFile`, credentials, `mapTo`).
 //!
-//! Both backends implement [`TargetReader`]; [`Repository`] dispatches to the right one.
-//! A [`Repository`] is meant for one observation: the layout store reads `index.json` once
-//! per `Repository` value and keeps that snapshot.
+//! Both backends implement [`TargetReader`] and [`ContentStore`]; [`Repository`] dispatches
+//! to the right one. Every HTTP request is retried on transient failures ([`RetryPolicy`]);
+//! the layout store re-reads `index.json` whenever the file changed.
 
 mod auth;
 mod content;
 mod http;
 mod layout;
+pub mod mirror;
+mod retry;
+mod verify;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +29,7 @@ pub use content::{
 };
 pub use http::{HttpRegistry, HttpRepository};
 pub use layout::LayoutRepository;
+pub use retry::{RetryPolicy, parse_retry_after, retryable_status};
 
 use crate::digest::{Digest, DigestError};
 use crate::manifest::Config;
@@ -212,8 +216,8 @@ fn error_detail(code: Option<&str>, message: Option<&str>) -> String {
 
 /// Reading a target repository: what a plan or a drift report needs. Implemented by the
 /// HTTP client ([`HttpRepository`]), the layout store ([`LayoutRepository`]) and the
-/// dispatching [`Repository`]. Writing (manifest GET, blob streaming, uploads, DELETE) will
-/// join this as a separate trait.
+/// dispatching [`Repository`]. Writing (manifest GET, blob streaming, uploads, DELETE) is
+/// the separate trait [`ContentStore`].
 pub trait TargetReader {
     /// The repository as written in the stream's `target`, for messages.
     fn name(&self) -> &str;
@@ -285,6 +289,68 @@ impl TargetReader for Repository {
     }
 }
 
+impl ContentStore for Repository {
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.get_manifest(reference).await,
+            Repository::Layout(l) => l.get_manifest(reference).await,
+        }
+    }
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.has_blob(digest).await,
+            Repository::Layout(l) => l.has_blob(digest).await,
+        }
+    }
+
+    async fn open_blob(&self, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.open_blob(digest).await,
+            Repository::Layout(l) => l.open_blob(digest).await,
+        }
+    }
+
+    async fn put_blob(&self, digest: &Digest, blob: BlobStream) -> Result<u64, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.put_blob(digest, blob).await,
+            Repository::Layout(l) => l.put_blob(digest, blob).await,
+        }
+    }
+
+    async fn mount_blob(&self, digest: &Digest, from_path: &str) -> Result<bool, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.mount_blob(digest, from_path).await,
+            Repository::Layout(l) => l.mount_blob(digest, from_path).await,
+        }
+    }
+
+    async fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<(), RegistryError> {
+        match self {
+            Repository::Registry(r) => r.put_manifest(reference, manifest).await,
+            Repository::Layout(l) => l.put_manifest(reference, manifest).await,
+        }
+    }
+
+    async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.delete_tag(tag).await,
+            Repository::Layout(l) => l.delete_tag(tag).await,
+        }
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
+        match self {
+            Repository::Registry(r) => r.delete_manifest(digest).await,
+            Repository::Layout(l) => l.delete_manifest(digest).await,
+        }
+    }
+}
+
 /// Connection settings of one host, resolved against relsync.yaml's directory.
 #[derive(Debug, Clone, Default)]
 struct HostSettings {
@@ -306,6 +372,7 @@ pub struct Registries {
     lookup: CredentialLookup,
     concurrency: usize,
     requests: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
 }
 
 impl Registries {
@@ -358,6 +425,7 @@ impl Registries {
             lookup,
             concurrency: config.sync.concurrency.max(1),
             requests: Arc::new(AtomicU64::new(0)),
+            writes: Arc::new(AtomicU64::new(0)),
         };
         // Set up the configured hosts now, so that a bad CA file or auth file is reported
         // before any work starts.
@@ -376,6 +444,11 @@ impl Registries {
     /// The total number of HTTP requests sent so far (token requests included).
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The number of HTTP requests sent so far that write (POST, PUT, PATCH, DELETE).
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// How many requests may be in flight at once to one registry host.
@@ -459,6 +532,7 @@ impl Registries {
             credentials,
             self.concurrency,
             self.requests.clone(),
+            self.writes.clone(),
         )?);
         clients.insert(host.to_string(), client.clone());
         Ok(client)

@@ -1,0 +1,335 @@
+//! Retrying registry requests: which failures are worth another try (connection errors,
+//! timeouts, 408, 429, 5xx), exponential backoff with full jitter, and `Retry-After`.
+//!
+//! A request whose body is a stream (a blob upload) cannot be replayed; it is sent once,
+//! and [`RegistryError::is_retryable`] tells the caller whether to redo the whole copy.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::RegistryError;
+
+/// How often and how patiently a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all (1: no retry).
+    pub tries: u32,
+    /// The backoff ceiling of the first retry; it doubles with each further one.
+    pub base: Duration,
+    /// The backoff ceiling never exceeds this.
+    pub cap: Duration,
+    /// A `Retry-After` longer than this is shortened to it.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 tries; backoff ceilings 200 ms, 400 ms, 800 ms, 1.6 s (capped at 10 s);
+    /// `Retry-After` honoured up to 60 s.
+    fn default() -> Self {
+        RetryPolicy {
+            tries: 5,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The ceiling of the wait after failed try number `attempt` (1-based):
+    /// `min(cap, base * 2^(attempt-1))`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The wait after failed try number `attempt`: the server's `Retry-After` (capped at
+    /// `max_retry_after`) when it sent one, else a uniformly random duration up to
+    /// [`RetryPolicy::ceiling`] ("full jitter").
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(d) => d.min(self.max_retry_after),
+            None => {
+                let ceiling = self.ceiling(attempt).as_millis() as u64;
+                Duration::from_millis(fastrand::u64(0..=ceiling))
+            }
+        }
+    }
+}
+
+/// What one try came to.
+pub(crate) enum Outcome<T> {
+    /// Final: success, or a failure not worth retrying.
+    Done(T),
+    /// A failure worth retrying; `value` is returned if no try is left.
+    Retry {
+        /// The failure.
+        value: T,
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Runs `op` (given the 1-based try number) until it is done or `policy.tries` tries have
+/// been made, sleeping (`tokio::time::sleep`) between tries. Returns the last value and the
+/// number of tries made.
+pub(crate) async fn retry<T, F, Fut>(policy: &RetryPolicy, mut op: F) -> (T, u32)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Outcome<T>>,
+{
+    let tries = policy.tries.max(1);
+    let mut attempt = 1;
+    loop {
+        match op(attempt).await {
+            Outcome::Done(v) => return (v, attempt),
+            Outcome::Retry { value, retry_after } => {
+                if attempt >= tries {
+                    return (value, attempt);
+                }
+                let wait = policy.delay(attempt, retry_after);
+                tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Whether an HTTP status is worth another try: 408, 429 and 5xx except 501 and 505
+/// (which say the server will never do it).
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429) || ((500..600).contains(&status) && !matches!(status, 501 | 505))
+}
+
+/// Whether a transport failure is worth another try: anything but a request relsync could
+/// not build, a redirect loop, or an answer it could not decode.
+pub(crate) fn retryable_transport(e: &reqwest::Error) -> bool {
+    !(e.is_builder() || e.is_redirect() || e.is_decode())
+}
+
+/// Reads `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate, `Sun, 06 Nov 1994
+/// 08:49:37 GMT`), relative to `now`. A date in the past is zero; anything else unreadable
+/// is `None`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
+    }
+    let at = parse_http_date(value)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the epoch of an IMF-fixdate.
+fn parse_http_date(s: &str) -> Option<u64> {
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let (_, rest) = s.split_once(", ")?;
+    let mut parts = rest.split(' ');
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':');
+    let h: u64 = hms.next()?.parse().ok()?;
+    let m: u64 = hms.next()?.parse().ok()?;
+    let sec: u64 = hms.next()?.parse().ok()?;
+    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day as i64);
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl RegistryError {
+    /// Whether the operation that failed with this error may succeed if redone: a
+    /// connection error, a timeout, a dropped transfer, or a 408, 429 or 5xx answer.
+    /// Digest mismatches, refusals, authentication and local file errors are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RegistryError::Transport { source, .. } => retryable_transport(source),
+            RegistryError::Status { status, .. } => retryable_status(*status),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_ceilings_double_up_to_the_cap() {
+        let p = RetryPolicy::default();
+        let ms = |a| p.ceiling(a).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [200, 400, 800, 1600]);
+        assert_eq!(ms(7), 10_000);
+        assert_eq!(ms(100), 10_000);
+        for attempt in 1..8 {
+            for _ in 0..200 {
+                assert!(p.delay(attempt, None) <= p.ceiling(attempt));
+            }
+        }
+        // Full jitter: the waits are spread, not fixed.
+        let waits: std::collections::HashSet<_> = (0..50).map(|_| p.delay(3, None)).collect();
+        assert!(waits.len() > 10, "{waits:?}");
+        // Retry-After wins, capped.
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        for s in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [200, 201, 400, 401, 403, 404, 405, 409, 501, 505] {
+            assert!(!retryable_status(s), "{s}");
+        }
+        let e = |status| RegistryError::Status {
+            context: "c".into(),
+            status,
+            code: None,
+            message: None,
+        };
+        assert!(e(503).is_retryable());
+        assert!(!e(404).is_retryable());
+        assert!(
+            !RegistryError::DigestMismatch {
+                context: "c".into(),
+                expected: "a".into(),
+                actual: "b".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn parses_retry_after() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", UNIX_EPOCH),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 29 Feb 2028 12:00:00 GMT", UNIX_EPOCH),
+            Some(Duration::from_secs(1_835_438_400))
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_done_sleeping_between_tries() {
+        let p = RetryPolicy::default();
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let (v, tries) = retry(&p, |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if attempt < 3 {
+                    Outcome::Retry {
+                        value: attempt,
+                        retry_after: Some(Duration::from_secs(2)),
+                    }
+                } else {
+                    Outcome::Done(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!((v, tries), (3, 3));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(4),
+            "two Retry-After waits"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_last_try_with_jittered_waits() {
+        let p = RetryPolicy::default();
+        let start = tokio::time::Instant::now();
+        let (v, tries) = retry(&p, |attempt| async move {
+            Outcome::Retry {
+                value: attempt,
+                retry_after: None,
+            }
+        })
+        .await;
+        assert_eq!((v, tries), (5, 5), "the last failure is returned");
+        let max: Duration = (1..5).map(|a| p.ceiling(a)).sum();
+        assert!(start.elapsed() <= max, "{:?}", start.elapsed());
+
+        let one = RetryPolicy { tries: 1, ..p };
+        let (v, tries) = retry(&one, |attempt| async move {
+            Outcome::Retry {
+                value: attempt,
+                retry_after: Some(Duration::from_secs(9)),
+            }
+        })
+        .await;
+        assert_eq!((v, tries), (1, 1));
+    }
+}
