@@ -1,0 +1,1262 @@
+//! `relsync sync` against `skopeo sync --all --preserve-digests`, side by side in the same
+//! run, between real `docker-registry` (distribution 2.8) processes on loopback.
+//!
+//! Run: `cargo bench --bench mirror` (needs `/usr/bin/docker-registry`, `skopeo`, `git`
+//! and `/usr/bin/time`). Results go to BENCHMARKS.md ("Mirror against skopeo").
+//!
+//! Workloads (issue 3, "Performance"):
+//! 1. initial mirror of 40 multi-arch releases into empty targets (goal: relsync ≥ 3x
+//!    faster than skopeo), every tag's digest compared across both targets;
+//! 2. no-op re-sync of 1,000 tags (goal: ≥ 20x faster, 0 writes, ≤ 1 tag list + 1 HEAD per
+//!    tag = 1,001 requests, counted by the target registry's own access log);
+//! 3. one release with a single 1 GiB layer (goal: relsync's peak RSS < 64 MiB).
+//!
+//! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3` (which to run), `MIRROR_BENCH_RUNS=3`
+//! (runs per timed figure), `MIRROR_BENCH_SKOPEO_ONLY=1` (measure skopeo alone, for a
+//! baseline while `relsync sync` is not available).
+//!
+//! Data scheme (deterministic, the same on every run):
+//! - release r = 0..40 has version `4.20.r`, an OCI image index with two platform images
+//!   (linux/amd64, linux/arm64); each platform image has its own small JSON config and 3
+//!   layers, so a release has 6 layer slots s = 0..6 (amd64: 0..3, arm64: 3..6);
+//! - slot s of release r holds layer generation g = r when (r + s) is even, else g = r - 1;
+//!   layer (g, s) has id (g + 1) * 6 + s. So every release brings 3 new layers and shares the
+//!   other 3 with the previous release; 6 + 39 * 3 = 123 distinct layers in all;
+//! - a layer's size is 1 MiB plus splitmix64(id) mod (3 MiB + 1), i.e. 1–4 MiB, and its bytes
+//!   come from fastrand seeded by the id: incompressible and reproducible. Layers carry the
+//!   OCI tar media type; neither tool looks inside them;
+//! - workload 2 adds 24 pinned extra tags `4.20.r-pinKK` per release (40 + 960 = 1,000 tags),
+//!   pushed to the source too so that skopeo copies the same tag set;
+//! - workload 3: one OCI image manifest (not an index) `5.0.0` with a config and one layer of
+//!   exactly 1 GiB of fastrand bytes, streamed into the source with one chunked PATCH.
+
+#[path = "../tests/util.rs"]
+mod util;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+use util::{Content, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Repo, TestRegistry};
+
+const RELEASES: usize = 40;
+const PLATFORMS: [&str; 2] = ["amd64", "arm64"];
+const LAYERS_PER_IMAGE: usize = 3;
+const SLOTS: usize = PLATFORMS.len() * LAYERS_PER_IMAGE;
+const EXTRA_TAGS: usize = 24;
+const MIB: u64 = 1 << 20;
+const BIG_LAYER: u64 = 1 << 30;
+const BIG_CHUNK: usize = 4 << 20;
+
+/// The source repository of workloads 1 and 2; the targets use the same path.
+const REPO: &str = "bench/okd";
+/// The source repository of workload 3.
+const BIG_REPO: &str = "bench/big";
+/// skopeo's destination namespace: `skopeo sync SRC/bench/okd DST/bench` writes
+/// `DST/bench/okd`, the same path relsync writes.
+const NAMESPACE: &str = "bench";
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+// ---- data ------------------------------------------------------------------------------
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn version(r: usize) -> String {
+    format!("4.20.{r}")
+}
+
+fn extra_tags(r: usize) -> Vec<String> {
+    (1..=EXTRA_TAGS)
+        .map(|k| format!("4.20.{r}-pin{k:02}"))
+        .collect()
+}
+
+/// The layer id in slot `s` of release `r` (see the module doc).
+fn layer_id(r: usize, s: usize) -> u64 {
+    let generation = if (r + s) % 2 == 0 {
+        r as i64
+    } else {
+        r as i64 - 1
+    };
+    ((generation + 1) as u64) * SLOTS as u64 + s as u64
+}
+
+fn layer_size(id: u64) -> usize {
+    (MIB + splitmix64(id) % (3 * MIB + 1)) as usize
+}
+
+fn layer_bytes(id: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; layer_size(id)];
+    fastrand::Rng::with_seed(splitmix64(id ^ 0x6c61_7965_7200_0000)).fill(&mut bytes);
+    bytes
+}
+
+fn descriptor(media_type: &str, digest: &str, size: u64) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
+}
+
+/// What was pushed to the source: per release, the index (bytes and digest).
+struct Source {
+    registry: TestRegistry,
+    indexes: Vec<Content>,
+    /// Bytes of every distinct blob (layers and configs) and manifest of the 40 releases.
+    content_bytes: u64,
+    layer_count: usize,
+}
+
+/// Pushes the 40 releases into `registry` under `REPO`: distinct layers first (4 uploads
+/// in flight), then per release the configs, the child manifests by digest and the index
+/// under its version tag.
+async fn fill_source(registry: TestRegistry) -> Source {
+    let pusher = registry.pusher();
+    let ids: BTreeSet<u64> = (0..RELEASES)
+        .flat_map(|r| (0..SLOTS).map(move |s| layer_id(r, s)))
+        .collect();
+    let sem = Arc::new(tokio::sync::Semaphore::new(4));
+    let mut set = tokio::task::JoinSet::new();
+    for &id in &ids {
+        let (pusher, sem) = (pusher.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let bytes = layer_bytes(id);
+            let digest = pusher.push_blob(REPO, &bytes).await;
+            (id, (digest.to_string(), bytes.len() as u64))
+        });
+    }
+    let mut layers: HashMap<u64, (String, u64)> = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (id, d) = joined.expect("layer push");
+        layers.insert(id, d);
+    }
+    let mut content_bytes: u64 = layers.values().map(|(_, n)| n).sum();
+    let layers = Arc::new(layers);
+
+    let mut set = tokio::task::JoinSet::new();
+    for r in 0..RELEASES {
+        let (pusher, sem, layers) = (pusher.clone(), sem.clone(), layers.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let mut children = Vec::new();
+            let mut bytes = 0u64;
+            for (p, arch) in PLATFORMS.iter().enumerate() {
+                let slots = p * LAYERS_PER_IMAGE..(p + 1) * LAYERS_PER_IMAGE;
+                let image_layers: Vec<&(String, u64)> =
+                    slots.map(|s| &layers[&layer_id(r, s)]).collect();
+                let config = serde_json::json!({
+                    "architecture": arch,
+                    "os": "linux",
+                    "config": {"Labels": {"io.openshift.release": version(r)}},
+                    "rootfs": {
+                        "type": "layers",
+                        "diff_ids": image_layers.iter().map(|(d, _)| d).collect::<Vec<_>>(),
+                    },
+                });
+                let config = serde_json::to_vec(&config).expect("json");
+                let config_digest = pusher.push_blob(REPO, &config).await.to_string();
+                let manifest = Content {
+                    media_type: OCI_MANIFEST.to_string(),
+                    bytes: serde_json::to_vec(&serde_json::json!({
+                        "schemaVersion": 2,
+                        "mediaType": OCI_MANIFEST,
+                        "config": descriptor(OCI_CONFIG, &config_digest, config.len() as u64),
+                        "layers": image_layers
+                            .iter()
+                            .map(|(d, n)| descriptor(OCI_LAYER, d, *n))
+                            .collect::<Vec<_>>(),
+                    }))
+                    .expect("json"),
+                };
+                let digest = manifest.digest().to_string();
+                pusher.push_manifest(REPO, &digest, &manifest).await;
+                bytes += config.len() as u64 + manifest.bytes.len() as u64;
+                let mut d = descriptor(OCI_MANIFEST, &digest, manifest.bytes.len() as u64);
+                d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+                children.push(d);
+            }
+            let index = Content {
+                media_type: OCI_INDEX.to_string(),
+                bytes: serde_json::to_vec(&serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": OCI_INDEX,
+                    "manifests": children,
+                }))
+                .expect("json"),
+            };
+            pusher.push_manifest(REPO, &version(r), &index).await;
+            bytes += index.bytes.len() as u64;
+            (r, index, bytes)
+        });
+    }
+    let mut indexes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (r, index, bytes) = joined.expect("release push");
+        content_bytes += bytes;
+        indexes.push((r, index));
+    }
+    indexes.sort_by_key(|(r, _)| *r);
+    Source {
+        registry,
+        indexes: indexes.into_iter().map(|(_, i)| i).collect(),
+        content_bytes,
+        layer_count: ids.len(),
+    }
+}
+
+/// Tags the 24 extra tags of every release in the source (8 PUTs in flight).
+async fn push_extra_tags(source: &Source) {
+    let pusher = source.registry.pusher();
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for (r, index) in source.indexes.iter().enumerate() {
+        for tag in extra_tags(r) {
+            let (pusher, sem, index) = (pusher.clone(), sem.clone(), index.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore");
+                pusher.push_manifest(REPO, &tag, &index).await;
+            });
+        }
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.expect("tag push");
+    }
+}
+
+/// The deterministic bytes of the 1 GiB layer, chunk by chunk.
+fn big_chunks() -> impl Iterator<Item = Vec<u8>> {
+    let mut rng = fastrand::Rng::with_seed(0x0b16_1a7e);
+    let mut left = BIG_LAYER as usize;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(BIG_CHUNK);
+        left -= n;
+        let mut chunk = vec![0u8; n];
+        rng.fill(&mut chunk);
+        Some(chunk)
+    })
+}
+
+/// Streams the 1 GiB layer into `repo` (POST, one chunked PATCH, PUT `?digest=`) and pushes
+/// a one-layer image manifest tagged `tag`. Returns the manifest's digest. The layer is
+/// generated twice (once to hash it, once to send it), never held whole.
+async fn push_big_image(registry: &TestRegistry, repo: &str, tag: &str) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for chunk in big_chunks() {
+        hasher.update(&chunk);
+    }
+    let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+
+    let client = reqwest::Client::new();
+    let base = registry.base_url();
+    let start = client
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("upload POST");
+    assert_eq!(start.status(), 202, "upload POST");
+    let location = |resp: &reqwest::Response| {
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("upload Location");
+        reqwest::Url::parse(&base)
+            .and_then(|b| b.join(loc))
+            .expect("upload URL")
+    };
+    let url = location(&start);
+    let stream = futures_util::stream::iter(
+        big_chunks().map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
+    );
+    let patch = client
+        .patch(url)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("upload PATCH");
+    assert_eq!(patch.status(), 202, "upload PATCH");
+    let mut url = location(&patch);
+    url.query_pairs_mut().append_pair("digest", &layer_digest);
+    let put = client.put(url).send().await.expect("upload PUT");
+    assert_eq!(put.status(), 201, "upload PUT");
+
+    let pusher = registry.pusher();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"io.openshift.release": tag}},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .expect("json");
+    let config_digest = pusher.push_blob(repo, &config).await.to_string();
+    let manifest = Content {
+        media_type: OCI_MANIFEST.to_string(),
+        bytes: serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, &config_digest, config.len() as u64),
+            "layers": [descriptor(OCI_LAYER, &layer_digest, BIG_LAYER)],
+        }))
+        .expect("json"),
+    };
+    pusher.push_manifest(repo, tag, &manifest).await.to_string()
+}
+
+// ---- Git repositories --------------------------------------------------------------------
+
+/// A release of a stream file: version, digest, extra tags.
+struct Release {
+    version: String,
+    digest: String,
+    tags: Vec<String>,
+}
+
+/// A Git repository with relsync.yaml (both hosts insecure), one stream `src/repo` →
+/// `dst/repo` and one channel listing every release (no floating tags, so that the tag set
+/// is exactly the source's, as skopeo copies it).
+fn git_repo(src: &TestRegistry, dst: &TestRegistry, repo_path: &str, releases: &[Release]) -> Repo {
+    let repo = Repo::new();
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
+            src.host(),
+            dst.host()
+        ),
+    );
+    let mut stream = format!(
+        "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: bench}}\nspec:\n  source: {}/{repo_path}\n  target: {}/{repo_path}\n  releases:\n",
+        src.host(),
+        dst.host()
+    );
+    for r in releases {
+        let _ = write!(
+            stream,
+            "    - {{version: '{}', digest: '{}'",
+            r.version, r.digest
+        );
+        if !r.tags.is_empty() {
+            let _ = write!(stream, ", tags: [{}]", r.tags.join(", "));
+        }
+        stream.push_str("}\n");
+    }
+    repo.write("manifests/stream.yaml", &stream);
+    let versions: Vec<&str> = releases.iter().map(|r| r.version.as_str()).collect();
+    repo.write(
+        "manifests/channel.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: bench}}\nspec:\n  stream: bench\n  versions: ['{}']\n",
+            versions.join("', '")
+        ),
+    );
+    repo.commit("bench releases");
+    repo
+}
+
+fn releases(source: &Source, with_extra_tags: bool) -> Vec<Release> {
+    source
+        .indexes
+        .iter()
+        .enumerate()
+        .map(|(r, index)| Release {
+            version: version(r),
+            digest: index.digest().to_string(),
+            tags: if with_extra_tags {
+                extra_tags(r)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
+/// Every tag of the releases with its digest.
+fn expected_tags(releases: &[Release]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for r in releases {
+        out.insert(r.version.clone(), r.digest.clone());
+        for t in &r.tags {
+            out.insert(t.clone(), r.digest.clone());
+        }
+    }
+    out
+}
+
+// ---- running the tools -------------------------------------------------------------------
+
+/// One tool run: wall time, peak RSS (KiB, from `/usr/bin/time -f %M`), exit code, output.
+struct Outcome {
+    wall: Duration,
+    rss_kib: u64,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    fn last_line(&self) -> String {
+        let s = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        s.lines().last().unwrap_or("").trim().to_string()
+    }
+}
+
+fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
+    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file.path())
+        .arg(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
+    let wall = started.elapsed();
+    let rss_kib = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0);
+    Outcome {
+        wall,
+        rss_kib,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn relsync_sync(repo: &Repo) -> Outcome {
+    run_timed(env!("CARGO_BIN_EXE_relsync"), &["sync"], Some(repo.path()))
+}
+
+fn skopeo_sync(src: &TestRegistry, dst: &TestRegistry, repo_path: &str) -> Outcome {
+    let source = format!("{}/{repo_path}", src.host());
+    let dest = format!("{}/{NAMESPACE}", dst.host());
+    run_timed(
+        "skopeo",
+        &[
+            "sync",
+            "--all",
+            "--preserve-digests",
+            "--src",
+            "docker",
+            "--dest",
+            "docker",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &source,
+            &dest,
+        ],
+        None,
+    )
+}
+
+// ---- registry access logs ----------------------------------------------------------------
+
+/// One line of a registry's access log.
+#[derive(Debug, Clone)]
+struct Access {
+    method: String,
+    path: String,
+    bytes: u64,
+}
+
+/// The registry's access log (combined format: `"METHOD PATH PROTO" STATUS BYTES`).
+fn access_log(registry: &TestRegistry) -> Vec<Access> {
+    let log_path = registry
+        .storage_dir()
+        .parent()
+        .expect("registry dir")
+        .join("registry.log");
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| {
+            let start = line.find('"')? + 1;
+            let rest = &line[start..];
+            let end = rest.find('"')?;
+            let mut request = rest[..end].split_whitespace();
+            let method = request.next()?.to_string();
+            let path = request.next()?.to_string();
+            if !matches!(
+                method.as_str(),
+                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
+            ) {
+                return None;
+            }
+            let mut after = rest[end + 1..].split_whitespace();
+            let _status = after.next()?;
+            let bytes = after.next()?.parse().unwrap_or(0);
+            Some(Access {
+                method,
+                path,
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// Requests a registry served between two marks.
+#[derive(Debug, Clone, Default)]
+struct Traffic {
+    requests: usize,
+    writes: usize,
+    heads: usize,
+    tag_lists: usize,
+    /// Bytes of GET answers (what a reader pulled).
+    bytes_out: u64,
+    by_kind: BTreeMap<String, usize>,
+}
+
+fn traffic(entries: &[Access]) -> Traffic {
+    let mut t = Traffic::default();
+    for a in entries {
+        t.requests += 1;
+        match a.method.as_str() {
+            "GET" => t.bytes_out += a.bytes,
+            "HEAD" => t.heads += 1,
+            _ => t.writes += 1,
+        }
+        if a.method == "GET" && a.path.contains("/tags/list") {
+            t.tag_lists += 1;
+        }
+        let what = if a.path.contains("/tags/list") {
+            "tags"
+        } else if a.path.contains("/blobs/uploads") {
+            "uploads"
+        } else if a.path.contains("/blobs/") {
+            "blobs"
+        } else if a.path.contains("/manifests/") {
+            "manifests"
+        } else {
+            "other"
+        };
+        *t.by_kind.entry(format!("{} {what}", a.method)).or_default() += 1;
+    }
+    t
+}
+
+/// Runs `f` and returns its result with what `registries` served meanwhile.
+fn observed<T>(registries: &[&TestRegistry], f: impl FnOnce() -> T) -> (T, Vec<Traffic>) {
+    let marks: Vec<usize> = registries.iter().map(|r| access_log(r).len()).collect();
+    let out = f();
+    // The registry logs a request after answering it: give the last lines a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let traffic = registries
+        .iter()
+        .zip(marks)
+        .map(|(r, m)| traffic(access_log(r).get(m..).unwrap_or_default()))
+        .collect();
+    (out, traffic)
+}
+
+fn describe(t: &Traffic) -> String {
+    let kinds: Vec<String> = t.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    kinds.join(", ")
+}
+
+/// Bytes of the blob data files in a registry's storage.
+fn stored_blob_bytes(registry: &TestRegistry) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&path),
+                    Ok(_) if path.file_name().is_some_and(|n| n == "data") => {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+    walk(&registry.storage_dir().join("docker/registry/v2/blobs"))
+}
+
+// ---- verification ------------------------------------------------------------------------
+
+/// Every tag of `repo` in `registry` with the digest a HEAD (four Accept types) answers.
+async fn live_tags(registry: &TestRegistry, repo: &str) -> BTreeMap<String, String> {
+    let tags = registry.pusher().tags(repo).await;
+    let client = reqwest::Client::new();
+    let base = registry.base_url();
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut set = tokio::task::JoinSet::new();
+    for tag in tags {
+        let (client, sem) = (client.clone(), sem.clone());
+        let url = format!("{base}/v2/{repo}/manifests/{tag}");
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let resp = client
+                .head(&url)
+                .header("accept", ACCEPT)
+                .send()
+                .await
+                .expect("manifest HEAD");
+            let digest = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("(HEAD answered {})", resp.status()));
+            (tag, digest)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (tag, digest) = joined.expect("HEAD task");
+        out.insert(tag, digest);
+    }
+    out
+}
+
+/// Checks that `registry` holds exactly `expected` in `repo`; returns the problems.
+async fn verify(
+    who: &str,
+    registry: &TestRegistry,
+    repo: &str,
+    expected: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let live = live_tags(registry, repo).await;
+    let mut problems = Vec::new();
+    for (tag, digest) in expected {
+        match live.get(tag) {
+            Some(d) if d == digest => {}
+            Some(d) => problems.push(format!("{who}: {repo}:{tag} is {d}, want {digest}")),
+            None => problems.push(format!("{who}: {repo}:{tag} is missing")),
+        }
+    }
+    for tag in live.keys().filter(|t| !expected.contains_key(*t)) {
+        problems.push(format!("{who}: {repo}:{tag} is unexpected"));
+    }
+    problems
+}
+
+// ---- reporting ---------------------------------------------------------------------------
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+fn ratio(skopeo: Duration, relsync: Duration) -> String {
+    if relsync.is_zero() {
+        return "n/a".into();
+    }
+    format!("{:.1}x", skopeo.as_secs_f64() / relsync.as_secs_f64())
+}
+
+fn load_note() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let mut compilers = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            if let Ok(comm) = std::fs::read_to_string(e.path().join("comm"))
+                && matches!(comm.trim(), "rustc" | "clippy-driver" | "rustdoc")
+            {
+                compilers += 1;
+            }
+        }
+    }
+    format!(
+        "load average {}; {compilers} rustc/clippy process(es) running",
+        load.join(" ")
+    )
+}
+
+/// The final table: (row, relsync, skopeo, ratio, goal).
+#[derive(Default)]
+struct Table(Vec<[String; 5]>);
+
+impl Table {
+    fn row(&mut self, cells: [&str; 5]) {
+        self.0.push(cells.map(str::to_string));
+    }
+
+    fn print(&self) {
+        let header = ["", "relsync", "skopeo", "skopeo/relsync", "goal"];
+        let mut widths = header.map(str::len);
+        for r in &self.0 {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String; 5]| {
+            let mut s = String::from("|");
+            for (c, w) in cells.iter().zip(widths) {
+                let _ = write!(s, " {c:<w$} |");
+            }
+            s
+        };
+        println!("{}", line(&header.map(str::to_string)));
+        println!(
+            "|{}",
+            widths
+                .iter()
+                .map(|w| format!("{}|", "-".repeat(w + 2)))
+                .collect::<String>()
+        );
+        for r in &self.0 {
+            println!("{}", line(r));
+        }
+    }
+}
+
+struct Bench {
+    runs: usize,
+    skopeo_only: bool,
+    failures: Vec<String>,
+    table: Table,
+}
+
+impl Bench {
+    fn check_relsync(&mut self, what: &str, out: &Outcome) {
+        if !out.ok() {
+            self.failures.push(format!(
+                "{what}: relsync sync exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+                out.code, out.stdout, out.stderr
+            ));
+        }
+    }
+
+    fn check_skopeo(&mut self, what: &str, out: &Outcome) {
+        if !out.ok() {
+            self.failures.push(format!(
+                "{what}: skopeo sync exited {:?}\n--- stderr\n{}",
+                out.code, out.stderr
+            ));
+        }
+    }
+}
+
+// ---- workloads ---------------------------------------------------------------------------
+
+fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source) {
+    let releases = releases(source, false);
+    let expected = expected_tags(&releases);
+    println!(
+        "\n== 1. initial mirror of {RELEASES} releases ({} distinct layers, {} of content, {} runs, fresh targets per run)",
+        source.layer_count,
+        mib(source.content_bytes),
+        bench.runs
+    );
+    let (mut relsync_times, mut skopeo_times) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for run in 0..bench.runs {
+        let dst_relsync = TestRegistry::start();
+        let dst_skopeo = TestRegistry::start();
+        let repo = git_repo(&source.registry, &dst_relsync, REPO, &releases);
+        let do_relsync = |bench: &mut Bench| {
+            if bench.skopeo_only {
+                return None;
+            }
+            let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
+            bench.check_relsync(&format!("workload 1 run {run}"), &out);
+            println!(
+                "  run {run} relsync: {} (exit {:?}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)\n    relsync: {}",
+                secs(out.wall),
+                out.code,
+                out.rss_kib,
+                t[0].requests,
+                mib(t[0].bytes_out),
+                t[1].requests,
+                t[1].writes,
+                out.last_line()
+            );
+            Some((out, t))
+        };
+        let do_skopeo = |bench: &mut Bench| {
+            let (out, t) = observed(&[&source.registry, &dst_skopeo], || {
+                skopeo_sync(&source.registry, &dst_skopeo, REPO)
+            });
+            bench.check_skopeo(&format!("workload 1 run {run}"), &out);
+            println!(
+                "  run {run} skopeo:  {} (exit {:?}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)",
+                secs(out.wall),
+                out.code,
+                out.rss_kib,
+                t[0].requests,
+                mib(t[0].bytes_out),
+                t[1].requests,
+                t[1].writes,
+            );
+            (out, t)
+        };
+        // Alternate which tool goes first, so neither always meets a colder page cache.
+        let (r, s) = if run % 2 == 0 {
+            let s = do_skopeo(bench);
+            (do_relsync(bench), s)
+        } else {
+            let r = do_relsync(bench);
+            (r, do_skopeo(bench))
+        };
+        skopeo_times.push(s.0.wall);
+        let mut problems = rt.block_on(verify("skopeo target", &dst_skopeo, REPO, &expected));
+        if let Some((out, _)) = &r {
+            relsync_times.push(out.wall);
+            problems.extend(rt.block_on(verify("relsync target", &dst_relsync, REPO, &expected)));
+        }
+        if problems.is_empty() {
+            println!(
+                "    verified: all {} tags hold the source's digest in {}",
+                expected.len(),
+                if r.is_some() {
+                    "both targets"
+                } else {
+                    "skopeo's target"
+                }
+            );
+        }
+        bench.failures.extend(problems);
+        last = Some((
+            r.map(|(o, t)| (o, t, stored_blob_bytes(&dst_relsync))),
+            (s.0, s.1, stored_blob_bytes(&dst_skopeo)),
+        ));
+    }
+    let (r_med, s_med) = (median(&relsync_times), median(&skopeo_times));
+    let goal_met = |r: Duration| {
+        if s_med.as_secs_f64() >= 3.0 * r.as_secs_f64() {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    };
+    bench.table.row([
+        &format!(
+            "1. initial mirror, {RELEASES} releases (median of {})",
+            bench.runs
+        ),
+        &if bench.skopeo_only {
+            "pending".into()
+        } else {
+            secs(r_med)
+        },
+        &secs(s_med),
+        &if bench.skopeo_only {
+            "pending".into()
+        } else {
+            ratio(s_med, r_med)
+        },
+        &if bench.skopeo_only {
+            "≥ 3x".to_string()
+        } else {
+            format!("≥ 3x: {}", goal_met(r_med))
+        },
+    ]);
+    if let Some((r, (_, s_t, s_stored))) = last {
+        let r_cell = r.as_ref().map_or("pending".into(), |(_, t, stored)| {
+            format!("{} read, {} stored", mib(t[0].bytes_out), mib(*stored))
+        });
+        bench.table.row([
+            "   bytes read from source / stored in target (last run)",
+            &r_cell,
+            &format!("{} read, {} stored", mib(s_t[0].bytes_out), mib(s_stored)),
+            "",
+            &format!("content: {}", mib(source.content_bytes)),
+        ]);
+        if let Some((_, t, _)) = &r {
+            println!(
+                "  last run, relsync: source {} | target {}",
+                describe(&t[0]),
+                describe(&t[1])
+            );
+        }
+        println!(
+            "  last run, skopeo:  source {} | target {}",
+            describe(&s_t[0]),
+            describe(&s_t[1])
+        );
+    }
+}
+
+fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source) {
+    let started = Instant::now();
+    rt.block_on(push_extra_tags(source));
+    let releases = releases(source, true);
+    let expected = expected_tags(&releases);
+    println!(
+        "\n== 2. no-op re-sync of {} tags ({RELEASES} releases x (1 + {EXTRA_TAGS} pinned tags); extra tags pushed to the source in {})",
+        expected.len(),
+        secs(started.elapsed())
+    );
+    let dst_relsync = TestRegistry::start();
+    let dst_skopeo = TestRegistry::start();
+    let repo = git_repo(&source.registry, &dst_relsync, REPO, &releases);
+
+    // The first sync fills the targets (timed for information only).
+    let first_skopeo = skopeo_sync(&source.registry, &dst_skopeo, REPO);
+    bench.check_skopeo("workload 2 first sync", &first_skopeo);
+    println!("  first sync, skopeo:  {}", secs(first_skopeo.wall));
+    if !bench.skopeo_only {
+        let first = relsync_sync(&repo);
+        bench.check_relsync("workload 2 first sync", &first);
+        println!(
+            "  first sync, relsync: {} — {}",
+            secs(first.wall),
+            first.last_line()
+        );
+    }
+
+    let (mut relsync_times, mut skopeo_times) = (Vec::new(), Vec::new());
+    let mut relsync_target = Vec::new();
+    let mut relsync_source = Vec::new();
+    let mut skopeo_target = Traffic::default();
+    for run in 0..bench.runs {
+        let mut do_relsync = |bench: &mut Bench| {
+            if bench.skopeo_only {
+                return;
+            }
+            let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
+            bench.check_relsync(&format!("workload 2 no-op run {run}"), &out);
+            println!(
+                "  no-op run {run} relsync: {} (exit {:?}) — target: {} requests ({} tag lists, {} HEADs, {} writes); source: {} requests\n    target: {}\n    relsync: {}",
+                secs(out.wall),
+                out.code,
+                t[1].requests,
+                t[1].tag_lists,
+                t[1].heads,
+                t[1].writes,
+                t[0].requests,
+                describe(&t[1]),
+                out.last_line()
+            );
+            relsync_times.push(out.wall);
+            relsync_target.push(t[1].clone());
+            relsync_source.push(t[0].clone());
+        };
+        let mut do_skopeo = |bench: &mut Bench| {
+            let (out, t) = observed(&[&source.registry, &dst_skopeo], || {
+                skopeo_sync(&source.registry, &dst_skopeo, REPO)
+            });
+            bench.check_skopeo(&format!("workload 2 no-op run {run}"), &out);
+            println!(
+                "  no-op run {run} skopeo:  {} (exit {:?}) — target: {} requests ({} writes); source: {} requests",
+                secs(out.wall),
+                out.code,
+                t[1].requests,
+                t[1].writes,
+                t[0].requests,
+            );
+            skopeo_times.push(out.wall);
+            skopeo_target = t[1].clone();
+        };
+        if run % 2 == 0 {
+            do_skopeo(bench);
+            do_relsync(bench);
+        } else {
+            do_relsync(bench);
+            do_skopeo(bench);
+        }
+    }
+    let mut problems = rt.block_on(verify("skopeo target", &dst_skopeo, REPO, &expected));
+    if !bench.skopeo_only {
+        problems.extend(rt.block_on(verify("relsync target", &dst_relsync, REPO, &expected)));
+    }
+    if problems.is_empty() {
+        println!(
+            "  verified: all {} tags hold the source's digest",
+            expected.len()
+        );
+    }
+    bench.failures.extend(problems);
+    println!("  skopeo target (last run): {}", describe(&skopeo_target));
+
+    let request_goal = 1 + expected.len();
+    let (r_med, s_med) = (median(&relsync_times), median(&skopeo_times));
+    if bench.skopeo_only {
+        bench.table.row([
+            &format!(
+                "2. no-op re-sync, {} tags (median of {})",
+                expected.len(),
+                bench.runs
+            ),
+            "pending",
+            &secs(s_med),
+            "pending",
+            "≥ 20x",
+        ]);
+        bench.table.row([
+            "   target requests / writes",
+            "pending",
+            &format!("{} / {}", skopeo_target.requests, skopeo_target.writes),
+            "",
+            &format!("≤ {request_goal} / 0"),
+        ]);
+        return;
+    }
+    let max_requests = relsync_target.iter().map(|t| t.requests).max().unwrap_or(0);
+    let max_writes = relsync_target.iter().map(|t| t.writes).max().unwrap_or(0);
+    let source_requests = relsync_source.iter().map(|t| t.requests).max().unwrap_or(0);
+    if max_writes > 0 {
+        bench.failures.push(format!(
+            "workload 2: a no-op relsync sync wrote to the target: {:?}",
+            relsync_target.iter().map(describe).collect::<Vec<_>>()
+        ));
+    }
+    bench.table.row([
+        &format!(
+            "2. no-op re-sync, {} tags (median of {})",
+            expected.len(),
+            bench.runs
+        ),
+        &secs(r_med),
+        &secs(s_med),
+        &ratio(s_med, r_med),
+        &format!(
+            "≥ 20x: {}",
+            if s_med.as_secs_f64() >= 20.0 * r_med.as_secs_f64() {
+                "met"
+            } else {
+                "NOT MET"
+            }
+        ),
+    ]);
+    bench.table.row([
+        "   target requests / writes (worst run)",
+        &format!("{max_requests} / {max_writes}"),
+        &format!("{} / {}", skopeo_target.requests, skopeo_target.writes),
+        "",
+        &format!(
+            "≤ {request_goal} / 0: {}",
+            if max_requests <= request_goal && max_writes == 0 {
+                "met"
+            } else {
+                "NOT MET"
+            }
+        ),
+    ]);
+    bench.table.row([
+        "   source requests (worst run)",
+        &source_requests.to_string(),
+        &"see above".to_string(),
+        "",
+        "",
+    ]);
+}
+
+fn workload_big(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source) {
+    let started = Instant::now();
+    let digest = rt.block_on(push_big_image(&source.registry, BIG_REPO, "5.0.0"));
+    println!(
+        "\n== 3. one release with a single 1 GiB layer (streamed into the source in {})",
+        secs(started.elapsed())
+    );
+    let releases = [Release {
+        version: "5.0.0".into(),
+        digest,
+        tags: Vec::new(),
+    }];
+    let expected = expected_tags(&releases);
+    let dst_relsync = TestRegistry::start();
+    let dst_skopeo = TestRegistry::start();
+    let repo = git_repo(&source.registry, &dst_relsync, BIG_REPO, &releases);
+
+    let r = if bench.skopeo_only {
+        None
+    } else {
+        let out = relsync_sync(&repo);
+        bench.check_relsync("workload 3", &out);
+        println!(
+            "  relsync: {} (exit {:?}), peak RSS {} KiB = {:.1} MiB\n    relsync: {}",
+            secs(out.wall),
+            out.code,
+            out.rss_kib,
+            out.rss_kib as f64 / 1024.0,
+            out.last_line()
+        );
+        Some(out)
+    };
+    let s = skopeo_sync(&source.registry, &dst_skopeo, BIG_REPO);
+    bench.check_skopeo("workload 3", &s);
+    println!(
+        "  skopeo:  {} (exit {:?}), peak RSS {} KiB = {:.1} MiB",
+        secs(s.wall),
+        s.code,
+        s.rss_kib,
+        s.rss_kib as f64 / 1024.0
+    );
+    let mut problems = rt.block_on(verify("skopeo target", &dst_skopeo, BIG_REPO, &expected));
+    if r.is_some() {
+        problems.extend(rt.block_on(verify("relsync target", &dst_relsync, BIG_REPO, &expected)));
+        let stored = stored_blob_bytes(&dst_relsync);
+        if stored < BIG_LAYER {
+            problems.push(format!(
+                "relsync target: only {} of blobs stored",
+                mib(stored)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        println!("  verified: 5.0.0 holds the source's digest");
+    }
+    bench.failures.extend(problems);
+    let rss = |kib: u64| format!("{kib} KiB ({:.1} MiB)", kib as f64 / 1024.0);
+    match &r {
+        Some(r) => {
+            bench.table.row([
+                "3. 1 GiB layer: wall time (one run)",
+                &secs(r.wall),
+                &secs(s.wall),
+                &ratio(s.wall, r.wall),
+                "",
+            ]);
+            bench.table.row([
+                "   peak RSS",
+                &rss(r.rss_kib),
+                &rss(s.rss_kib),
+                "",
+                &format!(
+                    "< 64 MiB: {}",
+                    if r.rss_kib < 64 * 1024 {
+                        "met"
+                    } else {
+                        "NOT MET"
+                    }
+                ),
+            ]);
+        }
+        None => {
+            bench.table.row([
+                "3. 1 GiB layer: wall time (one run)",
+                "pending",
+                &secs(s.wall),
+                "pending",
+                "",
+            ]);
+            bench
+                .table
+                .row(["   peak RSS", "pending", &rss(s.rss_kib), "", "< 64 MiB"]);
+        }
+    }
+}
+
+fn tool_version(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("{program}: {e}"))
+}
+
+fn main() {
+    let workloads: BTreeSet<String> = std::env::var("MIRROR_BENCH_WORKLOADS")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let runs: usize = std::env::var("MIRROR_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let skopeo_only = std::env::var("MIRROR_BENCH_SKOPEO_ONLY").is_ok_and(|v| v == "1");
+    let relsync_bin = PathBuf::from(env!("CARGO_BIN_EXE_relsync"));
+    if !skopeo_only {
+        let help = Command::new(&relsync_bin)
+            .args(["sync", "--help"])
+            .output()
+            .expect("run relsync");
+        assert!(
+            help.status.success(),
+            "`relsync sync --help` failed: this relsync has no `sync` command yet (set MIRROR_BENCH_SKOPEO_ONLY=1 for a skopeo baseline)\n{}",
+            String::from_utf8_lossy(&help.stderr)
+        );
+    }
+    println!(
+        "mirror: relsync sync vs {} sync --all --preserve-digests; docker-registry {}; {} cores; {}",
+        tool_version("skopeo", &["--version"]),
+        tool_version(util::DOCKER_REGISTRY, &["--version"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_note()
+    );
+    if skopeo_only {
+        println!("MIRROR_BENCH_SKOPEO_ONLY=1: relsync's side is not run");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let source = rt.block_on(fill_source(TestRegistry::start()));
+    println!(
+        "source filled: {RELEASES} releases, {} distinct layers, {} in {}",
+        source.layer_count,
+        mib(source.content_bytes),
+        secs(started.elapsed())
+    );
+    let mut bench = Bench {
+        runs,
+        skopeo_only,
+        failures: Vec::new(),
+        table: Table::default(),
+    };
+    if workloads.contains("1") {
+        workload_initial(&mut bench, &rt, &source);
+    }
+    if workloads.contains("2") {
+        workload_noop(&mut bench, &rt, &source);
+    }
+    if workloads.contains("3") {
+        workload_big(&mut bench, &rt, &source);
+    }
+    println!(
+        "\nmirror: done in {}; {}\n",
+        secs(started.elapsed()),
+        load_note()
+    );
+    bench.table.print();
+    if !bench.failures.is_empty() {
+        eprintln!("\nmirror: {} problem(s):", bench.failures.len());
+        for f in &bench.failures {
+            eprintln!("- {f}");
+        }
+        std::process::exit(1);
+    }
+}
