@@ -5,18 +5,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use relsync::desired::{AbsentTag, DesiredRepo, DesiredState, DesiredTag, TagKind};
 use relsync::digest::Digest;
 use relsync::manifest::{Config, Located, RegistrySettings, Span, VersionKey};
 use relsync::observe::{ObserveOptions, observe};
 use relsync::plan::ObservedRepo;
 use relsync::registry::{
-    CredentialLookup, EnvLookup, Registries, RegistryError, Repository, TargetReader,
+    BlobStream, ContentStore, CredentialLookup, EnvLookup, RawManifest, Registries, RegistryError,
+    Repository, TagDeletion, TargetReader,
 };
 
 use crate::util::{
-    BearerAuth, Content, LinkStyle, OCI_MANIFEST, PagingProxy, ProxyOptions, TestRegistry,
-    image_index, tiny_image, write_oci_layout,
+    BearerAuth, Content, Fault, LinkStyle, OCI_INDEX, OCI_MANIFEST, PagingProxy, ProxyOptions,
+    TestRegistry, image_index, tiny_image, write_oci_layout,
 };
 
 fn settings(host: &str) -> RegistrySettings {
@@ -790,5 +792,445 @@ async fn observe_bounds_requests_in_flight_per_host() {
         proxy.max_in_flight(),
         3,
         "requests overlap, but never more than sync.concurrency"
+    );
+}
+
+// ---- The write side: ContentStore against a real registry -------------------------------
+
+/// A blob source handing out `bytes` in `n` chunks, announcing `size`.
+fn blob_source(bytes: &[u8], n: usize, size: Option<u64>) -> BlobStream {
+    let step = bytes.len().div_ceil(n.max(1)).max(1);
+    let chunks: Vec<Result<Bytes, RegistryError>> = bytes
+        .chunks(step)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    BlobStream {
+        size,
+        chunks: Box::pin(futures_util::stream::iter(chunks)),
+    }
+}
+
+async fn read_all(blob: BlobStream) -> Vec<u8> {
+    use futures_util::StreamExt as _;
+    let mut out = Vec::new();
+    let mut chunks = blob.chunks;
+    while let Some(c) = chunks.next().await {
+        out.extend_from_slice(&c.expect("chunk"));
+    }
+    out
+}
+
+fn raw(content: &Content) -> RawManifest {
+    RawManifest {
+        media_type: content.media_type.clone(),
+        bytes: Bytes::from(content.bytes.clone()),
+        digest: content.digest(),
+    }
+}
+
+/// Uploads every blob of an image (config and layers) with `put_blob`.
+async fn put_image_blobs(repo: &Repository, config: &Content, layers: &[Content]) {
+    for b in std::iter::once(config).chain(layers) {
+        let n = repo
+            .put_blob(
+                &b.digest(),
+                blob_source(&b.bytes, 3, Some(b.bytes.len() as u64)),
+            )
+            .await
+            .expect("put_blob");
+        assert_eq!(n, b.bytes.len() as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_blobs_and_manifests_and_reads_them_back() {
+    let reg = TestRegistry::start();
+    let r = registries(&config_for(&[reg.host()]));
+    let app = repo(&r, &format!("{}/w/app", reg.host()));
+    let (config, layers, manifest) = tiny_image("write", "amd64", 2);
+
+    // Blobs: absent, uploaded (with and without an announced size), present, readable.
+    assert!(!app.has_blob(&layers[0].digest()).await.unwrap());
+    let n = app
+        .put_blob(
+            &layers[0].digest(),
+            blob_source(&layers[0].bytes, 4, Some(layers[0].bytes.len() as u64)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, layers[0].bytes.len() as u64);
+    for b in [&layers[1], &config] {
+        app.put_blob(&b.digest(), blob_source(&b.bytes, 2, None))
+            .await
+            .unwrap();
+    }
+    for b in [&layers[0], &layers[1], &config] {
+        assert!(app.has_blob(&b.digest()).await.unwrap());
+        let blob = app.open_blob(&b.digest()).await.unwrap();
+        assert_eq!(blob.size, Some(b.bytes.len() as u64));
+        assert_eq!(read_all(blob).await, b.bytes);
+    }
+    // Reading a blob that is not there is an error naming it.
+    let missing = random_digest("blob");
+    let e = app.open_blob(&missing).await.unwrap_err();
+    assert!(e.to_string().contains(missing.as_str()), "{e}");
+
+    // Manifest by digest: content only, no tag.
+    let m = raw(&manifest);
+    app.put_manifest(m.digest.as_str(), &m).await.unwrap();
+    assert_eq!(
+        app.get_manifest(m.digest.as_str()).await.unwrap(),
+        Some(m.clone())
+    );
+    assert!(app.list_tags().await.unwrap().is_empty());
+    // Then by tag.
+    app.put_manifest("v1", &m).await.unwrap();
+    assert_eq!(app.resolve_tag("v1").await.unwrap(), Some(m.digest.clone()));
+    assert_eq!(app.get_manifest("v1").await.unwrap(), Some(m.clone()));
+    assert_eq!(app.get_manifest("nope").await.unwrap(), None);
+    assert_eq!(
+        app.get_manifest(random_digest("m").as_str()).await.unwrap(),
+        None
+    );
+
+    // An index over two children: the raw bytes read back are the bytes written.
+    let (c2, l2, m2) = tiny_image("write", "arm64", 1);
+    put_image_blobs(&app, &c2, &l2).await;
+    app.put_manifest(m2.digest().as_str(), &raw(&m2))
+        .await
+        .unwrap();
+    let index = image_index(&[(&manifest, "amd64"), (&m2, "arm64")]);
+    app.put_manifest("multi", &raw(&index)).await.unwrap();
+    let got = app.get_manifest("multi").await.unwrap().expect("index");
+    assert_eq!(got.bytes.as_ref(), index.bytes.as_slice());
+    assert_eq!(got.media_type, OCI_INDEX);
+    assert_eq!(got.digest, index.digest());
+    // skopeo-style independent check: the registry serves the same bytes to another client.
+    assert_eq!(reg.pusher().tags("w/app").await, ["multi", "v1"]);
+
+    // A manifest naming a blob the registry lacks is refused by the registry.
+    let (c3, l3, m3) = tiny_image("never-uploaded", "amd64", 1);
+    let _ = (c3, l3);
+    let e = app.put_manifest("broken", &raw(&m3)).await.unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Status { status: 400, .. }),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    // A manifest whose bytes are not its digest is refused before any request.
+    let before = r.request_count();
+    let mut lie = raw(&m2);
+    lie.digest = m.digest.clone();
+    let e = app.put_manifest("lie", &lie).await.unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+    assert_eq!(r.request_count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_requests_are_counted_apart_from_reads() {
+    let reg = TestRegistry::start();
+    let r = registries(&config_for(&[reg.host()]));
+    let app = repo(&r, &format!("{}/count/app", reg.host()));
+    let (config, layers, manifest) = tiny_image("count", "amd64", 1);
+    let served_before = reg.served_writes().len();
+    put_image_blobs(&app, &config, &layers).await;
+    app.put_manifest("v1", &raw(&manifest)).await.unwrap();
+    // Two blobs (POST + PUT each) and one manifest PUT.
+    assert_eq!(r.write_count(), 5);
+    let writes = r.write_count();
+    let reads_before = r.request_count();
+    app.list_tags().await.unwrap();
+    app.resolve_tag("v1").await.unwrap();
+    app.has_blob(&config.digest()).await.unwrap();
+    app.get_manifest("v1").await.unwrap();
+    assert_eq!(r.request_count() - reads_before, 4);
+    assert_eq!(r.write_count(), writes, "reads are not writes");
+    // The registry's own access log agrees.
+    let served: Vec<String> = reg.served_writes()[served_before..].to_vec();
+    assert_eq!(served.len(), 5, "{served:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_source_is_refused_and_leaves_no_blob() {
+    let reg = TestRegistry::start();
+    let r = registries(&config_for(&[reg.host()]));
+    let app = repo(&r, &format!("{}/lies/app", reg.host()));
+    let honest = b"the real layer content, long enough to come in a few chunks".to_vec();
+    let digest = Digest::sha256_of(&honest);
+    let len = honest.len() as u64;
+
+    let mut wrong = honest.clone();
+    wrong[5] ^= 0x20;
+    let short = honest[..20].to_vec();
+    let mut long = honest.clone();
+    long.extend_from_slice(b"and then some");
+    let cases: Vec<(&str, Vec<u8>, Option<u64>)> = vec![
+        ("wrong bytes, right size", wrong.clone(), Some(len)),
+        ("wrong bytes, no size", wrong, None),
+        ("short", short.clone(), Some(len)),
+        ("short, no size", short, None),
+        ("long", long.clone(), Some(len)),
+        ("long, no size", long, None),
+        ("right bytes, wrong size", honest.clone(), Some(len + 1)),
+    ];
+    for (what, bytes, size) in cases {
+        let e = app
+            .put_blob(&digest, blob_source(&bytes, 3, size))
+            .await
+            .unwrap_err();
+        match &e {
+            RegistryError::DigestMismatch { context, .. } => {
+                assert!(context.contains(digest.as_str()), "{what}: {e}");
+                assert!(context.contains("lies/app"), "{what}: {e}");
+            }
+            other => panic!("{what}: expected a digest mismatch, got {other:?}"),
+        }
+        assert!(!e.is_retryable(), "{what}");
+        assert!(
+            !app.has_blob(&digest).await.unwrap(),
+            "{what}: nothing stored"
+        );
+    }
+    // A source that fails mid-stream: its own error comes back (retryable if it is).
+    let failing: Vec<Result<Bytes, RegistryError>> = vec![
+        Ok(Bytes::from(honest[..10].to_vec())),
+        Err(RegistryError::Status {
+            context: "reading the source".into(),
+            status: 503,
+            code: None,
+            message: None,
+        }),
+    ];
+    let e = app
+        .put_blob(
+            &digest,
+            BlobStream {
+                size: Some(len),
+                chunks: Box::pin(futures_util::stream::iter(failing)),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Status { status: 503, .. }) && e.is_retryable(),
+        "{e}"
+    );
+    assert!(!app.has_blob(&digest).await.unwrap());
+    // The honest source then goes through.
+    app.put_blob(&digest, blob_source(&honest, 3, Some(len)))
+        .await
+        .unwrap();
+    assert!(app.has_blob(&digest).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_across_repositories_of_one_registry() {
+    let reg = TestRegistry::start();
+    let r = registries(&config_for(&[reg.host()]));
+    let a = repo(&r, &format!("{}/m/a", reg.host()));
+    let b = repo(&r, &format!("{}/m/b", reg.host()));
+    let c = repo(&r, &format!("{}/m/c", reg.host()));
+    let blob = b"a layer shared by two repositories".to_vec();
+    let d = Digest::sha256_of(&blob);
+    a.put_blob(&d, blob_source(&blob, 1, Some(blob.len() as u64)))
+        .await
+        .unwrap();
+
+    // 201: mounted from a repository that has it.
+    assert!(b.mount_blob(&d, "m/a").await.unwrap());
+    assert!(b.has_blob(&d).await.unwrap());
+    assert_eq!(read_all(b.open_blob(&d).await.unwrap()).await, blob);
+    // 202: the source repository lacks it (and a digest nobody has): the caller copies.
+    let writes = r.write_count();
+    assert!(!c.mount_blob(&random_digest("nobody"), "m/a").await.unwrap());
+    assert!(!c.mount_blob(&d, "m/nothing-here").await.unwrap());
+    assert!(!c.has_blob(&d).await.unwrap());
+    assert_eq!(
+        r.write_count() - writes,
+        4,
+        "each declined mount: the POST and the DELETE closing its upload session"
+    );
+    // From itself: the blob is there or not.
+    assert!(a.mount_blob(&d, "m/a").await.unwrap());
+    // A bad source path is refused before any request.
+    let e = c.mount_blob(&d, "../etc").await.unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidRepository { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_on_distribution_2_8() {
+    let reg = TestRegistry::start();
+    let pusher = reg.pusher();
+    let img = pusher.push_image("del/app", Some("v1"), "del").await;
+    let r = registries(&config_for(&[reg.host()]));
+    let app = repo(&r, &format!("{}/del/app", reg.host()));
+
+    // distribution 2.8 cannot delete a tag by name.
+    assert_eq!(
+        app.delete_tag("v1").await.unwrap(),
+        TagDeletion::Unsupported
+    );
+    assert_eq!(
+        app.resolve_tag("v1").await.unwrap(),
+        Some(img.manifest.clone())
+    );
+    // By digest it can (the test registry has deletes enabled): every tag on it goes.
+    app.delete_manifest(&img.manifest).await.unwrap();
+    assert_eq!(app.resolve_tag("v1").await.unwrap(), None);
+    assert!(!app.has_manifest(&img.manifest).await.unwrap());
+    // Deleting what is gone is fine.
+    app.delete_manifest(&img.manifest).await.unwrap();
+    let e = app.delete_tag("../x").await.unwrap_err();
+    assert!(matches!(e, RegistryError::InvalidTag { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_through_injected_503_and_429() {
+    let reg = TestRegistry::start();
+    let pusher = reg.pusher();
+    pusher.push_image("flaky/app", Some("v1"), "flaky").await;
+    let faults = vec![
+        Fault {
+            status: 503,
+            times: 2,
+            retry_after: None,
+            method: None,
+        },
+        Fault {
+            status: 429,
+            times: 1,
+            retry_after: Some("1".into()),
+            method: None,
+        },
+    ];
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            faults,
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/flaky/app", proxy.host()));
+    let start = std::time::Instant::now();
+    assert_eq!(app.list_tags().await.unwrap(), ["v1"]);
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(proxy.faults_served(), 3);
+    assert_eq!(r.request_count(), 4, "three failures, then the answer");
+
+    // Five failures in a row: the error names what was done, the status, the tries.
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            faults: vec![Fault {
+                status: 502,
+                times: 5,
+                retry_after: Some("0".into()),
+                method: None,
+            }],
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/flaky/app", proxy.host()));
+    let e = app.resolve_tag("v1").await.unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Status { status: 502, .. }),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+    let msg = e.to_string();
+    assert!(msg.contains("flaky/app:v1"), "{msg}");
+    assert!(msg.contains("after 5 tries"), "{msg}");
+    assert!(msg.contains("502"), "{msg}");
+    assert_eq!(r.request_count(), 5);
+    // The sixth request gets through.
+    assert!(app.resolve_tag("v1").await.unwrap().is_some());
+
+    // A blob upload's streamed PUT is not replayed: put_blob fails retryably, and the
+    // caller's second try (a new upload) succeeds. The POST is retried by itself.
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            faults: vec![
+                Fault {
+                    status: 503,
+                    times: 1,
+                    retry_after: Some("0".into()),
+                    method: Some("POST".into()),
+                },
+                Fault {
+                    status: 503,
+                    times: 1,
+                    retry_after: None,
+                    method: Some("PUT".into()),
+                },
+            ],
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/flaky/app", proxy.host()));
+    let blob = b"uploaded through a flaky proxy".to_vec();
+    let d = Digest::sha256_of(&blob);
+    let e = app
+        .put_blob(&d, blob_source(&blob, 2, Some(blob.len() as u64)))
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains(d.as_str()), "{e}");
+    assert_eq!(proxy.faults_served(), 2);
+    app.put_blob(&d, blob_source(&blob, 2, Some(blob.len() as u64)))
+        .await
+        .unwrap();
+    assert!(app.has_blob(&d).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_redirects_to_another_host_carry_no_credentials() {
+    let reg = TestRegistry::start();
+    let pusher = reg.pusher();
+    let img = pusher.push_image("redir/app", Some("v1"), "redir").await;
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            bearer: Some(BearerAuth {
+                credentials: None,
+                access_token_field: false,
+            }),
+            redirect_blobs: true,
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/redir/app", proxy.host()));
+    let blob = app.open_blob(&img.config).await.unwrap();
+    let bytes = read_all(blob).await;
+    assert_eq!(Digest::sha256_of(&bytes), img.config);
+    // The blob GET carried a token (the proxy demands one), the redirected one did not.
+    assert_eq!(proxy.storage_authorizations(), vec![None]);
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET /_storage/v2/redir/app/blobs/")),
+        "{log:?}"
+    );
+
+    // Writes through bearer auth ask for a push token.
+    let (config, layers, manifest) = tiny_image("redir-push", "amd64", 1);
+    put_image_blobs(&app, &config, &layers).await;
+    app.put_manifest("v2", &raw(&manifest)).await.unwrap();
+    assert_eq!(
+        app.resolve_tag("v2").await.unwrap(),
+        Some(manifest.digest())
+    );
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET /token") && l.contains("pull%2Cpush")),
+        "{log:?}"
     );
 }

@@ -693,6 +693,27 @@ pub struct ProxyOptions {
     pub strip_digest_header: bool,
     /// Hold every answer this long (to make concurrent requests overlap).
     pub delay: Option<Duration>,
+    /// Answer requests with these faults first, in order (see [`Fault`]).
+    pub faults: Vec<Fault>,
+    /// Answer blob GETs with a 307 to another host name of the proxy
+    /// (`http://localhost:PORT/_storage/...`), which serves the blob without auth and
+    /// records the `Authorization` header it was sent (see
+    /// [`PagingProxy::storage_authorizations`]).
+    pub redirect_blobs: bool,
+}
+
+/// A failure the proxy answers instead of forwarding, for `times` requests (of `method`
+/// only, when given) to `/v2/`, after reading their bodies.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// The status to answer (503, 429...).
+    pub status: u16,
+    /// How many requests get it.
+    pub times: u64,
+    /// A `Retry-After` header to send.
+    pub retry_after: Option<String>,
+    /// Only requests of this method (`PUT`...) get it; others pass.
+    pub method: Option<String>,
 }
 
 struct ProxyState {
@@ -707,6 +728,9 @@ struct ProxyState {
     token_requests: AtomicU64,
     log: Mutex<Vec<String>>,
     tokens: Mutex<HashSet<String>>,
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+    faults_served: AtomicU64,
+    storage_auth: Mutex<Vec<Option<String>>>,
 }
 
 /// A proxy in front of a real registry that forwards every request and rewrites answers:
@@ -725,6 +749,7 @@ impl PagingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
+        let faults = options.faults.iter().cloned().collect();
         let state = Arc::new(ProxyState {
             upstream: upstream.trim_end_matches('/').to_string(),
             self_base: format!("http://127.0.0.1:{port}"),
@@ -740,6 +765,9 @@ impl PagingProxy {
             token_requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashSet::new()),
+            faults: Mutex::new(faults),
+            faults_served: AtomicU64::new(0),
+            storage_auth: Mutex::new(Vec::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -789,6 +817,17 @@ impl PagingProxy {
     /// Requests received by the token endpoint.
     pub fn token_request_count(&self) -> u64 {
         self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with an injected [`Fault`].
+    pub fn faults_served(&self) -> u64 {
+        self.state.faults_served.load(Ordering::SeqCst)
+    }
+
+    /// The `Authorization` header (if any) of every request to the redirect target of
+    /// [`ProxyOptions::redirect_blobs`].
+    pub fn storage_authorizations(&self) -> Vec<Option<String>> {
+        self.state.storage_auth.lock().expect("storage log").clone()
     }
 
     /// `METHOD path?query` of every request received, in order.
@@ -891,8 +930,22 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
         );
     }
 
+    // The redirect target of blob GETs: another host name, no auth.
+    let storage = path.starts_with("/_storage/v2/");
+    let path = if storage {
+        st.storage_auth.lock().expect("storage log").push(
+            req.headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
+        path["/_storage".len()..].to_string()
+    } else {
+        path
+    };
+
     // Bearer auth in front of /v2/.
-    if st.options.bearer.is_some() && path.starts_with("/v2/") {
+    if st.options.bearer.is_some() && path.starts_with("/v2/") && !storage {
         let given = req
             .headers()
             .get("authorization")
@@ -918,11 +971,58 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
         }
     }
 
+    if st.options.redirect_blobs
+        && !storage
+        && method == axum::http::Method::GET
+        && path.contains("/blobs/")
+        && !path.contains("/blobs/uploads")
+    {
+        return respond(
+            307,
+            vec![(
+                "location".into(),
+                format!("http://localhost:{}/_storage{path}", st.port),
+            )],
+            vec![],
+        );
+    }
+
     // Forward upstream.
     let headers = req.headers().clone();
     let body = axum::body::to_bytes(req.into_body(), 256 * 1024 * 1024)
         .await
         .unwrap_or_default();
+    if path.starts_with("/v2/") && !storage {
+        let fault = {
+            let mut faults = st.faults.lock().expect("faults");
+            let applies = faults
+                .front()
+                .is_some_and(|f| f.method.as_deref().is_none_or(|m| m == method.as_str()));
+            if applies {
+                let f = faults.front_mut().expect("front");
+                f.times = f.times.saturating_sub(1);
+                let answer = f.clone();
+                if f.times == 0 {
+                    faults.pop_front();
+                }
+                Some(answer)
+            } else {
+                None
+            }
+        };
+        if let Some(f) = fault {
+            st.faults_served.fetch_add(1, Ordering::SeqCst);
+            let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+            if let Some(ra) = f.retry_after {
+                headers.push(("retry-after".into(), ra));
+            }
+            return respond(
+                f.status,
+                headers,
+                br#"{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}"#.to_vec(),
+            );
+        }
+    }
     let is_tag_list = method == axum::http::Method::GET && path.ends_with("/tags/list");
     // Tag lists are fetched whole (without paging parameters) and paged here.
     let upstream_url = if is_tag_list && st.options.page_size.is_some() {

@@ -164,8 +164,9 @@ pub(crate) fn verifying(
     (
         VerifyingStream {
             inner: chunks,
-            verifier: Some(Verifier::new(expected, size, context)),
+            state: State::Running(Verifier::new(expected, size, context)),
             handle: handle.clone(),
+            context: context.to_string(),
         },
         handle,
     )
@@ -174,17 +175,35 @@ pub(crate) fn verifying(
 /// See [`verifying`].
 pub(crate) struct VerifyingStream {
     inner: ByteStream,
-    /// `None` once the stream has ended (cleanly or not).
-    verifier: Option<Verifier>,
+    state: State,
     handle: VerifyHandle,
+    context: String,
+}
+
+enum State {
+    /// Chunks are being checked.
+    Running(Verifier),
+    /// The announced size was reached and the digest matched: a consumer that knows the
+    /// length (an HTTP body with `Content-Length`) stops here; one that polls on must find
+    /// the source ended.
+    Verified,
+    /// Ended, cleanly or not.
+    Done,
 }
 
 impl VerifyingStream {
     fn fail(&mut self, error: RegistryError) -> Poll<Option<Result<Bytes, Aborted>>> {
-        self.verifier = None;
+        self.state = State::Done;
         let message = error.to_string();
-        self.handle.lock().error = Some(error);
+        let mut h = self.handle.lock();
+        h.verified = None;
+        h.error = Some(error);
         Poll::Ready(Some(Err(Aborted(message))))
+    }
+
+    fn verified(&mut self, n: u64) {
+        self.state = State::Verified;
+        self.handle.lock().verified = Some(n);
     }
 }
 
@@ -193,30 +212,65 @@ impl Stream for VerifyingStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.verifier.is_none() {
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                let checked = match this.verifier.as_mut() {
-                    Some(v) => v.update(&chunk),
-                    None => Ok(()),
-                };
-                match checked {
-                    Ok(()) => Poll::Ready(Some(Ok(chunk))),
-                    Err(e) => this.fail(e),
+        loop {
+            let polled = match this.state {
+                State::Done => return Poll::Ready(None),
+                _ => this.inner.as_mut().poll_next(cx),
+            };
+            let item = match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match (std::mem::replace(&mut this.state, State::Done), item) {
+                (State::Done, _) => return Poll::Ready(None),
+                (_, Some(Err(e))) => return this.fail(e),
+                (State::Verified, None) => return Poll::Ready(None),
+                (State::Verified, Some(Ok(chunk))) => {
+                    if chunk.is_empty() {
+                        this.state = State::Verified;
+                        continue;
+                    }
+                    // Bytes past the announced size (and past a matching digest).
+                    let expected = this.handle.lock().verified.unwrap_or(0);
+                    return this.fail(RegistryError::DigestMismatch {
+                        context: format!(
+                            "{} (the source sent more bytes than it announced)",
+                            this.context
+                        ),
+                        expected: format!("{expected} bytes"),
+                        actual: format!("more than {expected} bytes"),
+                    });
+                }
+                (State::Running(v), None) => {
+                    return match v.finish() {
+                        Ok(n) => {
+                            this.verified(n);
+                            this.state = State::Done;
+                            Poll::Ready(None)
+                        }
+                        Err(e) => this.fail(e),
+                    };
+                }
+                (State::Running(mut v), Some(Ok(chunk))) => {
+                    if let Err(e) = v.update(&chunk) {
+                        return this.fail(e);
+                    }
+                    if v.size.is_some_and(|size| v.seen == size) {
+                        // The last announced byte: check the digest before handing the
+                        // chunk on, so that a consumer that stops at the announced length
+                        // never sends a wrong last chunk.
+                        return match v.finish() {
+                            Ok(n) => {
+                                this.verified(n);
+                                Poll::Ready(Some(Ok(chunk)))
+                            }
+                            Err(e) => this.fail(e),
+                        };
+                    }
+                    this.state = State::Running(v);
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
             }
-            Poll::Ready(Some(Err(e))) => this.fail(e),
-            Poll::Ready(None) => match this.verifier.take().map(Verifier::finish) {
-                Some(Ok(n)) => {
-                    this.handle.lock().verified = Some(n);
-                    Poll::Ready(None)
-                }
-                Some(Err(e)) => this.fail(e),
-                None => Poll::Ready(None),
-            },
         }
     }
 }
@@ -336,6 +390,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn with_an_announced_size_the_last_chunk_is_checked_before_it_passes() {
+        // A consumer that knows the length (HTTP with Content-Length) stops polling after
+        // the last announced byte: the digest must be settled by then.
+        let d = Digest::sha256_of(CONTENT);
+        let n = CONTENT.len() as u64;
+        let (mut s, h) = verifying(source(&[b"hello", b", ", b"layer"]), &d, Some(n), "c");
+        let mut got = 0u64;
+        while got < n {
+            got += s.next().await.expect("chunk").expect("ok").len() as u64;
+        }
+        assert_eq!(
+            h.verified(),
+            Some(n),
+            "verified without polling for the end"
+        );
+        // A wrong last chunk is withheld: the consumer sees a short body and an error.
+        let (s, h) = verifying(source(&[b"hello", b", ", b"LAYER"]), &d, Some(n), "c");
+        let (bytes, err) = drain(s).await;
+        assert_eq!(bytes, b"hello, ");
+        assert!(err.is_some());
+        assert!(matches!(
+            h.take_error(),
+            Some(RegistryError::DigestMismatch { .. })
+        ));
+        assert_eq!(h.verified(), None);
     }
 
     #[tokio::test]
