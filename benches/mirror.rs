@@ -547,7 +547,9 @@ fn traffic(entries: &[Access]) -> Traffic {
         if a.method == "GET" && a.path.contains("/tags/list") {
             t.tag_lists += 1;
         }
-        let what = if a.path.contains("/tags/list") {
+        let what = if a.path == "/v2/" || a.path == "/v2" {
+            "/v2/ (ping)"
+        } else if a.path.contains("/tags/list") {
             "tags"
         } else if a.path.contains("/blobs/uploads") {
             "uploads"
