@@ -1,0 +1,724 @@
+//! Executes a [`Plan`] through the registry adapters, in the order DESIGN.md requires.
+//!
+//! Per target repository (targets in parallel):
+//! 1. every tag that must be created or moved (`mirror`, `tag`, `retag`, `rollback`), in
+//!    parallel: the content first (a `mirror` copies the image from its source with the
+//!    [`Mirror`] engine; the others read the manifest already in the target, copying it
+//!    first when it is missing there), then, just before the write, a compare-and-swap
+//!    check of the tag (it must still hold what the plan saw: absent for `mirror` and
+//!    `tag`, `from` for `retag` and `rollback`), then the tag, byte-exact;
+//! 2. then the deletes, one by one, each CAS-checked: tag DELETE where the registry supports
+//!    it; where it does not (distribution 2.8), the manifest by digest only when no other
+//!    live tag (tags the plan deletes aside) and no tag the plan writes holds that digest,
+//!    else the tag is left and the reason reported.
+//!
+//! A plan with a refusal writes nothing. An action that fails (after retries) or meets a
+//! conflict is reported and the others proceed; tags are only written on content that was
+//! fully copied. A second run after success has an empty plan, so it writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tracing::Instrument;
+
+use crate::desired::{DesiredState, is_signature_tag};
+use crate::digest::Digest;
+use crate::plan::{Action, ActionKind, Plan, Refusal, Target};
+use crate::progress::Progress;
+use crate::registry::mirror::{
+    Mirror, MirrorEndpoint, MirrorError, MirrorStats, RetryPolicy, parse_manifest,
+};
+use crate::registry::{RawManifest, Registries, RegistryError, TagDeletion};
+
+/// How to apply a plan.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Retries of failed transfers and requests.
+    pub retry: RetryPolicy,
+    /// Draw progress bars on stderr (only on a terminal).
+    pub progress: bool,
+    /// Target → digest → source repository: where content may be copied from when a tag
+    /// move finds its content missing in the target ([`content_sources`]). `mirror` actions
+    /// carry their own source.
+    pub sources: BTreeMap<String, BTreeMap<Digest, String>>,
+}
+
+/// For each target repository, where Git says each desired digest comes from.
+pub fn content_sources(desired: &DesiredState) -> BTreeMap<String, BTreeMap<Digest, String>> {
+    desired
+        .repos
+        .iter()
+        .map(|(target, repo)| {
+            let sources = repo
+                .tags
+                .values()
+                .map(|t| (t.digest.clone(), t.source.clone()))
+                .collect();
+            (target.clone(), sources)
+        })
+        .collect()
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Copying the content failed.
+    #[error(transparent)]
+    Copy(Arc<MirrorError>),
+    /// A request to the target failed (after retries when the cause was retryable).
+    #[error("{context}: {}", if *attempts > 1 { format!("failed after {attempts} tries") } else { "failed".to_string() })]
+    Registry {
+        /// What was being done, naming the repository and tag.
+        context: String,
+        /// Tries made.
+        attempts: u32,
+        /// The last cause.
+        #[source]
+        source: RegistryError,
+    },
+    /// A repository string that cannot be used.
+    #[error("{0}")]
+    Repository(#[source] RegistryError),
+    /// Content absent from the target with no source to copy it from.
+    #[error(
+        "{target}: content {digest} is not in the target and no source is known to copy it from"
+    )]
+    NoSource {
+        /// The target.
+        target: String,
+        /// The content.
+        digest: Digest,
+    },
+    /// An action this version cannot carry out.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What became of one action.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written (a tag created or moved) or deleted, as planned.
+    Done,
+    /// Nothing to write: the tag already was as the plan wants (changed meanwhile by
+    /// someone else, or written by an earlier action of this run).
+    Unchanged,
+    /// The tag changed since the plan: left alone.
+    Conflict {
+        /// What the plan saw.
+        expected: Option<Digest>,
+        /// What the tag holds now.
+        actual: Option<Digest>,
+    },
+    /// A delete that cannot be made safely: the tag is left.
+    Left {
+        /// Why.
+        reason: String,
+    },
+    /// The action failed.
+    Failed(ApplyError),
+}
+
+/// One action and its outcome.
+#[derive(Debug)]
+pub struct ActionResult {
+    /// The action, as planned.
+    pub action: Action,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+impl ActionResult {
+    /// A one-line message for an outcome that makes the run fail (`None` otherwise).
+    pub fn problem(&self) -> Option<String> {
+        let a = &self.action;
+        let short = |d: &Option<Digest>| d.as_ref().map_or("nothing".to_string(), Digest::short);
+        match &self.outcome {
+            Outcome::Done | Outcome::Unchanged => None,
+            Outcome::Conflict { expected, actual } => Some(format!(
+                "conflict: {} tag {}: changed since the plan (plan saw {}, now {}); left alone",
+                a.target,
+                a.tag,
+                short(expected),
+                short(actual)
+            )),
+            Outcome::Left { reason } => Some(format!(
+                "error: {} tag {}: not deleted: {reason}",
+                a.target, a.tag
+            )),
+            Outcome::Failed(e) => {
+                let mut msg = format!("error: {} {} {}: {e}", a.action, a.target, a.tag);
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Some(msg)
+            }
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Every action of the plan, in plan order, with its outcome.
+    pub results: Vec<ActionResult>,
+    /// What the mirror engine did.
+    pub stats: MirrorStats,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// Set when the plan was refused (nothing written).
+    pub refused: Option<Refusal>,
+}
+
+impl ApplyReport {
+    fn count(&self, f: impl Fn(&ActionResult) -> bool) -> usize {
+        self.results.iter().filter(|r| f(r)).count()
+    }
+
+    fn done(&self, kinds: &[ActionKind]) -> usize {
+        self.count(|r| matches!(r.outcome, Outcome::Done) && kinds.contains(&r.action.action))
+    }
+
+    /// Tags created (`mirror`, `tag`).
+    pub fn tags_created(&self) -> usize {
+        self.done(&[ActionKind::Mirror, ActionKind::Tag])
+    }
+
+    /// Tags moved (`retag`, `rollback`).
+    pub fn tags_moved(&self) -> usize {
+        self.done(&[ActionKind::Retag, ActionKind::Rollback])
+    }
+
+    /// Tags deleted.
+    pub fn tags_deleted(&self) -> usize {
+        self.done(&[ActionKind::Delete])
+    }
+
+    /// Actions that failed.
+    pub fn failed(&self) -> usize {
+        self.count(|r| matches!(r.outcome, Outcome::Failed(_)))
+    }
+
+    /// Tags left alone because they changed since the plan.
+    pub fn conflicts(&self) -> usize {
+        self.count(|r| matches!(r.outcome, Outcome::Conflict { .. }))
+    }
+
+    /// Deletes left because the registry cannot make them safely.
+    pub fn left(&self) -> usize {
+        self.count(|r| matches!(r.outcome, Outcome::Left { .. }))
+    }
+
+    /// Whether every action succeeded (and the plan was not refused).
+    pub fn succeeded(&self) -> bool {
+        self.refused.is_none() && self.failed() == 0 && self.conflicts() == 0 && self.left() == 0
+    }
+
+    /// One line per action that makes the run fail.
+    pub fn problems(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter_map(ActionResult::problem)
+            .collect()
+    }
+
+    /// The final summary line, e.g. `synced in 3.2s: 4 images mirrored (12 blobs, 38.1 MiB
+    /// copied, 3 mounted, 9 skipped), tags: 5 created, 2 moved, 1 deleted; 0 failed, 0
+    /// conflicts`.
+    pub fn summary(&self) -> String {
+        if let Some(r) = &self.refused {
+            return format!("nothing synced: {r}");
+        }
+        let s = &self.stats;
+        let mut line = format!(
+            "synced in {:.1}s: {} images mirrored ({} blobs, {:.1} MiB copied, {} mounted, {} skipped), tags: {} created, {} moved, {} deleted; {} failed, {} conflicts",
+            self.elapsed.as_secs_f64(),
+            s.images,
+            s.blobs_copied,
+            s.bytes_copied as f64 / (1024.0 * 1024.0),
+            s.blobs_mounted,
+            s.blobs_skipped,
+            self.tags_created(),
+            self.tags_moved(),
+            self.tags_deleted(),
+            self.failed(),
+            self.conflicts(),
+        );
+        if self.left() > 0 {
+            line.push_str(&format!(", {} not deleted", self.left()));
+        }
+        if s.retries > 0 {
+            line.push_str(&format!(" ({} retries)", s.retries));
+        }
+        line
+    }
+}
+
+/// Applies `plan` through `registries`. A plan with a refusal writes nothing and comes back
+/// with [`ApplyReport::refused`] set. Never stops at the first failure: every action gets
+/// an outcome.
+pub async fn apply(plan: &Plan, registries: &Registries, options: &ApplyOptions) -> ApplyReport {
+    let open = |name: &str| registries.repository(name);
+    apply_with(plan, &open, registries.concurrency(), options).await
+}
+
+/// [`apply`] over any backend: `open` gives the repository of a repository string;
+/// `concurrency` bounds blob transfers per registry host.
+pub async fn apply_with<E: MirrorEndpoint>(
+    plan: &Plan,
+    open: &(dyn Fn(&str) -> Result<E, RegistryError> + Sync),
+    concurrency: usize,
+    options: &ApplyOptions,
+) -> ApplyReport {
+    let start = Instant::now();
+    if let Some(r) = &plan.refusal {
+        return ApplyReport {
+            refused: Some(r.clone()),
+            elapsed: start.elapsed(),
+            ..ApplyReport::default()
+        };
+    }
+    let to_copy: HashSet<(String, &Digest)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Mirror)
+        .filter_map(|a| a.to.as_ref().map(|d| (a.target.to_string(), d)))
+        .collect();
+    let progress = Arc::new(Progress::new(options.progress, to_copy.len() as u64));
+    let mirror = Arc::new(Mirror::new(concurrency, options.retry).with_observer(progress.clone()));
+    let run = Run {
+        open,
+        mirror: mirror.clone(),
+        progress: progress.clone(),
+        options,
+        concurrency: concurrency.max(1),
+    };
+
+    let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
+    for (i, a) in plan.actions.iter().enumerate() {
+        by_target.entry(&a.target).or_default().push((i, a));
+    }
+    let per_target = by_target
+        .into_iter()
+        .map(|(target, actions)| run.target(target, actions));
+    let mut outcomes: Vec<(usize, Outcome)> = futures_util::future::join_all(per_target)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    progress.finish();
+    let results = outcomes
+        .into_iter()
+        .map(|(i, outcome)| ActionResult {
+            action: plan.actions[i].clone(),
+            outcome,
+        })
+        .collect();
+    ApplyReport {
+        results,
+        stats: mirror.stats(),
+        elapsed: start.elapsed(),
+        refused: None,
+    }
+}
+
+/// One apply run: what every action needs.
+struct Run<'a, E> {
+    open: &'a (dyn Fn(&str) -> Result<E, RegistryError> + Sync),
+    mirror: Arc<Mirror>,
+    progress: Arc<Progress>,
+    options: &'a ApplyOptions,
+    concurrency: usize,
+}
+
+/// The tracing span of an action.
+fn span_of(a: &Action) -> tracing::Span {
+    tracing::info_span!(
+        "action",
+        action = %a.action,
+        target = %a.target,
+        tag = %a.tag,
+        channels = %a.channels.join(","),
+    )
+}
+
+/// What the deletes of one target share: the plan's view and what was learnt so far.
+struct DeleteState {
+    /// Tags the plan deletes in this target.
+    deleted_by_plan: BTreeSet<String>,
+    /// Digests the plan writes under some tag of this target → one such tag.
+    written: BTreeMap<Digest, String>,
+    /// Live tag → digest (every tag but signature tags and the plan's deletes), read once
+    /// when a registry first refuses a tag DELETE.
+    holders: Option<BTreeMap<String, Digest>>,
+    /// Manifests deleted by digest in this run.
+    deleted_manifests: HashSet<Digest>,
+}
+
+impl<E: MirrorEndpoint> Run<'_, E> {
+    async fn target(
+        &self,
+        target: &Target,
+        actions: Vec<(usize, &Action)>,
+    ) -> Vec<(usize, Outcome)> {
+        let name = match target {
+            Target::Repo(name) => name,
+            Target::ImageStream(_) => {
+                return actions
+                    .into_iter()
+                    .map(|(i, a)| {
+                        (
+                            i,
+                            Outcome::Failed(ApplyError::Unsupported(format!(
+                                "{}: ImageStreams are not applied by this version",
+                                a.target
+                            ))),
+                        )
+                    })
+                    .collect();
+            }
+        };
+        let repo = match (self.open)(name) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                return actions
+                    .into_iter()
+                    .map(|(i, _)| {
+                        (
+                            i,
+                            Outcome::Failed(ApplyError::Unsupported(format!(
+                                "cannot open {name}: {msg}"
+                            ))),
+                        )
+                    })
+                    .collect();
+            }
+        };
+        // A layout's index.json is rewritten whole by each tag write: one at a time.
+        let tag_lock = tokio::sync::Mutex::new(());
+        let (deletes, writes): (Vec<_>, Vec<_>) = actions
+            .into_iter()
+            .partition(|(_, a)| a.action == ActionKind::Delete);
+
+        let mut state = DeleteState {
+            deleted_by_plan: deletes.iter().map(|(_, a)| a.tag.clone()).collect(),
+            written: writes
+                .iter()
+                .filter_map(|(_, a)| a.to.clone().map(|d| (d, a.tag.clone())))
+                .collect(),
+            holders: None,
+            deleted_manifests: HashSet::new(),
+        };
+
+        let mut outcomes: Vec<(usize, Outcome)> =
+            futures_util::future::join_all(writes.into_iter().map(|(i, a)| {
+                let (repo, tag_lock) = (&repo, &tag_lock);
+                async move {
+                    let outcome = match self.write_tag(name, repo, a, tag_lock).await {
+                        Ok(o) => o,
+                        Err(e) => Outcome::Failed(e),
+                    };
+                    log_outcome(a, &outcome);
+                    (i, outcome)
+                }
+                .instrument(span_of(a))
+            }))
+            .await;
+
+        for (i, a) in deletes {
+            let outcome = match self
+                .delete_tag(&repo, a, &mut state)
+                .instrument(span_of(a))
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => Outcome::Failed(e),
+            };
+            span_of(a).in_scope(|| log_outcome(a, &outcome));
+            outcomes.push((i, outcome));
+        }
+        outcomes
+    }
+
+    /// A request to the target with retries, its failure as an [`ApplyError`].
+    async fn request<R, F, Fut>(&self, context: impl Fn() -> String, op: F) -> Result<R, ApplyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<R, RegistryError>>,
+    {
+        self.mirror
+            .retrying(&context(), op)
+            .await
+            .map_err(|(source, attempts)| ApplyError::Registry {
+                context: context(),
+                attempts,
+                source,
+            })
+    }
+
+    /// Copies `digest` into `target` from `source` (a repository string).
+    async fn copy(
+        &self,
+        source: &str,
+        target: &E,
+        digest: &Digest,
+        label: &str,
+    ) -> Result<RawManifest, ApplyError> {
+        let source = (self.open)(source).map_err(ApplyError::Repository)?;
+        let raw = self
+            .mirror
+            .copy_image(&source, target, digest, label)
+            .await
+            .map_err(ApplyError::Copy)?;
+        self.progress.image_done(target.name(), digest, label);
+        Ok(raw)
+    }
+
+    /// Creates or moves one tag: content, CAS check, tag.
+    async fn write_tag(
+        &self,
+        name: &str,
+        repo: &E,
+        a: &Action,
+        tag_lock: &tokio::sync::Mutex<()>,
+    ) -> Result<Outcome, ApplyError> {
+        let Some(to) = &a.to else {
+            return Err(ApplyError::Unsupported(format!(
+                "{} {name} {}: no digest to write",
+                a.action, a.tag
+            )));
+        };
+        let label = match &a.to_version {
+            Some(v) if *v != a.tag => format!("{name}:{} ({v})", a.tag),
+            _ => format!("{name}:{}", a.tag),
+        };
+        let known_source = || {
+            a.source.clone().or_else(|| {
+                self.options
+                    .sources
+                    .get(name)
+                    .and_then(|m| m.get(to))
+                    .cloned()
+            })
+        };
+
+        // Content first.
+        let raw = if a.action == ActionKind::Mirror {
+            let Some(source) = known_source() else {
+                return Err(ApplyError::NoSource {
+                    target: name.to_string(),
+                    digest: to.clone(),
+                });
+            };
+            self.copy(&source, repo, to, &label).await?
+        } else {
+            let present = self
+                .request(
+                    || format!("reading {name}@{to}"),
+                    || repo.get_manifest(to.as_str()),
+                )
+                .await?;
+            match present {
+                Some(raw) => raw,
+                None => {
+                    let Some(source) = known_source() else {
+                        return Err(ApplyError::NoSource {
+                            target: name.to_string(),
+                            digest: to.clone(),
+                        });
+                    };
+                    tracing::info!(%source, "content missing in the target; copying it first");
+                    self.copy(&source, repo, to, &label).await?
+                }
+            }
+        };
+        // The manifest goes out under its own format's media type, bytes untouched.
+        let raw = match parse_manifest(&raw.media_type, &raw.bytes) {
+            Ok(p) => RawManifest {
+                media_type: p.kind.media_type().to_string(),
+                ..raw
+            },
+            Err(_) => raw,
+        };
+
+        // Then the tag, if it still holds what the plan saw.
+        let _guard = if repo.registry_host().is_none() {
+            Some(tag_lock.lock().await)
+        } else {
+            None
+        };
+        let live = repo.fresh();
+        let current = self
+            .request(
+                || format!("resolving {name}:{}", a.tag),
+                || live.resolve_tag(&a.tag),
+            )
+            .await?;
+        if current.as_ref() == Some(to) {
+            return Ok(Outcome::Unchanged);
+        }
+        let expected = match a.action {
+            ActionKind::Mirror | ActionKind::Tag => None,
+            _ => a.from.clone(),
+        };
+        let checked = matches!(a.action, ActionKind::Mirror | ActionKind::Tag) || a.from.is_some();
+        if checked && current != expected {
+            return Ok(Outcome::Conflict {
+                expected,
+                actual: current,
+            });
+        }
+        self.request(
+            || format!("writing {name}:{}", a.tag),
+            || live.put_manifest(&a.tag, &raw),
+        )
+        .await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Deletes one tag: CAS check, tag DELETE, else the manifest by digest when safe.
+    async fn delete_tag(
+        &self,
+        repo: &E,
+        a: &Action,
+        state: &mut DeleteState,
+    ) -> Result<Outcome, ApplyError> {
+        let name = repo.name().to_string();
+        let live = repo.fresh();
+        let current = self
+            .request(
+                || format!("resolving {name}:{}", a.tag),
+                || live.resolve_tag(&a.tag),
+            )
+            .await?;
+        let Some(digest) = current else {
+            // Gone already: by an earlier delete by digest of this run, or by someone else.
+            return Ok(
+                match a
+                    .from
+                    .as_ref()
+                    .filter(|d| state.deleted_manifests.contains(*d))
+                {
+                    Some(_) => Outcome::Done,
+                    None => Outcome::Unchanged,
+                },
+            );
+        };
+        if a.from.as_ref().is_some_and(|f| *f != digest) {
+            return Ok(Outcome::Conflict {
+                expected: a.from.clone(),
+                actual: Some(digest),
+            });
+        }
+        let deletion = self
+            .request(
+                || format!("deleting {name}:{}", a.tag),
+                || live.delete_tag(&a.tag),
+            )
+            .await?;
+        if deletion == TagDeletion::Deleted {
+            return Ok(Outcome::Done);
+        }
+
+        // The registry cannot delete a tag by name: by digest, only when that removes no
+        // other tag and no tag Git wants on it.
+        if let Some(wanted) = state.written.get(&digest) {
+            return Ok(Outcome::Left {
+                reason: format!(
+                    "the registry cannot delete a tag by name, and deleting manifest {} would also remove tag {wanted}, which Git wants on it",
+                    digest.short()
+                ),
+            });
+        }
+        if state.holders.is_none() {
+            state.holders = Some(self.holders(&live, &state.deleted_by_plan).await?);
+        }
+        let others: Vec<&str> = state
+            .holders
+            .iter()
+            .flatten()
+            .filter(|(t, d)| **d == digest && **t != a.tag)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        if !others.is_empty() {
+            return Ok(Outcome::Left {
+                reason: format!(
+                    "the registry cannot delete a tag by name, and deleting manifest {} would also remove tag{} {}",
+                    digest.short(),
+                    if others.len() > 1 { "s" } else { "" },
+                    others.join(", ")
+                ),
+            });
+        }
+        self.request(
+            || format!("deleting {name}@{digest}"),
+            || live.delete_manifest(&digest),
+        )
+        .await?;
+        state.deleted_manifests.insert(digest);
+        Ok(Outcome::Done)
+    }
+
+    /// Every live tag of `repo` → its digest, except signature tags and `except`.
+    async fn holders(
+        &self,
+        repo: &E,
+        except: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Digest>, ApplyError> {
+        let name = repo.name().to_string();
+        let tags = self
+            .request(|| format!("listing tags of {name}"), || repo.list_tags())
+            .await?;
+        let resolved: Vec<Result<(String, Option<Digest>), ApplyError>> =
+            futures_util::stream::iter(
+                tags.into_iter()
+                    .filter(|t| !except.contains(t) && !is_signature_tag(t)),
+            )
+            .map(|tag| {
+                let name = &name;
+                async move {
+                    let d = self
+                        .request(
+                            || format!("resolving {name}:{tag}"),
+                            || repo.resolve_tag(&tag),
+                        )
+                        .await?;
+                    Ok((tag, d))
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut holders = BTreeMap::new();
+        for r in resolved {
+            if let (tag, Some(d)) = r? {
+                holders.insert(tag, d);
+            }
+        }
+        Ok(holders)
+    }
+}
+
+/// Logs an outcome in the action's span.
+fn log_outcome(a: &Action, outcome: &Outcome) {
+    match outcome {
+        Outcome::Done => tracing::info!(
+            from = %a.from.as_ref().map_or("-".to_string(), Digest::short),
+            to = %a.to.as_ref().map_or("-".to_string(), Digest::short),
+            "done"
+        ),
+        Outcome::Unchanged => tracing::info!("already as planned"),
+        Outcome::Conflict { actual, .. } => tracing::info!(
+            actual = %actual.as_ref().map_or("-".to_string(), Digest::short),
+            "changed since the plan; left alone"
+        ),
+        Outcome::Left { reason } => tracing::info!(reason, "left"),
+        Outcome::Failed(e) => tracing::info!(error = %e, "failed"),
+    }
+}
