@@ -883,3 +883,384 @@ impl ContentStore for LayoutRepository {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    fn stream_of(bytes: &[u8], size: Option<u64>) -> BlobStream {
+        let chunks: Vec<Result<Bytes, RegistryError>> = bytes
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        BlobStream {
+            size,
+            chunks: Box::pin(futures_util::stream::iter(chunks)),
+        }
+    }
+
+    async fn put(repo: &LayoutRepository, bytes: &[u8]) -> Digest {
+        let d = Digest::sha256_of(bytes);
+        repo.put_blob(&d, stream_of(bytes, Some(bytes.len() as u64)))
+            .await
+            .unwrap();
+        d
+    }
+
+    /// An image manifest over a config and one layer (both written), distinct per `seed`.
+    async fn image(repo: &LayoutRepository, seed: &str) -> RawManifest {
+        let config = put(repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
+        let layer = put(repo, format!("layer of {seed}").as_bytes()).await;
+        manifest_over(&config, &layer, seed)
+    }
+
+    fn manifest_over(config: &Digest, layer: &Digest, seed: &str) -> RawManifest {
+        let json = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 1},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": 1}],
+            "annotations": {"seed": seed},
+        });
+        let bytes = Bytes::from(serde_json::to_vec(&json).unwrap());
+        RawManifest {
+            media_type: OCI_MANIFEST.to_string(),
+            digest: Digest::sha256_of(&bytes),
+            bytes,
+        }
+    }
+
+    fn index_json(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+    }
+
+    fn stray_files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in [dir.to_path_buf(), dir.join("blobs/sha256")] {
+            for e in std::fs::read_dir(d).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                if name.contains(".tmp-") {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn writes_and_reads_back_a_new_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("okd/release");
+        let repo = LayoutRepository::new("oci:okd/release", dir.clone());
+        assert!(repo.list_tags().await.unwrap().is_empty());
+
+        let m = image(&repo, "one").await;
+        // The layout exists now, with no tag.
+        assert_eq!(
+            std::fs::read_to_string(dir.join("oci-layout")).unwrap(),
+            OCI_LAYOUT
+        );
+        assert_eq!(index_json(&dir)["manifests"], serde_json::json!([]));
+        assert!(repo.list_tags().await.unwrap().is_empty());
+
+        // By digest: the blob only.
+        repo.put_manifest(m.digest.as_str(), &m).await.unwrap();
+        assert!(repo.has_manifest(&m.digest).await.unwrap());
+        assert!(repo.list_tags().await.unwrap().is_empty());
+        assert_eq!(
+            repo.get_manifest(m.digest.as_str()).await.unwrap(),
+            Some(m.clone())
+        );
+        // By tag: an index.json entry.
+        repo.put_manifest("v1", &m).await.unwrap();
+        assert_eq!(repo.list_tags().await.unwrap(), ["v1"]);
+        assert_eq!(
+            repo.resolve_tag("v1").await.unwrap(),
+            Some(m.digest.clone())
+        );
+        assert_eq!(repo.get_manifest("v1").await.unwrap(), Some(m.clone()));
+        assert_eq!(repo.get_manifest("v2").await.unwrap(), None);
+        let entry = &index_json(&dir)["manifests"][0];
+        assert_eq!(entry["mediaType"], OCI_MANIFEST);
+        assert_eq!(entry["digest"], m.digest.to_string());
+        assert_eq!(entry["size"], m.bytes.len());
+        assert_eq!(entry["annotations"][REF_NAME_ANNOTATION], "v1");
+        // Writing it again changes nothing.
+        let before = std::fs::read(dir.join("index.json")).unwrap();
+        repo.put_manifest("v1", &m).await.unwrap();
+        assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), before);
+
+        // Blobs stream back in chunks, with their size.
+        let big: Vec<u8> = (0..(READ_CHUNK * 2 + 100))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let d = put(&repo, &big).await;
+        let blob = repo.open_blob(&d).await.unwrap();
+        assert_eq!(blob.size, Some(big.len() as u64));
+        let mut chunks = blob.chunks;
+        let mut got = Vec::new();
+        let mut n = 0;
+        while let Some(c) = chunks.next().await {
+            got.extend_from_slice(&c.unwrap());
+            n += 1;
+        }
+        assert_eq!(got, big);
+        assert_eq!(n, 3);
+        // A blob already there is skipped.
+        let again = repo
+            .put_blob(&d, stream_of(&big, Some(big.len() as u64)))
+            .await
+            .unwrap();
+        assert_eq!(again, 0);
+        assert!(stray_files(&dir).is_empty(), "{:?}", stray_files(&dir));
+        // Layouts cannot mount.
+        assert!(!repo.mount_blob(&d, "okd/other").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_lying_source_leaves_nothing_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let repo = LayoutRepository::new("oci:r", dir.clone());
+        let honest = b"honest content of some length".to_vec();
+        let d = Digest::sha256_of(&honest);
+        let n = honest.len() as u64;
+        let mut wrong = honest.clone();
+        wrong[0] ^= 1;
+        for (bytes, size) in [
+            (wrong.clone(), Some(n)),
+            (wrong, None),
+            (honest[..5].to_vec(), Some(n)),
+            ([honest.clone(), b"x".to_vec()].concat(), Some(n)),
+            ([honest.clone(), b"x".to_vec()].concat(), None),
+        ] {
+            let e = repo
+                .put_blob(&d, stream_of(&bytes, size))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+            assert!(e.to_string().contains(d.as_str()), "{e}");
+            assert!(!repo.has_blob(&d).await.unwrap());
+            assert!(stray_files(&dir).is_empty(), "{:?}", stray_files(&dir));
+        }
+        assert_eq!(
+            repo.put_blob(&d, stream_of(&honest, None)).await.unwrap(),
+            n
+        );
+        assert_eq!(std::fs::read(repo.blob_path(&d)).unwrap(), honest);
+    }
+
+    #[tokio::test]
+    async fn refuses_manifests_over_missing_content_and_false_digests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let repo = LayoutRepository::new("oci:r", dir.clone());
+        let config = put(&repo, b"{}").await;
+        let missing = Digest::sha256_of(b"never written");
+        let m = manifest_over(&config, &missing, "x");
+        let e = repo.put_manifest("v1", &m).await.unwrap_err();
+        assert!(e.to_string().contains(missing.as_str()), "{e}");
+        assert!(repo.list_tags().await.unwrap().is_empty());
+        assert!(
+            !repo.has_manifest(&m.digest).await.unwrap(),
+            "not even the blob"
+        );
+        // An index naming a child manifest that is absent.
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPES[0],
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": m.digest.to_string(), "size": m.bytes.len()}],
+        }))
+        .unwrap();
+        let index = RawManifest {
+            media_type: MANIFEST_MEDIA_TYPES[0].to_string(),
+            digest: Digest::sha256_of(&index),
+            bytes: Bytes::from(index),
+        };
+        assert!(repo.put_manifest("multi", &index).await.is_err());
+        // Bytes that are not the digest.
+        let good = image(&repo, "good").await;
+        let mut lie = good.clone();
+        lie.digest = m.digest.clone();
+        let e = repo.put_manifest("v1", &lie).await.unwrap_err();
+        assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+        // A digest reference other than the manifest's own.
+        let e = repo
+            .put_manifest(m.digest.as_str(), &good)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+        let e = repo.put_manifest("../v1", &good).await.unwrap_err();
+        assert!(matches!(e, RegistryError::InvalidTag { .. }), "{e}");
+        assert!(repo.list_tags().await.unwrap().is_empty());
+        // With its child in place, an index goes in.
+        repo.put_manifest(good.digest.as_str(), &good)
+            .await
+            .unwrap();
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPES[0],
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": good.digest.to_string(), "size": good.bytes.len()}],
+        }))
+        .unwrap();
+        let index = RawManifest {
+            media_type: MANIFEST_MEDIA_TYPES[0].to_string(),
+            digest: Digest::sha256_of(&index),
+            bytes: Bytes::from(index),
+        };
+        repo.put_manifest("multi", &index).await.unwrap();
+        assert_eq!(repo.get_manifest("multi").await.unwrap(), Some(index));
+    }
+
+    #[tokio::test]
+    async fn index_updates_keep_everything_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let repo = LayoutRepository::new("oci:r", dir.clone());
+        let a = image(&repo, "a").await;
+        let b = image(&repo, "b").await;
+        for m in [&a, &b] {
+            repo.put_manifest(m.digest.as_str(), m).await.unwrap();
+        }
+        // A layout written by another tool: extra fields, an untagged entry, two tags.
+        let foreign = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPES[0],
+            "annotations": {"made.by": "another tool"},
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": a.digest.to_string(), "size": a.bytes.len(),
+                 "annotations": {REF_NAME_ANNOTATION: "keep", "x": "y"}, "platform": {"os": "linux"}},
+                {"mediaType": OCI_MANIFEST, "digest": b.digest.to_string(), "size": b.bytes.len()},
+                {"mediaType": OCI_MANIFEST, "digest": a.digest.to_string(), "size": a.bytes.len(),
+                 "annotations": {REF_NAME_ANNOTATION: "move-me"}},
+            ],
+        });
+        std::fs::write(
+            dir.join("index.json"),
+            serde_json::to_vec(&foreign).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(repo.list_tags().await.unwrap(), ["keep", "move-me"]);
+
+        repo.put_manifest("move-me", &b).await.unwrap();
+        repo.put_manifest("new", &b).await.unwrap();
+        let idx = index_json(&dir);
+        assert_eq!(idx["annotations"]["made.by"], "another tool");
+        let entries = idx["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(
+            entries[0], foreign["manifests"][0],
+            "untouched entry kept as is"
+        );
+        assert_eq!(entries[1], foreign["manifests"][1], "untagged entry kept");
+        assert_eq!(entries[2]["digest"], b.digest.to_string(), "moved in place");
+        assert_eq!(entries[3]["annotations"][REF_NAME_ANNOTATION], "new");
+        assert_eq!(
+            repo.resolve_tag("move-me").await.unwrap(),
+            Some(b.digest.clone())
+        );
+
+        assert_eq!(repo.delete_tag("keep").await.unwrap(), TagDeletion::Deleted);
+        assert_eq!(repo.delete_tag("keep").await.unwrap(), TagDeletion::Deleted);
+        assert_eq!(repo.list_tags().await.unwrap(), ["move-me", "new"]);
+        // By digest: every entry with it goes (the untagged one too); blobs stay.
+        repo.delete_manifest(&b.digest).await.unwrap();
+        assert!(repo.list_tags().await.unwrap().is_empty());
+        assert_eq!(index_json(&dir)["manifests"], serde_json::json!([]));
+        assert!(repo.has_manifest(&b.digest).await.unwrap());
+        assert!(stray_files(&dir).is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_see_changes_made_behind_their_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let repo = LayoutRepository::new("oci:r", dir.clone());
+        let other = LayoutRepository::new("oci:r", dir.clone());
+        let a = image(&repo, "a").await;
+        repo.put_manifest("v1", &a).await.unwrap();
+        assert_eq!(other.list_tags().await.unwrap(), ["v1"]);
+        repo.put_manifest("v2", &a).await.unwrap();
+        assert_eq!(other.list_tags().await.unwrap(), ["v1", "v2"]);
+        other.delete_tag("v1").await.unwrap();
+        assert_eq!(repo.list_tags().await.unwrap(), ["v2"]);
+    }
+
+    #[tokio::test]
+    async fn deleting_from_a_missing_layout_creates_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("nothing");
+        let repo = LayoutRepository::new("oci:nothing", dir.clone());
+        assert_eq!(repo.delete_tag("v1").await.unwrap(), TagDeletion::Deleted);
+        repo.delete_manifest(&Digest::sha256_of(b"x"))
+            .await
+            .unwrap();
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn index_entries_cannot_point_outside_the_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("oci-layout"), OCI_LAYOUT).unwrap();
+        std::fs::write(
+            dir.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:../../../etc/passwd","size":1,"annotations":{{"{REF_NAME_ANNOTATION}":"v1"}}}}]}}"#
+            ),
+        )
+        .unwrap();
+        let repo = LayoutRepository::new("oci:r", dir.clone());
+        assert!(matches!(
+            repo.get_manifest("v1").await,
+            Err(RegistryError::BadDigest { .. })
+        ));
+        assert!(matches!(
+            repo.delete_tag("v1").await,
+            Err(RegistryError::BadDigest { .. })
+        ));
+    }
+
+    /// Writers in separate threads (each with its own runtime and repository value, as
+    /// separate processes would be) never lose each other's tags.
+    #[test]
+    fn concurrent_writers_lose_no_tag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seed = LayoutRepository::new("oci:r", dir.clone());
+        let m = rt.block_on(image(&seed, "shared"));
+        rt.block_on(seed.put_manifest(m.digest.as_str(), &m))
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let dir = dir.clone();
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let repo = LayoutRepository::new("oci:r", dir);
+                    rt.block_on(async {
+                        for i in 0..15 {
+                            repo.put_manifest(&format!("t{t}-{i}"), &m).await.unwrap();
+                        }
+                    });
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let tags = rt.block_on(seed.list_tags()).unwrap();
+        assert_eq!(tags.len(), 60, "{tags:?}");
+        assert!(stray_files(&dir).is_empty());
+    }
+}
