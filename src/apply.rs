@@ -16,7 +16,7 @@
 //! conflict is reported and the others proceed; tags are only written on content that was
 //! fully copied. A second run after success has an empty plan, so it writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,15 +27,14 @@ use crate::desired::{DesiredState, is_signature_tag};
 use crate::digest::Digest;
 use crate::plan::{Action, ActionKind, Plan, Refusal, Target};
 use crate::progress::Progress;
-use crate::registry::mirror::{
-    Mirror, MirrorEndpoint, MirrorError, MirrorStats, RetryPolicy, parse_manifest,
-};
-use crate::registry::{RawManifest, Registries, RegistryError, TagDeletion};
+use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, parse_manifest};
+use crate::registry::{RawManifest, Registries, RegistryError, RetryPolicy, TagDeletion};
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
-    /// Retries of failed transfers and requests.
+    /// How a blob transfer that failed with a retryable error is redone (requests without a
+    /// streamed body are retried by the HTTP client itself).
     pub retry: RetryPolicy,
     /// Draw progress bars on stderr (only on a terminal).
     pub progress: bool,
@@ -67,13 +66,11 @@ pub enum ApplyError {
     /// Copying the content failed.
     #[error(transparent)]
     Copy(Arc<MirrorError>),
-    /// A request to the target failed (after retries when the cause was retryable).
-    #[error("{context}: {}", if *attempts > 1 { format!("failed after {attempts} tries") } else { "failed".to_string() })]
+    /// A request to the target failed.
+    #[error("{context}")]
     Registry {
         /// What was being done, naming the repository and tag.
         context: String,
-        /// Tries made.
-        attempts: u32,
         /// The last cause.
         #[source]
         source: RegistryError,
@@ -296,6 +293,14 @@ pub async fn apply_with<E: MirrorEndpoint>(
         progress: progress.clone(),
         options,
         concurrency: concurrency.max(1),
+        plan_sources: plan
+            .actions
+            .iter()
+            .filter_map(|a| match (&a.target, &a.to, &a.source) {
+                (Target::Repo(t), Some(d), Some(s)) => Some(((t.clone(), d.clone()), s.clone())),
+                _ => None,
+            })
+            .collect(),
     };
 
     let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
@@ -334,6 +339,8 @@ struct Run<'a, E> {
     progress: Arc<Progress>,
     options: &'a ApplyOptions,
     concurrency: usize,
+    /// (target, digest) → source, from the plan's mirror actions.
+    plan_sources: HashMap<(String, Digest), String>,
 }
 
 /// The tracing span of an action.
@@ -446,20 +453,16 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         outcomes
     }
 
-    /// A request to the target with retries, its failure as an [`ApplyError`].
-    async fn request<R, F, Fut>(&self, context: impl Fn() -> String, op: F) -> Result<R, ApplyError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<R, RegistryError>>,
-    {
-        self.mirror
-            .retrying(&context(), op)
-            .await
-            .map_err(|(source, attempts)| ApplyError::Registry {
-                context: context(),
-                attempts,
-                source,
-            })
+    /// A request to the target, its failure as an [`ApplyError`].
+    async fn request<R>(
+        &self,
+        context: impl Fn() -> String,
+        request: impl std::future::Future<Output = Result<R, RegistryError>>,
+    ) -> Result<R, ApplyError> {
+        request.await.map_err(|source| ApplyError::Registry {
+            context: context(),
+            source,
+        })
     }
 
     /// Copies `digest` into `target` from `source` (a repository string).
@@ -498,14 +501,23 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             Some(v) if *v != a.tag => format!("{name}:{} ({v})", a.tag),
             _ => format!("{name}:{}", a.tag),
         };
+        // The action's own source, else that of a mirror of the same content in this plan
+        // (whose copy this one then joins), else what Git says.
         let known_source = || {
-            a.source.clone().or_else(|| {
-                self.options
-                    .sources
-                    .get(name)
-                    .and_then(|m| m.get(to))
-                    .cloned()
-            })
+            a.source
+                .clone()
+                .or_else(|| {
+                    self.plan_sources
+                        .get(&(name.to_string(), to.clone()))
+                        .cloned()
+                })
+                .or_else(|| {
+                    self.options
+                        .sources
+                        .get(name)
+                        .and_then(|m| m.get(to))
+                        .cloned()
+                })
         };
 
         // Content first.
@@ -521,7 +533,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             let present = self
                 .request(
                     || format!("reading {name}@{to}"),
-                    || repo.get_manifest(to.as_str()),
+                    repo.get_manifest(to.as_str()),
                 )
                 .await?;
             match present {
@@ -557,7 +569,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         let current = self
             .request(
                 || format!("resolving {name}:{}", a.tag),
-                || live.resolve_tag(&a.tag),
+                live.resolve_tag(&a.tag),
             )
             .await?;
         if current.as_ref() == Some(to) {
@@ -576,7 +588,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         }
         self.request(
             || format!("writing {name}:{}", a.tag),
-            || live.put_manifest(&a.tag, &raw),
+            live.put_manifest(&a.tag, &raw),
         )
         .await?;
         Ok(Outcome::Done)
@@ -594,7 +606,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         let current = self
             .request(
                 || format!("resolving {name}:{}", a.tag),
-                || live.resolve_tag(&a.tag),
+                live.resolve_tag(&a.tag),
             )
             .await?;
         let Some(digest) = current else {
@@ -619,7 +631,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         let deletion = self
             .request(
                 || format!("deleting {name}:{}", a.tag),
-                || live.delete_tag(&a.tag),
+                live.delete_tag(&a.tag),
             )
             .await?;
         if deletion == TagDeletion::Deleted {
@@ -658,7 +670,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         }
         self.request(
             || format!("deleting {name}@{digest}"),
-            || live.delete_manifest(&digest),
+            live.delete_manifest(&digest),
         )
         .await?;
         state.deleted_manifests.insert(digest);
@@ -673,7 +685,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
     ) -> Result<BTreeMap<String, Digest>, ApplyError> {
         let name = repo.name().to_string();
         let tags = self
-            .request(|| format!("listing tags of {name}"), || repo.list_tags())
+            .request(|| format!("listing tags of {name}"), repo.list_tags())
             .await?;
         let resolved: Vec<Result<(String, Option<Digest>), ApplyError>> =
             futures_util::stream::iter(
@@ -684,10 +696,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 let name = &name;
                 async move {
                     let d = self
-                        .request(
-                            || format!("resolving {name}:{tag}"),
-                            || repo.resolve_tag(&tag),
-                        )
+                        .request(|| format!("resolving {name}:{tag}"), repo.resolve_tag(&tag))
                         .await?;
                     Ok((tag, d))
                 }
@@ -720,5 +729,363 @@ fn log_outcome(a: &Action, outcome: &Outcome) {
         ),
         Outcome::Left { reason } => tracing::info!(reason, "left"),
         Outcome::Failed(e) => tracing::info!(error = %e, "failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::mirror::testing::{Mem, State, seed_index};
+    use std::sync::Mutex;
+
+    const SRC: &str = "src/rel";
+    const DST: &str = "dst/rel";
+
+    fn opener(reg: &Arc<Mutex<State>>) -> impl Fn(&str) -> Result<Mem, RegistryError> + Sync {
+        let reg = reg.clone();
+        move |name: &str| Ok(Mem::new(&reg, Some(name.split('/').next().unwrap()), name))
+    }
+
+    fn options() -> ApplyOptions {
+        ApplyOptions {
+            retry: RetryPolicy {
+                tries: 3,
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(2),
+                max_retry_after: Duration::from_millis(2),
+            },
+            ..ApplyOptions::default()
+        }
+    }
+
+    fn action(kind: ActionKind, tag: &str, from: Option<&Digest>, to: Option<&Digest>) -> Action {
+        Action {
+            action: kind,
+            target: Target::Repo(DST.to_string()),
+            tag: tag.to_string(),
+            from: from.cloned(),
+            to: to.cloned(),
+            from_version: None,
+            to_version: None,
+            copy: kind == ActionKind::Mirror,
+            channels: vec!["c".to_string()],
+            reason: String::new(),
+            source: (kind == ActionKind::Mirror).then(|| SRC.to_string()),
+        }
+    }
+
+    fn plan(actions: Vec<Action>) -> Plan {
+        Plan {
+            revision: "abc".to_string(),
+            actions,
+            conflicts: Vec::new(),
+            refusal: None,
+        }
+    }
+
+    fn writes(reg: &Arc<Mutex<State>>) -> Vec<String> {
+        reg.lock().unwrap().writes.clone()
+    }
+
+    /// A source with releases r1..rN (sharing one layer), a target holding r1 under `1.0`,
+    /// `stable` and `old`.
+    fn setup(n: usize) -> (Arc<Mutex<State>>, Mem, Mem, Vec<Digest>) {
+        let reg = Mem::registry();
+        let src = Mem::new(&reg, Some("src"), SRC);
+        let dst = Mem::new(&reg, Some("dst"), DST);
+        let releases: Vec<Digest> = (1..=n)
+            .map(|i| seed_index(&src, &format!("r{i}"), b"shared", None).0)
+            .collect();
+        let seeding = Arc::new(Mirror::new(2, options().retry));
+        crate::registry::mirror::testing::block(async {
+            seeding
+                .copy_image(&src, &dst, &releases[0], "seed")
+                .await
+                .unwrap();
+        });
+        let raw = dst.manifest_bytes(&releases[0]).unwrap();
+        for t in ["1.0", "stable", "old"] {
+            dst.seed_manifest(crate::registry::mirror::testing::OCI_INDEX, &raw, Some(t));
+        }
+        reg.lock().unwrap().writes.clear();
+        (reg, src, dst, releases)
+    }
+
+    #[test]
+    fn mirrors_then_tags_moves_and_deletes() {
+        let (reg, _src, dst, r) = setup(2);
+        let p = plan(vec![
+            action(ActionKind::Mirror, "2.0", None, Some(&r[1])),
+            action(ActionKind::Tag, "1.0-alias", None, Some(&r[0])),
+            action(ActionKind::Retag, "stable", Some(&r[0]), Some(&r[1])),
+            action(ActionKind::Delete, "old", Some(&r[0]), None),
+        ]);
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+        assert!(report.succeeded(), "{:?}", report.problems());
+        assert_eq!(dst.tag("2.0"), Some(r[1].clone()));
+        assert_eq!(dst.tag("1.0-alias"), Some(r[0].clone()));
+        assert_eq!(dst.tag("stable"), Some(r[1].clone()));
+        assert_eq!(dst.tag("old"), None);
+        assert_eq!(dst.tag("1.0"), Some(r[0].clone()));
+        let w = writes(&reg);
+        let pos = |s: &str| {
+            w.iter()
+                .position(|x| x == s)
+                .unwrap_or_else(|| panic!("{s} in {w:?}"))
+        };
+        let last_blob = w.iter().rposition(|x| x.starts_with("blob ")).unwrap();
+        assert!(
+            pos(&format!("manifest {DST} {}", r[1])) > last_blob,
+            "{w:?}"
+        );
+        assert!(pos(&format!("manifest {DST} 2.0")) > pos(&format!("manifest {DST} {}", r[1])));
+        assert!(pos(&format!("manifest {DST} stable")) > pos(&format!("manifest {DST} {}", r[1])));
+        assert!(pos(&format!("delete-tag {DST} old")) > pos(&format!("manifest {DST} stable")));
+        assert_eq!(
+            (
+                report.tags_created(),
+                report.tags_moved(),
+                report.tags_deleted()
+            ),
+            (2, 1, 1)
+        );
+        // Only r2's own blobs travel: its shared layer is in the target already.
+        assert_eq!(report.stats.images, 1);
+        assert_eq!(report.stats.blobs_copied, 4);
+        assert_eq!(report.stats.blobs_skipped, 1);
+        let summary = report.summary();
+        assert!(
+            summary.contains("1 images mirrored (4 blobs")
+                && summary.contains("tags: 2 created, 1 moved, 1 deleted; 0 failed, 0 conflicts"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_tag_changed_since_the_plan_is_a_conflict_and_the_rest_proceeds() {
+        let (reg, src, dst, r) = setup(3);
+        let _ = src;
+        // Someone moved `stable` to r3 after the plan saw r1.
+        let raw = {
+            let m = Arc::new(Mirror::new(2, options().retry));
+            crate::registry::mirror::testing::block(m.copy_image(&src, &dst, &r[2], "x")).unwrap()
+        };
+        dst.seed_manifest(&raw.media_type, &raw.bytes, Some("stable"));
+        // ... and created `new` before relsync could.
+        dst.seed_manifest(&raw.media_type, &raw.bytes, Some("new"));
+        reg.lock().unwrap().writes.clear();
+        let p = plan(vec![
+            action(ActionKind::Mirror, "2.0", None, Some(&r[1])),
+            action(ActionKind::Mirror, "new", None, Some(&r[1])),
+            action(ActionKind::Retag, "stable", Some(&r[0]), Some(&r[1])),
+            action(ActionKind::Delete, "1.0", Some(&r[1]), None),
+        ]);
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+        assert!(!report.succeeded());
+        assert_eq!(report.conflicts(), 3, "{:?}", report.problems());
+        assert_eq!(dst.tag("stable"), Some(r[2].clone()), "left alone");
+        assert_eq!(dst.tag("new"), Some(r[2].clone()), "left alone");
+        assert_eq!(
+            dst.tag("1.0"),
+            Some(r[0].clone()),
+            "not deleted: it holds r1, not r2"
+        );
+        assert_eq!(dst.tag("2.0"), Some(r[1].clone()), "the rest proceeds");
+        let problems = report.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("conflict: dst/rel tag stable: changed since the plan")),
+            "{problems:?}"
+        );
+        assert!(
+            !writes(&reg)
+                .iter()
+                .any(|w| w.ends_with(" stable") || w.ends_with(" new"))
+        );
+    }
+
+    #[test]
+    fn a_failing_release_does_not_stop_the_others() {
+        let (reg, src, dst, r) = setup(3);
+        // r2's own amd64 layer never comes.
+        let blobs_r2 = {
+            let st = reg.lock().unwrap();
+            let r1_blobs: Vec<Digest> = st.repos[DST].blobs.keys().cloned().collect();
+            st.repos[SRC]
+                .blobs
+                .keys()
+                .filter(|b| !r1_blobs.contains(b))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let _ = &src;
+        let bad = blobs_r2
+            .iter()
+            .find(|b| {
+                let st = reg.lock().unwrap();
+                let bytes = &st.repos[SRC].blobs[*b];
+                bytes.as_ref() == b"r2 amd64 layer"
+            })
+            .unwrap()
+            .clone();
+        reg.lock().unwrap().failing_opens.insert(bad.clone(), 1000);
+        let p = plan(vec![
+            action(ActionKind::Mirror, "2.0", None, Some(&r[1])),
+            action(ActionKind::Mirror, "3.0", None, Some(&r[2])),
+            action(ActionKind::Retag, "stable", Some(&r[0]), Some(&r[1])),
+        ]);
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+        assert_eq!(report.failed(), 2);
+        assert_eq!(dst.tag("3.0"), Some(r[2].clone()));
+        assert_eq!(dst.tag("2.0"), None, "no tag on incomplete content");
+        assert!(!dst.has(&r[1]));
+        assert_eq!(dst.tag("stable"), Some(r[0].clone()));
+        let problems = report.problems();
+        let p2 = problems.iter().find(|p| p.contains(" 2.0")).unwrap();
+        assert!(
+            p2.contains("dst/rel:2.0")
+                && p2.contains(bad.as_str())
+                && p2.contains("after 3 tries")
+                && p2.contains("503"),
+            "{p2}"
+        );
+        assert_eq!(
+            reg.lock().unwrap().opens[&bad],
+            3,
+            "one transfer for both actions"
+        );
+        assert!(
+            report.summary().contains("2 failed"),
+            "{}",
+            report.summary()
+        );
+    }
+
+    #[test]
+    fn deletes_by_digest_only_when_nothing_else_holds_it() {
+        let (reg, src, dst, r) = setup(4);
+        reg.lock().unwrap().no_tag_delete = true;
+        let m = Arc::new(Mirror::new(2, options().retry));
+        let mut raws = Vec::new();
+        for d in &r[1..] {
+            raws.push(
+                crate::registry::mirror::testing::block(m.copy_image(&src, &dst, d, "x")).unwrap(),
+            );
+        }
+        // r2: `b` and `c`, both deleted by the plan. r3: `d` (deleted) and `keep`. r4: `e`
+        // (deleted) while the plan writes `f` on r4.
+        for (raw, tag) in [(0, "b"), (0, "c"), (1, "d"), (1, "keep"), (2, "e")] {
+            dst.seed_manifest(&raws[raw].media_type, &raws[raw].bytes, Some(tag));
+        }
+        reg.lock().unwrap().writes.clear();
+        let p = plan(vec![
+            action(ActionKind::Tag, "f", None, Some(&r[3])),
+            action(ActionKind::Delete, "b", Some(&r[1]), None),
+            action(ActionKind::Delete, "c", Some(&r[1]), None),
+            action(ActionKind::Delete, "d", Some(&r[2]), None),
+            action(ActionKind::Delete, "e", Some(&r[3]), None),
+            action(ActionKind::Delete, "old", Some(&r[0]), None),
+        ]);
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+        let outcome = |tag: &str| {
+            &report
+                .results
+                .iter()
+                .find(|x| x.action.tag == tag)
+                .unwrap()
+                .outcome
+        };
+        assert!(matches!(outcome("b"), Outcome::Done));
+        assert!(matches!(outcome("c"), Outcome::Done));
+        assert!(matches!(outcome("f"), Outcome::Done));
+        assert!(
+            matches!(outcome("d"), Outcome::Left { reason } if reason.contains("also remove tag keep")),
+            "{:?}",
+            outcome("d")
+        );
+        assert!(
+            matches!(outcome("e"), Outcome::Left { reason } if reason.contains("tag f, which Git wants")),
+            "{:?}",
+            outcome("e")
+        );
+        // `old` shares r1 with `1.0` and `stable`, which the plan keeps.
+        assert!(
+            matches!(outcome("old"), Outcome::Left { reason } if reason.contains("1.0, stable")),
+            "{:?}",
+            outcome("old")
+        );
+        assert_eq!(dst.tag("d"), Some(r[2].clone()));
+        assert_eq!(dst.tag("keep"), Some(r[2].clone()));
+        assert_eq!(dst.tag("e"), Some(r[3].clone()));
+        assert_eq!(dst.tag("b"), None);
+        let w = writes(&reg);
+        assert_eq!(
+            w.iter()
+                .filter(|x| x.starts_with("delete-manifest"))
+                .count(),
+            1,
+            "{w:?}"
+        );
+        assert_eq!(report.left(), 3);
+        assert!(!report.succeeded());
+        assert!(
+            report.summary().ends_with(", 3 not deleted"),
+            "{}",
+            report.summary()
+        );
+    }
+
+    #[test]
+    fn a_refused_plan_writes_nothing() {
+        let (reg, _src, _dst, r) = setup(2);
+        let mut p = plan(vec![
+            action(ActionKind::Mirror, "2.0", None, Some(&r[1])),
+            action(ActionKind::Delete, "old", Some(&r[0]), None),
+        ]);
+        p.refusal = Some(Refusal::DeleteCap { deletes: 1, max: 0 });
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+        assert!(!report.succeeded());
+        assert!(report.results.is_empty());
+        assert!(writes(&reg).is_empty());
+        assert!(report.summary().starts_with("nothing synced: plan refused"));
+    }
+
+    #[test]
+    fn a_move_onto_missing_content_copies_it_first_and_a_done_tag_is_not_rewritten() {
+        let (reg, src, dst, r) = setup(3);
+        let mut options = options();
+        options.sources.insert(
+            DST.to_string(),
+            [(r[1].clone(), SRC.to_string())].into_iter().collect(),
+        );
+        // `1.0` already holds r1: a mirror of it is a no-op (someone did it).
+        let p = plan(vec![
+            action(ActionKind::Mirror, "1.0", None, Some(&r[0])),
+            action(ActionKind::Rollback, "stable", Some(&r[0]), Some(&r[1])),
+            action(ActionKind::Retag, "old", Some(&r[0]), Some(&r[2])),
+        ]);
+        let open = opener(&reg);
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options));
+        let _ = &src;
+        assert!(matches!(report.results[0].outcome, Outcome::Unchanged));
+        assert!(matches!(report.results[1].outcome, Outcome::Done));
+        assert!(
+            matches!(
+                &report.results[2].outcome,
+                Outcome::Failed(ApplyError::NoSource { .. })
+            ),
+            "{:?}",
+            report.results[2].outcome
+        );
+        assert_eq!(dst.tag("stable"), Some(r[1].clone()));
+        assert_eq!(dst.tag("old"), Some(r[0].clone()));
+        assert!(!writes(&reg).iter().any(|w| w.ends_with(" 1.0")));
+        assert_eq!(dst.manifest_bytes(&r[1]), src.manifest_bytes(&r[1]));
     }
 }

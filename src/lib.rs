@@ -16,12 +16,16 @@
 //! - [`registry`] (adapter): the OCI distribution client and the `oci:` layout store,
 //!   behind the [`registry::TargetReader`] trait.
 //! - [`observe`]: asks the adapters for exactly the live state a plan or drift needs.
+//! - [`apply`]: executes a plan through the adapters in the safe order (content, then tags,
+//!   then deletes), with the [`registry::mirror`] engine copying content; [`progress`] is
+//!   its terminal display.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
 //!
 //! The pure core never imports tokio, git2 or the registry client, so it is tested with
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod cli;
 pub mod desired;
 pub mod digest;
@@ -29,5 +33,6 @@ pub mod git;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod report;

@@ -24,14 +24,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{
-    ContentStore, MANIFEST_MEDIA_TYPES, RawManifest, RegistryError, Repository, TargetReader,
+    ContentStore, MANIFEST_MEDIA_TYPES, RawManifest, RegistryError, Repository, RetryPolicy,
+    TargetReader,
 };
 use crate::digest::Digest;
 
@@ -267,56 +267,10 @@ pub fn parse_manifest(
     Ok(parsed)
 }
 
-/// How failed requests and transfers are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries in all (1: no retry).
-    pub attempts: u32,
-    /// The delay before the first retry; doubled for each next one, with jitter.
-    pub base_delay: Duration,
-    /// The longest delay.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 4 tries, waiting about 0.25 s, 0.5 s, 1 s.
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based): `base_delay · 2^(retry-1)`, capped,
-    /// then a random point in its upper half (jitter, so that parallel retries spread).
-    pub fn delay(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        let half = exp / 2;
-        half + half.mul_f64(fastrand::f64())
-    }
-}
-
-/// Whether a failure may succeed when tried again: a connection or transfer error (a
-/// truncated stream included), or a registry answer 408, 429 or 5xx. A digest mismatch,
-/// a refusal (4xx) or a local file error is not retried.
-pub fn is_retryable(e: &RegistryError) -> bool {
-    match e {
-        RegistryError::Transport { .. } => true,
-        RegistryError::Status { status, .. } => {
-            matches!(*status, 408 | 429) || (500..=599).contains(status)
-        }
-        _ => false,
-    }
-}
-
-/// Runs `op` until it succeeds, fails with an error that is not retryable, or has been tried
-/// `policy.attempts` times; returns the last error with the number of tries made.
+/// Runs `op` until it succeeds, fails with an error that is not retryable
+/// ([`RegistryError::is_retryable`]), or has been tried `policy.tries` times, waiting with
+/// exponential backoff and jitter in between; returns the last error with the number of
+/// tries made.
 pub async fn with_retry<T, F, Fut>(
     policy: &RetryPolicy,
     what: &str,
@@ -330,8 +284,8 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < policy.attempts.max(1) && is_retryable(&e) => {
-                let delay = policy.delay(attempt);
+            Err(e) if attempt < policy.tries.max(1) && e.is_retryable() => {
+                let delay = policy.delay(attempt, None);
                 tracing::debug!(
                     what,
                     attempt,
@@ -374,16 +328,14 @@ pub enum MirrorError {
         source: RegistryError,
     },
     /// A manifest could not be read from the source or written to the target.
-    #[error("{image}: manifest {digest}: {step} {}", failed(attempts))]
+    #[error("{image}: manifest {digest}: {step}")]
     Manifest {
         /// The image being copied.
         image: String,
         /// The manifest.
         digest: Digest,
-        /// `read` or `write`.
+        /// What failed.
         step: &'static str,
-        /// Tries made.
-        attempts: u32,
         /// The last cause.
         #[source]
         source: RegistryError,
@@ -442,7 +394,7 @@ pub struct MirrorStats {
     pub blobs_skipped: u64,
     /// Bytes of the copied blobs.
     pub bytes_copied: u64,
-    /// Retries made (of blob transfers and manifest reads and writes).
+    /// Whole blob transfers redone after a retryable failure.
     pub retries: u64,
 }
 
@@ -620,20 +572,19 @@ impl Mirror {
                 digest: digest.clone(),
             }));
         }
-        let manifest_error = |step, (source, attempts)| {
+        // Manifest requests are retried by the HTTP client itself.
+        let manifest_error = |step, source| {
             Arc::new(MirrorError::Manifest {
                 image: image.to_string(),
                 digest: digest.clone(),
                 step,
-                attempts,
                 source,
             })
         };
-        let what = format!("reading manifest {digest} from {}", source.name());
-        let raw = self
-            .retrying(&what, || source.get_manifest(digest.as_str()))
+        let raw = source
+            .get_manifest(digest.as_str())
             .await
-            .map_err(|e| manifest_error("read", e))?
+            .map_err(|e| manifest_error("cannot read it from the source", e))?
             .ok_or_else(|| {
                 Arc::new(MirrorError::NotInSource {
                     image: image.to_string(),
@@ -652,11 +603,10 @@ impl Mirror {
             media_type: parsed.kind.media_type().to_string(),
             ..raw
         };
-        let what = format!("checking manifest {digest} in {}", target.name());
-        if self
-            .retrying(&what, || target.has_manifest(digest))
+        if target
+            .has_manifest(digest)
             .await
-            .map_err(|e| manifest_error("read", e))?
+            .map_err(|e| manifest_error("cannot check the target for it", e))?
         {
             tracing::debug!(target = target.name(), %digest, "manifest already in the target");
             return Ok((raw, false));
@@ -697,10 +647,10 @@ impl Mirror {
         }
 
         // Then the manifest itself, by digest.
-        let what = format!("writing manifest {digest} to {}", target.name());
-        self.retrying(&what, || target.put_manifest(digest.as_str(), &raw))
+        target
+            .put_manifest(digest.as_str(), &raw)
             .await
-            .map_err(|e| manifest_error("write", e))?;
+            .map_err(|e| manifest_error("cannot write it to the target", e))?;
         bump(&self.counters.manifests, 1);
         tracing::debug!(target = target.name(), %digest, media_type = %raw.media_type, "manifest written");
         Ok((raw, true))
@@ -808,11 +758,7 @@ impl Mirror {
     }
 
     /// [`with_retry`] with this engine's policy, counting retries.
-    pub async fn retrying<R, F, Fut>(
-        &self,
-        what: &str,
-        mut op: F,
-    ) -> Result<R, (RegistryError, u32)>
+    async fn retrying<R, F, Fut>(&self, what: &str, mut op: F) -> Result<R, (RegistryError, u32)>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<R, RegistryError>>,
@@ -1136,6 +1082,16 @@ pub(crate) mod testing {
         }
     }
 
+    /// Runs a future to completion on a fresh multi-threaded runtime.
+    pub fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     /// A blob or manifest: media type and bytes.
     pub struct Content {
         pub media_type: String,
@@ -1214,6 +1170,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{Mem, OCI_INDEX, OCI_MANIFEST, seed_index};
     use super::*;
+    use std::time::Duration;
 
     const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -1224,9 +1181,10 @@ mod tests {
 
     fn fast() -> RetryPolicy {
         RetryPolicy {
-            attempts: 4,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
+            tries: 4,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(5),
+            max_retry_after: Duration::from_millis(5),
         }
     }
 
@@ -1344,21 +1302,6 @@ mod tests {
                 ),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_jitters_within_bounds() {
-        let p = RetryPolicy {
-            attempts: 4,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(300),
-        };
-        for _ in 0..100 {
-            let first = p.delay(1);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-            let third = p.delay(3);
-            assert!(third >= Duration::from_millis(150) && third <= Duration::from_millis(300));
         }
     }
 
