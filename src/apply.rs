@@ -232,11 +232,11 @@ impl ApplyReport {
         }
         let s = &self.stats;
         let mut line = format!(
-            "synced in {:.1}s: {} images mirrored ({} blobs, {:.1} MiB copied, {} mounted, {} skipped), tags: {} created, {} moved, {} deleted; {} failed, {} conflicts",
+            "synced in {:.1}s: {} images mirrored ({} blobs, {} copied, {} mounted, {} skipped), tags: {} created, {} moved, {} deleted; {} failed, {} conflicts",
             self.elapsed.as_secs_f64(),
             s.images,
             s.blobs_copied,
-            s.bytes_copied as f64 / (1024.0 * 1024.0),
+            human_bytes(s.bytes_copied),
             s.blobs_mounted,
             s.blobs_skipped,
             self.tags_created(),
@@ -253,6 +253,21 @@ impl ApplyReport {
         }
         line
     }
+}
+
+/// `1.5 KiB`, `38.1 MiB`: binary units, one decimal.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Applies `plan` through `registries`. A plan with a refusal writes nothing and comes back
@@ -1038,6 +1053,15 @@ mod tests {
             "{}",
             report.summary()
         );
+    }
+
+    #[test]
+    fn human_bytes_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(38 * 1024 * 1024 + 100 * 1024), "38.1 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 mod context;
 mod drift;
 mod plan;
+mod planned;
+mod sync;
 mod validate;
 
 use std::io::IsTerminal;
@@ -49,6 +51,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Desired vs live, with a unified diff per target. Exit 0 in sync, 2 drift, 1 error.
     Drift(DriftArgs),
+    /// Apply the plan: copy content, then create, move and delete tags. Exit 0 converged,
+    /// 1 error (a failed action, a conflict, a refused plan).
+    Sync(SyncArgs),
 }
 
 /// Output format flag.
@@ -102,6 +107,23 @@ pub struct DriftArgs {
     /// Count extra tags as drift (default: the config's sync.prune).
     #[arg(long)]
     pub prune: bool,
+}
+
+/// Flags of `sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Print the plan and write nothing (exit codes as `plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete tags nobody claims (default: the config's sync.prune).
+    #[arg(long)]
+    pub prune: bool,
+    /// Accept up to N deletes whatever maxDeletesPerSync says.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<u32>,
+    /// Only the tags this channel claims (shared ones included).
+    #[arg(long, value_name = "N")]
+    pub channel: Option<String>,
 }
 
 /// Settings every command shares, checked once from the raw flags.
@@ -175,6 +197,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Validate => validate::run(&settings),
         Command::Plan(a) => plan::run(&settings, &a),
         Command::Drift(a) => drift::run(&settings, &a),
+        Command::Sync(a) => sync::run(&settings, &a),
     }
 }
 
