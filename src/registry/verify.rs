@@ -164,7 +164,7 @@ pub(crate) fn verifying(
     (
         VerifyingStream {
             inner: chunks,
-            state: State::Running(Verifier::new(expected, size, context)),
+            state: State::Running(Box::new(Verifier::new(expected, size, context))),
             handle: handle.clone(),
             context: context.to_string(),
         },
@@ -182,7 +182,7 @@ pub(crate) struct VerifyingStream {
 
 enum State {
     /// Chunks are being checked.
-    Running(Verifier),
+    Running(Box<Verifier>),
     /// The announced size was reached and the digest matched: a consumer that knows the
     /// length (an HTTP body with `Content-Length`) stops here; one that polls on must find
     /// the source ended.
