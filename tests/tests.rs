@@ -7,3 +7,4 @@ mod cli;
 mod manifests;
 mod mirror;
 mod registry;
+mod sync;
