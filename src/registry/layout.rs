@@ -5,7 +5,7 @@
 //! Writes keep the layout consistent whenever the process stops: a blob is streamed into
 //! `blobs/<alg>/.tmp-<random>`, checked against its digest, synced and renamed into place;
 //! `index.json` is rewritten into `index.json.tmp-<random>`, synced and renamed over the old
-//! one, under an exclusive lock on `index.json.lock` so that two writers never lose each
+//! one, under an exclusive lock on the layout directory so that two writers never lose each
 //! other's tags. A manifest is only written when every blob and manifest it names is
 //! already in the layout.
 //!
@@ -426,7 +426,9 @@ impl Drop for TempFile {
     }
 }
 
-/// An exclusive lock on a layout's `index.json.lock`, held until dropped.
+/// An exclusive lock on a layout, held until dropped: on the layout directory itself
+/// (`flock` on its descriptor, so that no lock file is left in the layout), or, where a
+/// directory cannot be opened as a file, on `index.json.lock`.
 struct IndexLock(std::fs::File);
 
 impl IndexLock {
@@ -435,17 +437,23 @@ impl IndexLock {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join("index.json.lock");
+        #[cfg(unix)]
+        let (path, file) = (dir.to_path_buf(), std::fs::File::open(dir));
+        #[cfg(not(unix))]
+        let (path, file) = {
+            let path = dir.join("index.json.lock");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path);
+            (path, file)
+        };
         let io = |source| RegistryError::Io {
             path: path.clone(),
             source,
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = file.map_err(io)?;
         file.lock().map_err(io)?;
         Ok(IndexLock(file))
     }
@@ -1262,5 +1270,11 @@ mod tests {
         let tags = rt.block_on(seed.list_tags()).unwrap();
         assert_eq!(tags.len(), 60, "{tags:?}");
         assert!(stray_files(&dir).is_empty());
+        let mut top: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["blobs", "index.json", "oci-layout"], "nothing else");
     }
 }
