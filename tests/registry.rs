@@ -972,6 +972,8 @@ async fn a_lying_source_is_refused_and_leaves_no_blob() {
         ("long", long.clone(), Some(len)),
         ("long, no size", long, None),
         ("right bytes, wrong size", honest.clone(), Some(len + 1)),
+        ("nothing, announced as nothing", Vec::new(), Some(0)),
+        ("nothing", Vec::new(), None),
     ];
     for (what, bytes, size) in cases {
         let e = app
@@ -1021,6 +1023,17 @@ async fn a_lying_source_is_refused_and_leaves_no_blob() {
         .await
         .unwrap();
     assert!(app.has_blob(&digest).await.unwrap());
+    // So does an honest empty blob, with or without an announced size.
+    let empty = Digest::sha256_of(b"");
+    for size in [Some(0), None] {
+        assert_eq!(
+            app.put_blob(&empty, blob_source(b"", 1, size))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert!(app.has_blob(&empty).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

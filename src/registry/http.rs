@@ -1148,6 +1148,17 @@ impl ContentStore for HttpRepository {
 
     async fn put_blob(&self, digest: &Digest, blob: BlobStream) -> Result<u64, RegistryError> {
         let context = format!("uploading blob {digest} to {}", self.name);
+        // An empty body is never polled, so check an announced empty blob here.
+        if blob.size == Some(0) {
+            let empty = digest_like(digest, b"");
+            if empty != digest.as_str() {
+                return Err(RegistryError::DigestMismatch {
+                    context,
+                    expected: digest.to_string(),
+                    actual: empty,
+                });
+            }
+        }
         let (resp, request) = self.start_upload(None, &self.push_scope, &context).await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error(resp, &context).await);
