@@ -220,7 +220,13 @@ impl HttpRegistry {
                 self.count(method);
             }
             let method = method.clone();
-            let url = url.clone();
+            // Logged without its query, which may hold a signature (pre-signed uploads).
+            let url = format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + url.path();
             async move {
                 let Some(request) = request else {
                     return Outcome::Done(Err(None));
