@@ -1247,3 +1247,55 @@ async fn blob_redirects_to_another_host_carry_no_credentials() {
         "{log:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_digest_false_and_oversized_manifests() {
+    let reg = TestRegistry::start();
+    let idx = reg
+        .pusher()
+        .push_index("hostile/app", "v1", "hostile")
+        .await;
+    for (padding, strip) in [(1usize, false), (1, true)] {
+        let proxy = PagingProxy::start(
+            &reg.base_url(),
+            ProxyOptions {
+                manifest_padding: Some(padding),
+                strip_digest_header: strip,
+                ..Default::default()
+            },
+        );
+        let r = registries(&config_for(&[proxy.host()]));
+        let app = repo(&r, &format!("{}/hostile/app", proxy.host()));
+        // By digest: the bytes must hash to it.
+        let e = app.get_manifest(idx.index.as_str()).await.unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::DigestMismatch { expected, .. } if *expected == idx.index.to_string()),
+            "{e}"
+        );
+        assert!(!e.is_retryable());
+        // By tag: checked against the registry's Docker-Content-Digest when it sends one;
+        // without it, the digest returned is the hash of what was received.
+        match app.get_manifest("v1").await {
+            Err(RegistryError::DigestMismatch { .. }) => assert!(!strip),
+            Ok(Some(m)) => {
+                assert!(strip);
+                assert_ne!(m.digest, idx.index);
+                assert_eq!(m.digest, Digest::sha256_of(&m.bytes));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Past the limit: refused without reading it whole.
+    let proxy = PagingProxy::start(
+        &reg.base_url(),
+        ProxyOptions {
+            manifest_padding: Some(relsync::registry::MAX_MANIFEST_BYTES + 1),
+            ..Default::default()
+        },
+    );
+    let r = registries(&config_for(&[proxy.host()]));
+    let app = repo(&r, &format!("{}/hostile/app", proxy.host()));
+    let e = app.get_manifest("v1").await.unwrap_err();
+    assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("hostile/app:v1"), "{e}");
+}
