@@ -337,3 +337,97 @@ fn a_failed_upload_is_retried_whole() {
     repo.relsync(&["drift"]).expect_code(0);
     repo.relsync(&["plan"]).expect_code(0);
 }
+
+/// The example's live index.json, as tag → digest.
+fn live_tags(repo: &Repo) -> std::collections::BTreeMap<String, String> {
+    let index: Value =
+        serde_json::from_str(&repo.read("example/quay.io/okd/scos-release/index.json")).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            Some((
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()?
+                    .to_string(),
+                m["digest"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn an_immutable_conflict_is_reported_the_rest_synced_and_exit_is_one() {
+    const R1: &str = "4.14.0-0.okd-scos-2023-09-29-232633";
+    const R2: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
+    const R4: &str = "4.16.0-0.okd-scos-2024-09-24-151747";
+    let repo = Repo::example();
+    let index_path = "example/quay.io/okd/scos-release/index.json";
+    let mut index: Value = serde_json::from_str(&repo.read(index_path)).unwrap();
+    let r1_digest = live_tags(&repo)[R1].clone();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["annotations"]["org.opencontainers.image.ref.name"] == R2 {
+            m["digest"] = Value::String(r1_digest.clone());
+        }
+    }
+    repo.write(index_path, &serde_json::to_string_pretty(&index).unwrap());
+    repo.commit("someone moved an immutable version tag");
+
+    let sync = repo.relsync(&["sync"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr()
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains(R2) && l.contains("immutable")),
+        "{}",
+        sync.stderr()
+    );
+    assert!(
+        sync.stderr().contains("0 failed, 0 conflicts"),
+        "{}",
+        sync.stderr()
+    );
+    let live = live_tags(&repo);
+    assert_eq!(live[R2], r1_digest, "an immutable tag is never moved");
+    assert!(live.contains_key(R4), "the other actions ran");
+    assert!(!live.contains_key(R1), "the tombstoned tag is deleted");
+}
+
+#[test]
+fn a_plan_over_the_delete_cap_writes_nothing() {
+    let repo = Repo::example();
+    let policy = repo.read("policies/default.yaml");
+    repo.write(
+        "policies/default.yaml",
+        &policy.replace("maxDeletesPerSync: 5", "maxDeletesPerSync: 0"),
+    );
+    repo.commit("no deletes");
+    let before = live_tags(&repo);
+    let blobs = || {
+        std::fs::read_dir(
+            repo.path()
+                .join("example/quay.io/okd/scos-release/blobs/sha256"),
+        )
+        .unwrap()
+        .count()
+    };
+    let blob_count = blobs();
+    let sync = repo.relsync(&["sync"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr().contains("--allow-deletes 1")
+            && sync.stderr().contains("nothing was written"),
+        "{}",
+        sync.stderr()
+    );
+    assert_eq!(live_tags(&repo), before);
+    assert_eq!(blobs(), blob_count, "not even content");
+    // Dry runs never write, and exit like plan.
+    repo.relsync(&["sync", "--dry-run", "--allow-deletes", "1"])
+        .expect_code(2);
+    assert_eq!(live_tags(&repo), before);
+    repo.relsync(&["sync", "--allow-deletes", "1"])
+        .expect_code(0);
+    repo.relsync(&["plan"]).expect_code(0);
+}
