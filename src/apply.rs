@@ -76,8 +76,8 @@ pub enum ApplyError {
         source: RegistryError,
     },
     /// A repository string that cannot be used.
-    #[error("{0}")]
-    Repository(#[source] RegistryError),
+    #[error(transparent)]
+    Repository(RegistryError),
     /// Content absent from the target with no source to copy it from.
     #[error(
         "{target}: content {digest} is not in the target and no source is known to copy it from"
