@@ -109,6 +109,10 @@ fn descriptor(media_type: &str, digest: &str, size: u64) -> serde_json::Value {
 struct Source {
     registry: TestRegistry,
     indexes: Vec<Content>,
+    /// The child (platform) manifests, pushed by digest.
+    children: Vec<Content>,
+    /// Every distinct blob (layers and configs): digest and size.
+    blobs: Vec<(String, u64)>,
     /// Bytes of every distinct blob (layers and configs) and manifest of the 40 releases.
     content_bytes: u64,
     layer_count: usize,
@@ -139,6 +143,7 @@ async fn fill_source(registry: TestRegistry) -> Source {
         layers.insert(id, d);
     }
     let mut content_bytes: u64 = layers.values().map(|(_, n)| n).sum();
+    let mut blobs: Vec<(String, u64)> = layers.values().cloned().collect();
     let layers = Arc::new(layers);
 
     let mut set = tokio::task::JoinSet::new();
@@ -147,6 +152,7 @@ async fn fill_source(registry: TestRegistry) -> Source {
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore");
             let mut children = Vec::new();
+            let mut pushed = Vec::new();
             let mut bytes = 0u64;
             for (p, arch) in PLATFORMS.iter().enumerate() {
                 let slots = p * LAYERS_PER_IMAGE..(p + 1) * LAYERS_PER_IMAGE;
@@ -179,6 +185,10 @@ async fn fill_source(registry: TestRegistry) -> Source {
                 let digest = manifest.digest().to_string();
                 pusher.push_manifest(REPO, &digest, &manifest).await;
                 bytes += config.len() as u64 + manifest.bytes.len() as u64;
+                pushed.push((
+                    (config_digest.clone(), config.len() as u64),
+                    manifest.clone(),
+                ));
                 let mut d = descriptor(OCI_MANIFEST, &digest, manifest.bytes.len() as u64);
                 d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
                 children.push(d);
@@ -194,19 +204,28 @@ async fn fill_source(registry: TestRegistry) -> Source {
             };
             pusher.push_manifest(REPO, &version(r), &index).await;
             bytes += index.bytes.len() as u64;
-            (r, index, bytes)
+            (r, index, bytes, pushed)
         });
     }
     let mut indexes = Vec::new();
+    let mut children = Vec::new();
     while let Some(joined) = set.join_next().await {
-        let (r, index, bytes) = joined.expect("release push");
+        let (r, index, bytes, pushed) = joined.expect("release push");
         content_bytes += bytes;
         indexes.push((r, index));
+        for (config, manifest) in pushed {
+            blobs.push(config);
+            children.push(manifest);
+        }
     }
+    blobs.sort();
+    blobs.dedup();
     indexes.sort_by_key(|(r, _)| *r);
     Source {
         registry,
         indexes: indexes.into_iter().map(|(_, i)| i).collect(),
+        children,
+        blobs,
         content_bytes,
         layer_count: ids.len(),
     }
@@ -314,6 +333,86 @@ async fn push_big_image(registry: &TestRegistry, repo: &str, tag: &str) -> Strin
     pusher.push_manifest(repo, tag, &manifest).await.to_string()
 }
 
+/// The floor for workload 1: what a minimal client costs against these two registries.
+/// Every distinct blob is streamed from the source's GET straight into a monolithic upload
+/// (POST, then PUT `?digest=` with the GET's body; no client-side hashing, no existence
+/// checks), 8 blobs in flight; then the child manifests by digest and the indexes by tag,
+/// 8 in flight. Returns the wall time.
+async fn plain_copy(source: &Source, dst: &TestRegistry) -> Duration {
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    let (src_base, dst_base) = (source.registry.base_url(), dst.base_url());
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for (digest, size) in source.blobs.clone() {
+        let (client, sem) = (client.clone(), sem.clone());
+        let (src_base, dst_base) = (src_base.clone(), dst_base.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let get = client
+                .get(format!("{src_base}/v2/{REPO}/blobs/{digest}"))
+                .send()
+                .await
+                .expect("blob GET");
+            assert_eq!(get.status(), 200, "blob GET {digest}");
+            let start = client
+                .post(format!("{dst_base}/v2/{REPO}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("upload POST");
+            assert_eq!(start.status(), 202, "upload POST");
+            let location = start
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("upload Location");
+            let mut url = reqwest::Url::parse(&dst_base)
+                .and_then(|b| b.join(location))
+                .expect("upload URL");
+            url.query_pairs_mut().append_pair("digest", &digest);
+            let put = client
+                .put(url)
+                .header("content-type", "application/octet-stream")
+                .header("content-length", size)
+                .body(reqwest::Body::wrap_stream(get.bytes_stream()))
+                .send()
+                .await
+                .expect("upload PUT");
+            assert_eq!(put.status(), 201, "upload PUT {digest}");
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.expect("blob copy");
+    }
+    let pusher = dst.pusher();
+    for batch in [
+        source
+            .children
+            .iter()
+            .map(|m| (m.digest().to_string(), m.clone()))
+            .collect::<Vec<_>>(),
+        source
+            .indexes
+            .iter()
+            .enumerate()
+            .map(|(r, m)| (version(r), m.clone()))
+            .collect(),
+    ] {
+        let mut set = tokio::task::JoinSet::new();
+        for (reference, manifest) in batch {
+            let (pusher, sem) = (pusher.clone(), sem.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore");
+                pusher.push_manifest(REPO, &reference, &manifest).await;
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            joined.expect("manifest PUT");
+        }
+    }
+    started.elapsed()
+}
+
 // ---- Git repositories --------------------------------------------------------------------
 
 /// A release of a stream file: version, digest, extra tags.
@@ -396,10 +495,12 @@ fn expected_tags(releases: &[Release]) -> BTreeMap<String, String> {
 
 // ---- running the tools -------------------------------------------------------------------
 
-/// One tool run: wall time, peak RSS (KiB, from `/usr/bin/time -f %M`), exit code, output.
+/// One tool run: wall time, peak RSS (KiB) and CPU time (user + system) from
+/// `/usr/bin/time -f '%M %U %S'`, exit code, output.
 struct Outcome {
     wall: Duration,
     rss_kib: u64,
+    cpu: Duration,
     code: Option<i32>,
     stdout: String,
     stderr: String,
@@ -424,7 +525,7 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
     let rss_file = tempfile::NamedTempFile::new().expect("temp file");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f")
-        .arg("%M")
+        .arg("%M %U %S")
         .arg("-o")
         .arg(rss_file.path())
         .arg(program)
@@ -440,13 +541,22 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
         .output()
         .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
     let wall = started.elapsed();
-    let rss_kib = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0);
+    let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
+    let fields: Vec<f64> = measured
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let (rss_kib, cpu) = match fields[..] {
+        [rss, user, system] => (rss as u64, Duration::from_secs_f64(user + system)),
+        _ => (0, Duration::ZERO),
+    };
     Outcome {
         wall,
         rss_kib,
+        cpu,
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -533,6 +643,45 @@ struct Traffic {
     /// Bytes of GET answers (what a reader pulled).
     bytes_out: u64,
     by_kind: BTreeMap<String, usize>,
+    /// CPU time (user + system) the registry process spent meanwhile.
+    cpu: Duration,
+}
+
+/// CPU time (user + system) used so far by the `docker-registry` process serving
+/// `registry` (found through /proc by its config path), or zero if it cannot be read.
+fn registry_cpu(registry: &TestRegistry) -> Duration {
+    let config = registry
+        .storage_dir()
+        .parent()
+        .expect("registry dir")
+        .join("config.yml");
+    let config = config.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    for e in entries.flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if !args.iter().any(|a| *a == config.as_bytes()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+        if let (Some(user), Some(system)) = (ticks(14), ticks(15)) {
+            // USER_HZ is 100 on Linux.
+            return Duration::from_millis((user + system) * 10);
+        }
+    }
+    Duration::ZERO
 }
 
 fn traffic(entries: &[Access]) -> Traffic {
@@ -567,21 +716,27 @@ fn traffic(entries: &[Access]) -> Traffic {
 
 /// Runs `f` and returns its result with what `registries` served meanwhile.
 fn observed<T>(registries: &[&TestRegistry], f: impl FnOnce() -> T) -> (T, Vec<Traffic>) {
-    let marks: Vec<usize> = registries.iter().map(|r| access_log(r).len()).collect();
+    let marks: Vec<(usize, Duration)> = registries
+        .iter()
+        .map(|r| (access_log(r).len(), registry_cpu(r)))
+        .collect();
     let out = f();
     // The registry logs a request after answering it: give the last lines a moment.
     std::thread::sleep(Duration::from_millis(300));
     let traffic = registries
         .iter()
         .zip(marks)
-        .map(|(r, m)| traffic(access_log(r).get(m..).unwrap_or_default()))
+        .map(|(r, (m, cpu))| Traffic {
+            cpu: registry_cpu(r).saturating_sub(cpu),
+            ..traffic(access_log(r).get(m..).unwrap_or_default())
+        })
         .collect();
     (out, traffic)
 }
 
 fn describe(t: &Traffic) -> String {
     let kinds: Vec<String> = t.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    kinds.join(", ")
+    format!("{} (registry CPU {})", kinds.join(", "), secs(t.cpu))
 }
 
 /// Bytes of the blob data files in a registry's storage.
@@ -789,8 +944,29 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
         bench.runs
     );
     let (mut relsync_times, mut skopeo_times) = (Vec::new(), Vec::new());
+    let mut floor_times = Vec::new();
     let mut last = None;
     for run in 0..bench.runs {
+        // The floor: a plain streaming copy by this process into a third fresh registry.
+        let dst_floor = TestRegistry::start();
+        let (floor, ft) = observed(&[&source.registry, &dst_floor], || {
+            rt.block_on(plain_copy(source, &dst_floor))
+        });
+        let problems = rt.block_on(verify("plain-copy target", &dst_floor, REPO, &expected));
+        println!(
+            "  run {run} plain streaming copy (no client-side hashing, 8 in flight): {}{}\n    source {} | target {}",
+            secs(floor),
+            if problems.is_empty() {
+                ""
+            } else {
+                " [incomplete!]"
+            },
+            describe(&ft[0]),
+            describe(&ft[1])
+        );
+        bench.failures.extend(problems);
+        floor_times.push(floor);
+        drop(dst_floor);
         let dst_relsync = TestRegistry::start();
         let dst_skopeo = TestRegistry::start();
         let repo = git_repo(&source.registry, &dst_relsync, REPO, &releases);
@@ -801,9 +977,10 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
             let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
             bench.check_relsync(&format!("workload 1 run {run}"), &out);
             println!(
-                "  run {run} relsync: {} (exit {:?}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)\n    relsync: {}",
+                "  run {run} relsync: {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)\n    relsync: {}",
                 secs(out.wall),
                 out.code,
+                secs(out.cpu),
                 out.rss_kib,
                 t[0].requests,
                 mib(t[0].bytes_out),
@@ -819,9 +996,10 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
             });
             bench.check_skopeo(&format!("workload 1 run {run}"), &out);
             println!(
-                "  run {run} skopeo:  {} (exit {:?}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)",
+                "  run {run} skopeo:  {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)",
                 secs(out.wall),
                 out.code,
+                secs(out.cpu),
                 out.rss_kib,
                 t[0].requests,
                 mib(t[0].bytes_out),
@@ -891,6 +1069,13 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
             format!("≥ 3x: {}", goal_met(r_med))
         },
     ]);
+    bench.table.row([
+        "   plain streaming copy, same data (median; the floor)",
+        &secs(median(&floor_times)),
+        "",
+        &ratio(s_med, median(&floor_times)),
+        "",
+    ]);
     if let Some((r, (_, s_t, s_stored))) = last {
         let r_cell = r.as_ref().map_or("pending".into(), |(_, t, stored)| {
             format!("{} read, {} stored", mib(t[0].bytes_out), mib(*stored))
@@ -957,9 +1142,10 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
             let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
             bench.check_relsync(&format!("workload 2 no-op run {run}"), &out);
             println!(
-                "  no-op run {run} relsync: {} (exit {:?}) — target: {} requests ({} tag lists, {} HEADs, {} writes); source: {} requests\n    target: {}\n    relsync: {}",
+                "  no-op run {run} relsync: {} (exit {:?}, CPU {}) — target: {} requests ({} tag lists, {} HEADs, {} writes); source: {} requests\n    target: {}\n    relsync: {}",
                 secs(out.wall),
                 out.code,
+                secs(out.cpu),
                 t[1].requests,
                 t[1].tag_lists,
                 t[1].heads,
@@ -978,9 +1164,10 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
             });
             bench.check_skopeo(&format!("workload 2 no-op run {run}"), &out);
             println!(
-                "  no-op run {run} skopeo:  {} (exit {:?}) — target: {} requests ({} writes); source: {} requests",
+                "  no-op run {run} skopeo:  {} (exit {:?}, CPU {}) — target: {} requests ({} writes); source: {} requests",
                 secs(out.wall),
                 out.code,
+                secs(out.cpu),
                 t[1].requests,
                 t[1].writes,
                 t[0].requests,
@@ -1102,26 +1289,34 @@ fn workload_big(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source
     let r = if bench.skopeo_only {
         None
     } else {
-        let out = relsync_sync(&repo);
+        let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
         bench.check_relsync("workload 3", &out);
         println!(
-            "  relsync: {} (exit {:?}), peak RSS {} KiB = {:.1} MiB\n    relsync: {}",
+            "  relsync: {} (exit {:?}, CPU {}), peak RSS {} KiB = {:.1} MiB\n    relsync: {}\n    source {} | target {}",
             secs(out.wall),
             out.code,
+            secs(out.cpu),
             out.rss_kib,
             out.rss_kib as f64 / 1024.0,
-            out.last_line()
+            out.last_line(),
+            describe(&t[0]),
+            describe(&t[1])
         );
         Some(out)
     };
-    let s = skopeo_sync(&source.registry, &dst_skopeo, BIG_REPO);
+    let (s, t) = observed(&[&source.registry, &dst_skopeo], || {
+        skopeo_sync(&source.registry, &dst_skopeo, BIG_REPO)
+    });
     bench.check_skopeo("workload 3", &s);
     println!(
-        "  skopeo:  {} (exit {:?}), peak RSS {} KiB = {:.1} MiB",
+        "  skopeo:  {} (exit {:?}, CPU {}), peak RSS {} KiB = {:.1} MiB\n    source {} | target {}",
         secs(s.wall),
         s.code,
+        secs(s.cpu),
         s.rss_kib,
-        s.rss_kib as f64 / 1024.0
+        s.rss_kib as f64 / 1024.0,
+        describe(&t[0]),
+        describe(&t[1])
     );
     let mut problems = rt.block_on(verify("skopeo target", &dst_skopeo, BIG_REPO, &expected));
     if r.is_some() {
