@@ -120,6 +120,16 @@ pub fn version_key(order: Order, version: &str, index: usize) -> Option<VersionK
     }
 }
 
+/// Whether `tag` fits the distribution grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
 /// Whether a tag is a signature or attestation tag (`sha256-<hex>.sig|.att|.sbom`), which is
 /// never extra.
 pub fn is_signature_tag(tag: &str) -> bool {

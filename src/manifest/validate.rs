@@ -10,18 +10,8 @@ use super::{
     Diagnostic, Diagnostics, Feeder, Located, Manifests, Order, Policy, Release, ReleaseChannel,
     ReleaseStream,
 };
-use crate::desired::version_tag;
+use crate::desired::{is_valid_tag, version_tag};
 use crate::digest::Digest;
-
-/// Whether `tag` is a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub(super) fn is_valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
 
 const TAG_RULE: &str =
     "a tag is 1 to 128 letters, digits, `_`, `.` and `-`, and starts with a letter, digit or `_`";

@@ -581,15 +581,7 @@ fn check_repository_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `tag` fits the distribution grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn is_valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
+pub use crate::desired::is_valid_tag;
 
 #[cfg(test)]
 mod tests {
