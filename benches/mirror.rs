@@ -83,7 +83,7 @@ fn extra_tags(r: usize) -> Vec<String> {
 
 /// The layer id in slot `s` of release `r` (see the module doc).
 fn layer_id(r: usize, s: usize) -> u64 {
-    let generation = if (r + s) % 2 == 0 {
+    let generation = if (r + s).is_multiple_of(2) {
         r as i64
     } else {
         r as i64 - 1
@@ -664,7 +664,7 @@ fn registry_cpu(registry: &TestRegistry) -> Duration {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if !args.iter().any(|a| *a == config.as_bytes()) {
+        if !args.contains(&config.as_bytes()) {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
@@ -1134,6 +1134,7 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
     let mut relsync_target = Vec::new();
     let mut relsync_source = Vec::new();
     let mut skopeo_target = Traffic::default();
+    let mut skopeo_source = Traffic::default();
     for run in 0..bench.runs {
         let mut do_relsync = |bench: &mut Bench| {
             if bench.skopeo_only {
@@ -1174,6 +1175,7 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
             );
             skopeo_times.push(out.wall);
             skopeo_target = t[1].clone();
+            skopeo_source = t[0].clone();
         };
         if run % 2 == 0 {
             do_skopeo(bench);
@@ -1263,7 +1265,7 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
     bench.table.row([
         "   source requests (worst run)",
         &source_requests.to_string(),
-        &"see above".to_string(),
+        &skopeo_source.requests.to_string(),
         "",
         "",
     ]);
