@@ -13,7 +13,8 @@
 //!
 //! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3` (which to run), `MIRROR_BENCH_RUNS=3`
 //! (runs per timed figure), `MIRROR_BENCH_SKOPEO_ONLY=1` (measure skopeo alone, for a
-//! baseline while `relsync sync` is not available).
+//! baseline while `relsync sync` is not available), `MIRROR_BENCH_CONCURRENCY=N`
+//! (relsync's `sync.concurrency` and the plain copy's parallelism; default 8).
 //!
 //! Data scheme (deterministic, the same on every run):
 //! - release r = 0..40 has version `4.20.r`, an OCI image index with two platform images
@@ -336,13 +337,13 @@ async fn push_big_image(registry: &TestRegistry, repo: &str, tag: &str) -> Strin
 /// The floor for workload 1: what a minimal client costs against these two registries.
 /// Every distinct blob is streamed from the source's GET straight into a monolithic upload
 /// (POST, then PUT `?digest=` with the GET's body; no client-side hashing, no existence
-/// checks), 8 blobs in flight; then the child manifests by digest and the indexes by tag,
-/// 8 in flight. Returns the wall time.
+/// checks), [`concurrency`] (8) blobs in flight; then the child manifests by digest and the
+/// indexes by tag, as many in flight. Returns the wall time.
 async fn plain_copy(source: &Source, dst: &TestRegistry) -> Duration {
     let started = Instant::now();
     let client = reqwest::Client::new();
     let (src_base, dst_base) = (source.registry.base_url(), dst.base_url());
-    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency().unwrap_or(8)));
     let mut set = tokio::task::JoinSet::new();
     for (digest, size) in source.blobs.clone() {
         let (client, sem) = (client.clone(), sem.clone());
@@ -413,6 +414,15 @@ async fn plain_copy(source: &Source, dst: &TestRegistry) -> Duration {
     started.elapsed()
 }
 
+/// `MIRROR_BENCH_CONCURRENCY`: relsync's `sync.concurrency` and the plain copy's
+/// parallelism (default: relsync's default, 8).
+fn concurrency() -> Option<usize> {
+    std::env::var("MIRROR_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+}
+
 // ---- Git repositories --------------------------------------------------------------------
 
 /// A release of a stream file: version, digest, extra tags.
@@ -427,10 +437,11 @@ struct Release {
 /// is exactly the source's, as skopeo copies it).
 fn git_repo(src: &TestRegistry, dst: &TestRegistry, repo_path: &str, releases: &[Release]) -> Repo {
     let repo = Repo::new();
+    let sync = concurrency().map_or(String::new(), |n| format!("  sync: {{concurrency: {n}}}\n"));
     repo.write(
         "relsync.yaml",
         &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n{sync}",
             src.host(),
             dst.host()
         ),
@@ -536,11 +547,13 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
+    note_compilers();
     let started = Instant::now();
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
     let wall = started.elapsed();
+    note_compilers();
     let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
     let fields: Vec<f64> = measured
         .lines()
@@ -848,22 +861,35 @@ fn ratio(skopeo: Duration, relsync: Duration) -> String {
     format!("{:.1}x", skopeo.as_secs_f64() / relsync.as_secs_f64())
 }
 
-fn load_note() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    let mut compilers = 0;
+/// Compilers running now (others share this machine).
+fn compilers() -> usize {
+    let mut n = 0;
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
             if let Ok(comm) = std::fs::read_to_string(e.path().join("comm"))
                 && matches!(comm.trim(), "rustc" | "clippy-driver" | "rustdoc")
             {
-                compilers += 1;
+                n += 1;
             }
         }
     }
+    n
+}
+
+/// The most compilers seen at the start or end of a timed tool run.
+static MAX_COMPILERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn note_compilers() {
+    MAX_COMPILERS.fetch_max(compilers(), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn load_note() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
     format!(
-        "load average {}; {compilers} rustc/clippy process(es) running",
-        load.join(" ")
+        "load average {}; {} rustc/clippy process(es) running",
+        load.join(" "),
+        compilers()
     )
 }
 
@@ -954,7 +980,8 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
         });
         let problems = rt.block_on(verify("plain-copy target", &dst_floor, REPO, &expected));
         println!(
-            "  run {run} plain streaming copy (no client-side hashing, 8 in flight): {}{}\n    source {} | target {}",
+            "  run {run} plain streaming copy (no client-side hashing, {} in flight): {}{}\n    source {} | target {}",
+            concurrency().unwrap_or(8),
             secs(floor),
             if problems.is_empty() {
                 ""
@@ -1446,9 +1473,10 @@ fn main() {
         workload_big(&mut bench, &rt, &source);
     }
     println!(
-        "\nmirror: done in {}; {}\n",
+        "\nmirror: done in {}; {}; at most {} rustc/clippy process(es) seen around timed runs\n",
         secs(started.elapsed()),
-        load_note()
+        load_note(),
+        MAX_COMPILERS.load(std::sync::atomic::Ordering::Relaxed)
     );
     bench.table.print();
     if !bench.failures.is_empty() {
