@@ -717,8 +717,10 @@ fn traffic(entries: &[Access]) -> Traffic {
             "uploads"
         } else if a.path.contains("/blobs/") {
             "blobs"
+        } else if a.path.contains("/manifests/sha256:") {
+            "manifests by digest"
         } else if a.path.contains("/manifests/") {
-            "manifests"
+            "manifests by tag"
         } else {
             "other"
         };
