@@ -547,6 +547,7 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
+    settle();
     note_compilers();
     let started = Instant::now();
     let out = cmd
@@ -885,6 +886,29 @@ fn note_compilers() {
     MAX_COMPILERS.fetch_max(compilers(), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Flushes dirty pages (earlier runs' registry writes) so that a timed run does not pay
+/// for another's writeback, then lets the machine settle a moment.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// (steal, total) jiffies of all CPUs so far, from /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total = fields.iter().take(8).sum();
+    (fields.get(7).copied().unwrap_or(0), total)
+}
+
 fn load_note() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -977,6 +1001,7 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
     for run in 0..bench.runs {
         // The floor: a plain streaming copy by this process into a third fresh registry.
         let dst_floor = TestRegistry::start();
+        settle();
         let (floor, ft) = observed(&[&source.registry, &dst_floor], || {
             rt.block_on(plain_copy(source, &dst_floor))
         });
@@ -1452,6 +1477,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let started = Instant::now();
+    let jiffies = cpu_jiffies();
     let source = rt.block_on(fill_source(TestRegistry::start()));
     println!(
         "source filled: {RELEASES} releases, {} distinct layers, {} in {}",
@@ -1474,8 +1500,10 @@ fn main() {
     if workloads.contains("3") {
         workload_big(&mut bench, &rt, &source);
     }
+    let (steal, total) = cpu_jiffies();
+    let steal = (steal - jiffies.0) as f64 * 100.0 / (total - jiffies.1).max(1) as f64;
     println!(
-        "\nmirror: done in {}; {}; at most {} rustc/clippy process(es) seen around timed runs\n",
+        "\nmirror: done in {}; {}; at most {} rustc/clippy process(es) seen around timed runs; CPU steal {steal:.1}%\n",
         secs(started.elapsed()),
         load_note(),
         MAX_COMPILERS.load(std::sync::atomic::Ordering::Relaxed)
