@@ -126,8 +126,23 @@ fn copies_the_example_releases_layout_to_layout_byte_exact() {
 fn the_bundled_example_syncs_offline_and_converges() {
     let repo = Repo::example();
     repo.relsync(&["plan"]).expect_code(2);
-    repo.relsync(&["sync", "--dry-run"]).expect_code(2);
     let before = repo.read("example/quay.io/okd/scos-release/index.json");
+    let blobs = || {
+        std::fs::read_dir(
+            repo.path()
+                .join("example/quay.io/okd/scos-release/blobs/sha256"),
+        )
+        .unwrap()
+        .count()
+    };
+    let blob_count = blobs();
+    repo.relsync(&["sync", "--dry-run"]).expect_code(2);
+    assert_eq!(
+        repo.read("example/quay.io/okd/scos-release/index.json"),
+        before,
+        "--dry-run wrote a tag"
+    );
+    assert_eq!(blobs(), blob_count, "--dry-run wrote a blob");
 
     let sync = repo.relsync(&["sync"]);
     sync.expect_code(0);

@@ -15,6 +15,7 @@ use crate::report::{self, Format};
 /// conflict or a delete the registry cannot make safely (the other actions still ran), or
 /// an immutable tag differs from Git.
 pub fn run(settings: &Settings, args: &SyncArgs) -> Result<i32, CliError> {
+    let started = std::time::Instant::now();
     let runtime = super::runtime()?;
     let flags = PlanFlags {
         prune: args.prune,
@@ -41,7 +42,9 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> Result<i32, CliError> {
         sources: apply::content_sources(&planned.loaded.desired),
         ..ApplyOptions::default()
     };
-    let report = runtime.block_on(apply::apply(plan, &planned.registries, &options));
+    let mut report = runtime.block_on(apply::apply(plan, &planned.registries, &options));
+    // The summary's duration is the whole command's: reading Git, observing, planning too.
+    report.elapsed = started.elapsed();
     for problem in report.problems() {
         eprintln!("{problem}");
     }
