@@ -15,6 +15,10 @@ fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,relsync={level}")));
     tracing_subscriber::fmt()
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();

@@ -447,3 +447,17 @@ spec: {stream: fcos, versions: [39.0.0]}
         .collect();
     assert_eq!(tags, ["stable"]);
 }
+
+/// Regression: logs piped to a file carried ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes_and_name_target_and_tag() {
+    let repo = Repo::example();
+    let run = repo.relsync(&["-v", "sync"]);
+    run.expect_code(0);
+    let err = run.stderr();
+    assert!(!err.contains('\u{1b}'), "ANSI escape in piped logs: {err}");
+    assert!(
+        err.contains("action{action=delete target=quay.io/okd/scos-release tag=4.14.0-0.okd-scos-2023-09-29-232633"),
+        "a span per action with target and tag: {err}"
+    );
+}
