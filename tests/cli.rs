@@ -452,9 +452,16 @@ spec: {stream: fcos, versions: [39.0.0]}
 #[test]
 fn logs_to_a_pipe_have_no_colour_codes_and_name_target_and_tag() {
     let repo = Repo::example();
-    let run = repo.relsync(&["-v", "sync"]);
-    run.expect_code(0);
-    let err = run.stderr();
+    // Without NO_COLOR (which the `relsync` helper sets): only the pipe must turn colour off.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"))
+        .args(["-v", "sync"])
+        .current_dir(repo.path())
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains('\u{1b}'), "ANSI escape in piped logs: {err}");
     assert!(
         err.contains("action{action=delete target=quay.io/okd/scos-release tag=4.14.0-0.okd-scos-2023-09-29-232633"),
