@@ -86,14 +86,29 @@ pub(super) fn validate(docs: ParsedDocs) -> Result<Manifests, Diagnostics> {
         d.message = shown(&d.message);
     }
     diags.sort();
-    if diags.has_errors() {
-        return Err(problems);
-    }
-    Ok(Manifests {
+    let manifests = Manifests {
         streams: out_streams,
         channels: out_channels,
         policy,
+        warnings: Diagnostics::default(),
+    };
+    if diags.has_errors() {
+        // Every problem in one run: the checks that need the derived state (claims, ties,
+        // floating tags) run on what did parse, so fixing one error does not reveal the
+        // next. Documents that failed are left out, so they cause no second error here.
+        if let Err(derived) = crate::desired::derive(&manifests) {
+            for d in derived.0 {
+                if !problems.0.contains(&d) {
+                    problems.push(d);
+                }
+            }
+            problems.sort();
+        }
+        return Err(problems);
+    }
+    Ok(Manifests {
         warnings: problems,
+        ..manifests
     })
 }
 
