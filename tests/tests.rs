@@ -3,6 +3,7 @@
 
 mod util;
 
+mod chart;
 mod cli;
 mod manifests;
 mod mirror;
