@@ -1,7 +1,8 @@
 //! `charts/relsync`, rendered and linted with helm-python-sdk (Helm v4's Go SDK behind a C
 //! ABI, so no `helm` binary): the objects of the default values and of a non-default set,
 //! RBAC without wildcards, probes, securityContext, the relsync.yaml it ships (parsed by
-//! relsync's own config parser), the value combinations the chart refuses, and lint.
+//! relsync's own config parser), the value combinations the chart (and its values schema)
+//! refuses, and lint.
 //!
 //! The rendering runs in `python3 tests/chart_render.py`. A missing python3 or a missing
 //! helm-python-sdk is a test failure that says how to install it, never a skip.
@@ -33,7 +34,7 @@ struct Helm {
 }
 
 /// Renders and lints `chart` with `values` through helm-python-sdk.
-fn helm(chart: &Path, values: &Value) -> Helm {
+fn render_and_lint(chart: &Path, values: &Value) -> Helm {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart_render.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -361,7 +362,7 @@ fn shipped_config(objects: &[Value]) -> relsync::manifest::Config {
 
 #[test]
 fn chart_default_values_render_lint_and_hold_the_rules() {
-    let helm = helm(&chart_dir(), &json!({}));
+    let helm = render_and_lint(&chart_dir(), &json!({}));
     assert!(
         helm.version.starts_with("v4."),
         "helm-python-sdk should embed Helm v4, found {:?}",
@@ -472,7 +473,7 @@ fn chart_non_default_values_render_lint_and_hold_the_rules() {
             "webhook": {"secretEnv": "RELSYNC_WEBHOOK_SECRET"}
         }
     });
-    let helm = helm(&chart_dir(), &values);
+    let helm = render_and_lint(&chart_dir(), &values);
     assert_lint_clean(&helm);
     let objects = objects(&helm);
     assert_eq!(
@@ -561,15 +562,43 @@ fn chart_refuses_values_that_cannot_work() {
             "is not a valid namespace name",
         ),
     ] {
-        let helm = helm(&chart_dir(), &values);
+        let helm = render_and_lint(&chart_dir(), &values);
         match helm.rendered {
             Ok(_) => panic!("{values} rendered; expected a refusal saying {message:?}"),
             Err(e) => assert!(e.contains(message), "{values}: {e}"),
         }
     }
+    // values.schema.json mirrors relsync's strict Config: a misspelt field is refused by
+    // the render and by lint, before relsync would refuse to start.
+    let helm = render_and_lint(
+        &chart_dir(),
+        &json!({"config": {"sync": {"selfheal": false}}}),
+    );
+    match &helm.rendered {
+        Ok(_) => panic!("a misspelt config field rendered"),
+        Err(e) => assert!(
+            e.contains("additional properties 'selfheal' not allowed"),
+            "{e}"
+        ),
+    }
+    assert!(
+        helm.lint["messages"]
+            .as_array()
+            .expect("lint messages")
+            .iter()
+            .any(|m| m["severity"] == 3 && m["path"] == "values.yaml"),
+        "lint did not flag the misspelt value: {}",
+        helm.lint
+    );
+    let helm = render_and_lint(&chart_dir(), &json!({"replicas": "two"}));
+    assert!(
+        matches!(&helm.rendered, Err(e) if e.contains("/replicas")),
+        "replicas: \"two\" was not refused"
+    );
+
     // One replica without leader election renders, with the Recreate strategy and no Lease
     // rights at all.
-    let helm = helm(&chart_dir(), &json!({"leaderElection": {"enabled": false}}));
+    let helm = render_and_lint(&chart_dir(), &json!({"leaderElection": {"enabled": false}}));
     let objects = objects(&helm);
     let deploy = find(&objects, "Deployment", NAMESPACE, "okd-relsync");
     assert_eq!(deploy["spec"]["strategy"]["type"], "Recreate");
@@ -595,7 +624,7 @@ fn chart_lint_reports_a_broken_template() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata: {{ .Values.missing.deeper }}\n",
     )
     .expect("write broken template");
-    let helm = helm(&copy, &json!({}));
+    let helm = render_and_lint(&copy, &json!({}));
     let errors = helm.lint["errors"].as_array().expect("lint errors");
     assert!(
         errors
