@@ -1299,3 +1299,76 @@ async fn refuses_digest_false_and_oversized_manifests() {
     assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
     assert!(e.to_string().contains("hostile/app:v1"), "{e}");
 }
+
+/// Regression (review finding): a redirect to another host that answers 401 with its own
+/// bearer realm must not receive the registry's credentials, nor become its auth scheme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_hosts_challenge_never_gets_the_registrys_credentials() {
+    use axum::http::{HeaderMap as H, StatusCode as S, header};
+    use std::sync::Mutex;
+
+    async fn serve(app: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr.to_string()
+    }
+    // The attacker's token realm: records every Authorization it is sent.
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = seen.clone();
+    let realm = serve(axum::Router::new().route(
+        "/token",
+        axum::routing::get(move |h: H| {
+            let record = record.clone();
+            async move {
+                let auth = h
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.to_str().unwrap().to_string());
+                record.lock().unwrap().push(auth);
+                r#"{"token":"stolen"}"#
+            }
+        }),
+    ))
+    .await;
+    // The host the registry redirects to: demands a token from that realm.
+    let challenge = format!("Bearer realm=\"http://{realm}/token\",service=\"evil\"");
+    let storage = serve(axum::Router::new().fallback(move || {
+        let challenge = challenge.clone();
+        async move { (S::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], "") }
+    }))
+    .await;
+    // The registry: redirects its tag list to that host.
+    let target = format!("http://{storage}/v2/app/tags/list");
+    let registry = serve(axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (S::TEMPORARY_REDIRECT, [(header::LOCATION, target)], "") }
+    }))
+    .await;
+
+    let mut config = config_for(&[registry.clone()]);
+    config.registries[0].username_env = Some("T_USER".into());
+    config.registries[0].password_env = Some("T_PASS".into());
+    let env: EnvLookup = Arc::new(|k: &str| match k {
+        "T_USER" => Some("alice".to_string()),
+        "T_PASS" => Some("s3cret-password".to_string()),
+        _ => None,
+    });
+    let r = Registries::from_config_with(
+        &config,
+        Path::new("/nonexistent"),
+        CredentialLookup::from_env_fn(env),
+    )
+    .unwrap();
+    let err = repo(&r, &format!("{registry}/app"))
+        .list_tags()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Auth { .. }), "{err}");
+    assert!(err.to_string().contains("redirected host"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the foreign realm was asked: {:?}",
+        seen.lock().unwrap()
+    );
+}

@@ -347,6 +347,17 @@ impl HttpRegistry {
             if resp.status() != StatusCode::UNAUTHORIZED || retried {
                 return Ok(resp);
             }
+            // A challenge from another origin (a redirect to blob storage or a CDN) must
+            // never choose where this registry's credentials go.
+            if !self.same_origin(resp.url()) {
+                return Err(RegistryError::Auth {
+                    context: context.to_string(),
+                    reason: format!(
+                        "redirected host {} asks for authentication; credentials are only sent to the registry itself",
+                        origin_of(resp.url())
+                    ),
+                });
+            }
             let challenge = parse_challenges(
                 resp.headers()
                     .get_all(WWW_AUTHENTICATE)
@@ -1419,4 +1430,14 @@ mod tests {
         assert_eq!(next_link(&links(&[r#"</p>; rel="prev""#])), None);
         assert_eq!(next_link(&HeaderMap::new()), None);
     }
+}
+
+/// `scheme://host:port` of a URL, for messages (never its path or query).
+fn origin_of(u: &Url) -> String {
+    format!(
+        "{}://{}{}",
+        u.scheme(),
+        u.host_str().unwrap_or(""),
+        u.port().map(|p| format!(":{p}")).unwrap_or_default()
+    )
 }
