@@ -1398,6 +1398,16 @@ impl ContentStore for HttpRepository {
     }
 }
 
+/// `scheme://host:port` of a URL, for messages (never its path or query).
+fn origin_of(u: &Url) -> String {
+    format!(
+        "{}://{}{}",
+        u.scheme(),
+        u.host_str().unwrap_or(""),
+        u.port().map(|p| format!(":{p}")).unwrap_or_default()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1430,14 +1440,4 @@ mod tests {
         assert_eq!(next_link(&links(&[r#"</p>; rel="prev""#])), None);
         assert_eq!(next_link(&HeaderMap::new()), None);
     }
-}
-
-/// `scheme://host:port` of a URL, for messages (never its path or query).
-fn origin_of(u: &Url) -> String {
-    format!(
-        "{}://{}{}",
-        u.scheme(),
-        u.host_str().unwrap_or(""),
-        u.port().map(|p| format!(":{p}")).unwrap_or_default()
-    )
 }
