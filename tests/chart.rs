@@ -658,3 +658,48 @@ fn find_chart_app_version() -> String {
         .expect("appVersion is a string")
         .to_string()
 }
+
+#[test]
+fn chart_readme_documents_every_value() {
+    // values.schema.json lists every value (it refuses others, and the default values render
+    // against it above); the README's table must have a row for each.
+    let dir = chart_dir();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("values.schema.json")).expect("values.schema.json"),
+    )
+    .expect("values.schema.json is JSON");
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README.md");
+    // A value is documented by its own row, or (an object of values) by rows for each of
+    // its values.
+    fn documented(node: &Value, path: &str, readme: &str, missing: &mut Vec<String>) -> bool {
+        if readme.contains(&format!("| `{path}` |")) {
+            return true;
+        }
+        match node["properties"].as_object() {
+            Some(children) => {
+                let mut all = true;
+                for (key, sub) in children {
+                    all &= documented(sub, &format!("{path}.{key}"), readme, missing);
+                }
+                all
+            }
+            None => {
+                missing.push(path.to_string());
+                false
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for (key, sub) in schema["properties"].as_object().expect("schema properties") {
+        if key != "global" {
+            count += 1;
+            documented(sub, key, &readme, &mut missing);
+        }
+    }
+    assert!(count > 25, "the schema lists only {count} top-level values");
+    assert!(
+        missing.is_empty(),
+        "values missing from README.md: {missing:?}"
+    );
+}
