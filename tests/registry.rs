@@ -1345,7 +1345,7 @@ async fn a_redirected_hosts_challenge_never_gets_the_registrys_credentials() {
     }))
     .await;
 
-    let mut config = config_for(&[registry.clone()]);
+    let mut config = config_for(std::slice::from_ref(&registry));
     config.registries[0].username_env = Some("T_USER".into());
     config.registries[0].password_env = Some("T_PASS".into());
     let env: EnvLookup = Arc::new(|k: &str| match k {
