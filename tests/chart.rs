@@ -703,3 +703,71 @@ fn chart_readme_documents_every_value() {
         "values missing from README.md: {missing:?}"
     );
 }
+
+#[test]
+fn chart_optional_values_render() {
+    // OpenShift (UID from the SCC), an existing ServiceAccount with RBAC managed elsewhere,
+    // an image pinned by digest, a registry auth file, extra flags and volumes.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let values = json!({
+        "rbac": {"create": false},
+        "serviceAccount": {"create": false, "name": "relsync-bot"},
+        "image": {"digest": digest, "tag": "ignored"},
+        "registryAuthSecret": "pull-secret",
+        "podSecurityContext": {"runAsUser": null, "runAsGroup": null, "fsGroup": null},
+        "extraArgs": ["-v"],
+        "extraVolumes": [{"name": "mirror", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "mirror", "mountPath": "/srv/mirror"}],
+    });
+    let helm = render_and_lint(&chart_dir(), &values);
+    assert_lint_clean(&helm);
+    let objects = objects(&helm);
+    assert_eq!(
+        inventory(&objects),
+        set(&[
+            ("ConfigMap", NAMESPACE, "okd-relsync-config"),
+            ("Deployment", NAMESPACE, "okd-relsync"),
+            ("Service", NAMESPACE, "okd-relsync"),
+        ])
+    );
+    let deploy = find(&objects, "Deployment", NAMESPACE, "okd-relsync");
+    let spec = &deploy["spec"]["template"]["spec"];
+    assert_eq!(spec["serviceAccountName"], "relsync-bot");
+    let psc = &spec["securityContext"];
+    assert_eq!(psc["runAsNonRoot"], json!(true));
+    for field in ["runAsUser", "runAsGroup", "fsGroup"] {
+        assert!(psc[field].is_null(), "{field} left to the SCC: {psc}");
+    }
+    let c = &spec["containers"][0];
+    assert_eq!(c["image"], format!("quay.io/relsync/relsync@{digest}"));
+    assert_eq!(
+        c["args"],
+        json!([
+            "--config",
+            "/etc/relsync/relsync.yaml",
+            "-v",
+            "serve",
+            "--listen",
+            "0.0.0.0:8080"
+        ])
+    );
+    assert_eq!(
+        env_value(c, "REGISTRY_AUTH_FILE"),
+        json!({"value": "/etc/relsync/auth/config.json"})
+    );
+    let volumes = spec["volumes"].as_array().expect("volumes");
+    assert!(
+        volumes.contains(&json!({"name": "registry-auth", "secret": {
+        "secretName": "pull-secret",
+        "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}}))
+    );
+    assert!(volumes.contains(&json!({"name": "mirror", "emptyDir": {}})));
+    let mounts = c["volumeMounts"].as_array().expect("mounts");
+    assert!(mounts.contains(&json!({"name": "mirror", "mountPath": "/srv/mirror"})));
+    assert!(mounts.contains(
+        &json!({"name": "registry-auth", "mountPath": "/etc/relsync/auth", "readOnly": true})
+    ));
+    // The container-level hardening does not depend on the pod-level UID.
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], json!(true));
+    assert_eq!(c["securityContext"]["runAsNonRoot"], json!(true));
+}
