@@ -378,6 +378,9 @@ struct DeleteState {
     /// Live tag → digest (every tag but signature tags and the plan's deletes), read once
     /// when a registry first refuses a tag DELETE.
     holders: Option<BTreeMap<String, Digest>>,
+    /// Child manifests of every index a live tag holds, read with `holders`: deleting one
+    /// by digest would break that index.
+    children: BTreeSet<Digest>,
     /// Manifests deleted by digest in this run.
     deleted_manifests: HashSet<Digest>,
 }
@@ -435,6 +438,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 .filter_map(|(_, a)| a.to.clone().map(|d| (d, a.tag.clone())))
                 .collect(),
             holders: None,
+            children: BTreeSet::new(),
             deleted_manifests: HashSet::new(),
         };
 
@@ -637,7 +641,9 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 },
             );
         };
-        if a.from.as_ref().is_some_and(|f| *f != digest) {
+        // Compare-and-swap: the tag must still hold what the plan saw (a plan that saw no
+        // digest cannot delete blindly).
+        if a.from.as_ref() != Some(&digest) {
             return Ok(Outcome::Conflict {
                 expected: a.from.clone(),
                 actual: Some(digest),
@@ -663,8 +669,31 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 ),
             });
         }
+        if self
+            .options
+            .sources
+            .get(&name)
+            .is_some_and(|wanted| wanted.contains_key(&digest))
+        {
+            return Ok(Outcome::Left {
+                reason: format!(
+                    "the registry cannot delete a tag by name, and Git wants manifest {} in this repository",
+                    digest.short()
+                ),
+            });
+        }
         if state.holders.is_none() {
-            state.holders = Some(self.holders(&live, &state.deleted_by_plan).await?);
+            let holders = self.holders(&live, &state.deleted_by_plan).await?;
+            state.children = self.index_children(&live, &holders).await?;
+            state.holders = Some(holders);
+        }
+        if state.children.contains(&digest) {
+            return Ok(Outcome::Left {
+                reason: format!(
+                    "the registry cannot delete a tag by name, and manifest {} is a platform image of an index another tag holds",
+                    digest.short()
+                ),
+            });
         }
         let others: Vec<&str> = state
             .holders
@@ -690,6 +719,31 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         .await?;
         state.deleted_manifests.insert(digest);
         Ok(Outcome::Done)
+    }
+
+    /// The child manifests of every index among `holders`' digests.
+    async fn index_children(
+        &self,
+        repo: &E,
+        holders: &BTreeMap<String, Digest>,
+    ) -> Result<BTreeSet<Digest>, ApplyError> {
+        let name = repo.name().to_string();
+        let digests: BTreeSet<&Digest> = holders.values().collect();
+        let mut children = BTreeSet::new();
+        for d in digests {
+            let raw = self
+                .request(
+                    || format!("reading {name}@{d}"),
+                    repo.get_manifest(d.as_str()),
+                )
+                .await?;
+            let Some(raw) = raw else { continue };
+            // A manifest relsync cannot parse names no children it could break.
+            if let Ok(parsed) = parse_manifest(&raw.media_type, &raw.bytes) {
+                children.extend(parsed.children.into_iter().map(|c| c.digest));
+            }
+        }
+        Ok(children)
     }
 
     /// Every live tag of `repo` → its digest, except signature tags and `except`.

@@ -349,3 +349,60 @@ fn sync_into_an_oci_layout_killed_mid_copy_never_tags_incomplete_content() {
     s.repo.relsync(&["sync"]).expect_code(0);
     s.repo.relsync(&["drift"]).expect_code(0);
 }
+
+/// Regression (review finding): on distribution 2.8, which cannot delete a tag by name,
+/// pruning a tag that holds a platform image of a desired index must not delete that
+/// manifest by digest (it would break every pull of the release for that platform).
+#[test]
+fn prune_never_deletes_a_platform_image_a_desired_index_needs() {
+    let s = Setup::new();
+    s.repo.relsync(&["sync"]).expect_code(0);
+    let host = s.dst.host();
+    let index: Value = serde_json::from_slice(
+        &skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{host}/{TARGET}:4.14.0"),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let child = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child_bytes = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{host}/{TARGET}@{child}"),
+    ])
+    .stdout;
+    block_on(s.dst.pusher().push_manifest(
+        TARGET,
+        "extra-amd64",
+        &crate::util::Content {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: child_bytes,
+        },
+    ));
+
+    let sync = s.repo.relsync(&["sync", "--prune"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr().contains("platform image of an index"),
+        "{}",
+        sync.stderr()
+    );
+    // The release is still whole: every platform copies out of the target.
+    let out = tempfile::tempdir().unwrap();
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/{TARGET}:4.14.0"),
+        &format!("oci:{}:x", out.path().display()),
+    ]);
+    s.repo.relsync(&["drift"]).expect_code(0);
+}
