@@ -422,11 +422,14 @@ pub fn plan(
 }
 
 /// Whether a live tag of a repository is extra: neither desired, nor explicitly absent, nor a
-/// signature or attestation tag.
+/// signature or attestation tag. A name that is not a registry tag at all (an `oci:`
+/// layout's `index.json` may hold `host/repo:tag` names written by other tools) is outside
+/// relsync's reach: it can be neither resolved nor deleted, so it is never extra.
 fn is_extra(want: &crate::desired::DesiredRepo, tag: &str) -> bool {
     !want.tags.contains_key(tag)
         && !want.absent.contains_key(tag)
         && !crate::desired::is_signature_tag(tag)
+        && crate::desired::is_valid_tag(tag)
 }
 
 /// A delete action.

@@ -260,7 +260,7 @@ fn plan_table() {
             exit: 2,
         },
         Case {
-            name: "prune on: unclaimed tags deleted, signature tags never extra",
+            name: "prune on: unclaimed tags deleted, signature tags and non-tag names never extra",
             manifests: scenario,
             live: &[(
                 A,
@@ -272,6 +272,8 @@ fn plan_table() {
                     ("stable", 1),
                     ("junk", 4),
                     ("old", 0x77),
+                    // An oci layout's index.json may name images `host/repo:tag`.
+                    ("quay.io/foo/bar:1.0", 6),
                     (
                         "sha256-0303030303030303030303030303030303030303030303030303030303030303.sig",
                         5,
