@@ -404,9 +404,16 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        // A panic in file work is a bug: let it surface as one.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled (the runtime is shutting down): the work did not happen.
+        Err(e) => Err(RegistryError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(format!("file work cancelled: {e}")),
+        }),
+    }
 }
 
 /// Removes a temporary file when dropped, unless kept.
