@@ -6,11 +6,14 @@
 //!    [`Mirror`] engine; the others read the manifest already in the target, copying it
 //!    first when it is missing there), then, just before the write, a compare-and-swap
 //!    check of the tag (it must still hold what the plan saw: absent for `mirror` and
-//!    `tag`, `from` for `retag` and `rollback`), then the tag, byte-exact;
-//! 2. then the deletes, one by one, each CAS-checked: tag DELETE where the registry supports
-//!    it; where it does not (distribution 2.8), the manifest by digest only when no other
-//!    live tag (tags the plan deletes aside) and no tag the plan writes holds that digest,
-//!    else the tag is left and the reason reported.
+//!    `tag`, `from` for `retag` and `rollback`), then the tag, byte-exact; in an `oci:`
+//!    layout the check and the write are one step under the layout's file lock
+//!    ([`ContentStore::put_manifest_if`](crate::registry::ContentStore::put_manifest_if)),
+//!    so another process cannot move the tag in between; on a registry it is best effort;
+//! 2. then the deletes, one by one, each CAS-checked (atomically in a layout): tag DELETE
+//!    where the registry supports it; where it does not (distribution 2.8), the manifest
+//!    by digest only when no other live tag (tags the plan deletes aside) and no tag the
+//!    plan writes holds that digest, else the tag is left and the reason reported.
 //!
 //! A plan with a refusal writes nothing. An action that fails (after retries) or meets a
 //! conflict is reported and the others proceed; tags are only written on content that was
@@ -28,7 +31,7 @@ use crate::digest::Digest;
 use crate::plan::{Action, ActionKind, Plan, Refusal, Target};
 use crate::progress::Progress;
 use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, parse_manifest};
-use crate::registry::{RawManifest, Registries, RegistryError, RetryPolicy, TagDeletion};
+use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryError, RetryPolicy};
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Default)]
@@ -585,6 +588,26 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             None
         };
         let live = repo.fresh();
+        let expected = match a.action {
+            ActionKind::Mirror | ActionKind::Tag => None,
+            _ => a.from.clone(),
+        };
+        let checked = matches!(a.action, ActionKind::Mirror | ActionKind::Tag) || a.from.is_some();
+        if checked {
+            // Compare-and-swap: atomic in a layout (checked under its lock), resolve then
+            // write on a registry.
+            let written = self
+                .request(
+                    || format!("writing {name}:{}", a.tag),
+                    live.put_manifest_if(&a.tag, &raw, expected.as_ref()),
+                )
+                .await?;
+            return Ok(match written {
+                CasWrite::Written => Outcome::Done,
+                CasWrite::Conflict { actual } if actual.as_ref() == Some(to) => Outcome::Unchanged,
+                CasWrite::Conflict { actual } => Outcome::Conflict { expected, actual },
+            });
+        }
         let current = self
             .request(
                 || format!("resolving {name}:{}", a.tag),
@@ -593,17 +616,6 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             .await?;
         if current.as_ref() == Some(to) {
             return Ok(Outcome::Unchanged);
-        }
-        let expected = match a.action {
-            ActionKind::Mirror | ActionKind::Tag => None,
-            _ => a.from.clone(),
-        };
-        let checked = matches!(a.action, ActionKind::Mirror | ActionKind::Tag) || a.from.is_some();
-        if checked && current != expected {
-            return Ok(Outcome::Conflict {
-                expected,
-                actual: current,
-            });
         }
         self.request(
             || format!("writing {name}:{}", a.tag),
@@ -628,18 +640,17 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 live.resolve_tag(&a.tag),
             )
             .await?;
+        // Gone already: by an earlier delete by digest of this run, or by someone else.
+        let gone = |state: &DeleteState| match a
+            .from
+            .as_ref()
+            .filter(|d| state.deleted_manifests.contains(*d))
+        {
+            Some(_) => Outcome::Done,
+            None => Outcome::Unchanged,
+        };
         let Some(digest) = current else {
-            // Gone already: by an earlier delete by digest of this run, or by someone else.
-            return Ok(
-                match a
-                    .from
-                    .as_ref()
-                    .filter(|d| state.deleted_manifests.contains(*d))
-                {
-                    Some(_) => Outcome::Done,
-                    None => Outcome::Unchanged,
-                },
-            );
+            return Ok(gone(state));
         };
         // Compare-and-swap: the tag must still hold what the plan saw (a plan that saw no
         // digest cannot delete blindly).
@@ -649,14 +660,23 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 actual: Some(digest),
             });
         }
+        // Checked again with the delete itself: atomically in a layout.
         let deletion = self
             .request(
                 || format!("deleting {name}:{}", a.tag),
-                live.delete_tag(&a.tag),
+                live.delete_tag_if(&a.tag, &digest),
             )
             .await?;
-        if deletion == TagDeletion::Deleted {
-            return Ok(Outcome::Done);
+        match deletion {
+            CasDeletion::Deleted => return Ok(Outcome::Done),
+            CasDeletion::Conflict { actual: None } => return Ok(gone(state)),
+            CasDeletion::Conflict { actual } => {
+                return Ok(Outcome::Conflict {
+                    expected: a.from.clone(),
+                    actual,
+                });
+            }
+            CasDeletion::Unsupported => {}
         }
 
         // The registry cannot delete a tag by name: by digest, only when that removes no
@@ -1165,5 +1185,120 @@ mod tests {
         assert_eq!(dst.tag("old"), Some(r[0].clone()));
         assert!(!writes(&reg).iter().any(|w| w.ends_with(" 1.0")));
         assert_eq!(dst.manifest_bytes(&r[1]), src.manifest_bytes(&r[1]));
+    }
+
+    /// Two apply runs (separate threads and runtimes, as two relsync processes) with
+    /// different plans race on one `oci:` layout tag: the compare-and-swap is made under
+    /// the layout's lock, so exactly one wins and the other reports a conflict naming the
+    /// winner's digest; no write is lost or made blind.
+    #[test]
+    fn two_runs_racing_on_one_layout_tag_never_overwrite_each_other() {
+        use crate::registry::{ContentStore, LayoutRepository, Repository, TargetReader};
+        for round in 0..6 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("layout");
+            let reg = Mem::registry();
+            let src = Mem::new(&reg, Some("src"), SRC);
+            let r: Vec<Digest> = (1..=3)
+                .map(|i| seed_index(&src, &format!("r{i}"), b"shared", None).0)
+                .collect();
+            let layout = Repository::Layout(LayoutRepository::new("oci:layout", dir.clone()));
+            crate::registry::mirror::testing::block(async {
+                let m = Arc::new(Mirror::new(2, options().retry));
+                for d in &r {
+                    let raw = m.copy_image(&src, &layout, d, "seed").await.unwrap();
+                    if *d == r[0] {
+                        for t in ["stable", "old"] {
+                            layout.put_manifest(t, &raw).await.unwrap();
+                        }
+                    }
+                }
+            });
+            let on_layout = |mut a: Action| {
+                a.target = Target::Repo("oci:layout".to_string());
+                a
+            };
+            // Run A moves `stable` to r2 and deletes `old`; run B moves both to r3.
+            let plans = [
+                plan(vec![
+                    on_layout(action(
+                        ActionKind::Retag,
+                        "stable",
+                        Some(&r[0]),
+                        Some(&r[1]),
+                    )),
+                    on_layout(action(ActionKind::Delete, "old", Some(&r[0]), None)),
+                ]),
+                plan(vec![
+                    on_layout(action(
+                        ActionKind::Retag,
+                        "stable",
+                        Some(&r[0]),
+                        Some(&r[2]),
+                    )),
+                    on_layout(action(ActionKind::Retag, "old", Some(&r[0]), Some(&r[2]))),
+                ]),
+            ];
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let runs: Vec<_> = plans
+                .into_iter()
+                .map(|p| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let open = move |name: &str| {
+                            Ok(Repository::Layout(LayoutRepository::new(name, dir.clone())))
+                        };
+                        barrier.wait();
+                        let report = crate::registry::mirror::testing::block(apply_with(
+                            &p,
+                            &open,
+                            2,
+                            &options(),
+                        ));
+                        report
+                            .results
+                            .into_iter()
+                            .map(|x| (x.action.tag, x.outcome))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let outcomes: Vec<Vec<(String, Outcome)>> =
+                runs.into_iter().map(|t| t.join().unwrap()).collect();
+            let reader = LayoutRepository::new("oci:layout", dir.clone());
+            let live = |tag: &str| {
+                crate::registry::mirror::testing::block(reader.resolve_tag(tag)).unwrap()
+            };
+            for (tag, wants) in [
+                ("stable", [Some(r[1].clone()), Some(r[2].clone())]),
+                ("old", [None, Some(r[2].clone())]),
+            ] {
+                let of = |run: usize| {
+                    &outcomes[run]
+                        .iter()
+                        .find(|(t, _)| t == tag)
+                        .unwrap_or_else(|| panic!("{tag} in {outcomes:?}"))
+                        .1
+                };
+                let now = live(tag);
+                let winner = match (of(0), of(1)) {
+                    (Outcome::Done, Outcome::Conflict { expected, actual }) => {
+                        assert_eq!(expected.as_ref(), Some(&r[0]));
+                        assert_eq!(*actual, wants[0], "round {round}: {tag}");
+                        0
+                    }
+                    (Outcome::Conflict { expected, actual }, Outcome::Done) => {
+                        assert_eq!(expected.as_ref(), Some(&r[0]));
+                        assert_eq!(*actual, wants[1], "round {round}: {tag}");
+                        1
+                    }
+                    other => panic!("round {round}: {tag}: one run must win: {other:?}"),
+                };
+                assert_eq!(
+                    now, wants[winner],
+                    "round {round}: {tag}: the winner's write stands"
+                );
+            }
+        }
     }
 }

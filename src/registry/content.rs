@@ -62,6 +62,34 @@ pub enum TagDeletion {
     Unsupported,
 }
 
+/// What a compare-and-swap tag write did ([`ContentStore::put_manifest_if`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasWrite {
+    /// The tag held what was expected and now holds the manifest.
+    Written,
+    /// The tag did not hold what was expected: nothing was written.
+    Conflict {
+        /// What the tag held (`None`: absent).
+        actual: Option<Digest>,
+    },
+}
+
+/// What a compare-and-swap tag delete did ([`ContentStore::delete_tag_if`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasDeletion {
+    /// The tag held what was expected and is gone.
+    Deleted,
+    /// The tag did not hold what was expected (`None`: it is gone already): nothing was
+    /// deleted.
+    Conflict {
+        /// What the tag held.
+        actual: Option<Digest>,
+    },
+    /// The tag held what was expected, but the registry cannot delete a tag by name (as
+    /// [`TagDeletion::Unsupported`]): nothing was deleted.
+    Unsupported,
+}
+
 /// Reading content from and writing content to a repository.
 pub trait ContentStore: TargetReader {
     /// The manifest `reference` (a tag or a digest) with its media type, or `None` when
@@ -111,6 +139,25 @@ pub trait ContentStore: TargetReader {
         &self,
         tag: &str,
     ) -> impl Future<Output = Result<TagDeletion, RegistryError>> + Send;
+
+    /// Writes `manifest` under `tag` only if the tag holds `expected` (`None`: only if it
+    /// is absent). An `oci:` layout checks and writes under its lock, so no other writer
+    /// (in any process) can move the tag in between; a registry offers no such operation,
+    /// so there it is best effort: resolve, then write.
+    fn put_manifest_if(
+        &self,
+        tag: &str,
+        manifest: &RawManifest,
+        expected: Option<&Digest>,
+    ) -> impl Future<Output = Result<CasWrite, RegistryError>> + Send;
+
+    /// Deletes `tag` by name only if it holds `expected`; atomic in an `oci:` layout, best
+    /// effort (resolve, then delete) on a registry.
+    fn delete_tag_if(
+        &self,
+        tag: &str,
+        expected: &Digest,
+    ) -> impl Future<Output = Result<CasDeletion, RegistryError>> + Send;
 
     /// Deletes a manifest by digest (on a registry this removes every tag on it).
     fn delete_manifest(

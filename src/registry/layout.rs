@@ -24,7 +24,8 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::content::{
-    BlobStream, ByteStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion,
+    BlobStream, ByteStream, CasDeletion, CasWrite, ContentStore, MAX_MANIFEST_BYTES, RawManifest,
+    TagDeletion,
 };
 use super::verify::{Verifier, check_manifest, digest_like, sniff_media_type};
 use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, is_valid_tag};
@@ -281,17 +282,19 @@ impl LayoutRepository {
     }
 
     /// Changes `index.json`'s `manifests` with `change` (which says whether it changed
-    /// anything), under the layout's lock, replacing the file atomically. With `create`,
-    /// a missing layout is created first; without, a missing layout is left alone.
-    async fn update_index(
+    /// anything, and what to answer), under the layout's lock, replacing the file
+    /// atomically: what `change` reads is what it replaces, whatever other writers (in any
+    /// process) do. With `create`, a missing layout is created first; without, a missing
+    /// layout is left alone (`change` sees an empty list and nothing is written).
+    async fn update_index<R: Send + 'static>(
         &self,
         create: bool,
-        change: impl FnOnce(&mut Vec<serde_json::Value>) -> bool + Send + 'static,
-    ) -> Result<(), RegistryError> {
+        change: impl FnOnce(&mut Vec<serde_json::Value>) -> (bool, R) + Send + 'static,
+    ) -> Result<R, RegistryError> {
         let dir = self.dir.clone();
         let result = blocking(move || {
             if !create && !dir.join("index.json").exists() {
-                return Ok(());
+                return Ok(change(&mut Vec::new()).1);
             }
             let _lock = IndexLock::acquire(&dir)?;
             ensure_layout_locked(&dir)?;
@@ -327,20 +330,75 @@ impl LayoutRepository {
                     source,
                 })?;
             }
-            if !change(list) {
-                return Ok(());
+            let (changed, answer) = change(list);
+            if !changed {
+                return Ok(answer);
             }
             let bytes =
                 serde_json::to_vec_pretty(&index).map_err(|source| RegistryError::Json {
                     context: format!("writing {}", index_path.display()),
                     source,
                 })?;
-            write_atomically(&dir, "index.json", &bytes)
+            write_atomically(&dir, "index.json", &bytes)?;
+            Ok(answer)
         })
         .await;
         // Whatever happened, the next read looks at the file again.
         *self.cache_lock() = None;
         result
+    }
+
+    /// The content side of [`ContentStore::put_manifest`]: checks `manifest` (its digest
+    /// against a digest `reference`, its children present) and writes its blob. For a tag,
+    /// the `index.json` entry to write under it; for a digest, `None`.
+    async fn write_manifest_content(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let by_digest = reference.contains(':');
+        let context = if by_digest {
+            format!("writing manifest {}@{reference}", self.name)
+        } else {
+            format!("writing manifest {}:{reference}", self.name)
+        };
+        if by_digest {
+            let d = Digest::parse(reference).map_err(|source| RegistryError::BadDigest {
+                context: context.clone(),
+                source,
+            })?;
+            if d != manifest.digest {
+                return Err(RegistryError::DigestMismatch {
+                    context,
+                    expected: d.to_string(),
+                    actual: manifest.digest.to_string(),
+                });
+            }
+        } else if !is_valid_tag(reference) {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: reference.to_string(),
+            });
+        }
+        check_manifest(&context, manifest)?;
+        self.check_children(manifest, &context).await?;
+        let one: Vec<Result<Bytes, RegistryError>> = vec![Ok(manifest.bytes.clone())];
+        self.write_blob(
+            &manifest.digest,
+            Box::pin(futures_util::stream::iter(one)),
+            Some(manifest.bytes.len() as u64),
+            &context,
+        )
+        .await?;
+        if by_digest {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::json!({
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest.to_string(),
+            "size": manifest.bytes.len(),
+            "annotations": { REF_NAME_ANNOTATION: reference },
+        })))
     }
 
     /// Refuses a manifest that names a blob or manifest missing from the layout.
@@ -670,6 +728,37 @@ fn entry_has_tag(entry: &serde_json::Value, tag: &str) -> bool {
         == Some(tag)
 }
 
+/// The digest `tag` holds in an `index.json` `manifests` list (its first entry), if any.
+fn tag_digest(list: &[serde_json::Value], tag: &str) -> Option<Digest> {
+    list.iter()
+        .find(|e| entry_has_tag(e, tag))
+        .and_then(|e| e.get("digest")?.as_str())
+        .and_then(|d| Digest::parse(d).ok())
+}
+
+/// Points `tag` at `entry` in an `index.json` `manifests` list (replacing its first entry
+/// in place and dropping any other); whether that changed anything.
+fn set_tag(list: &mut Vec<serde_json::Value>, tag: &str, entry: serde_json::Value) -> bool {
+    match list.iter().position(|e| entry_has_tag(e, tag)) {
+        Some(i) => {
+            if list[i] == entry {
+                return false;
+            }
+            list[i] = entry;
+            let mut j = i + 1;
+            while j < list.len() {
+                if entry_has_tag(&list[j], tag) {
+                    list.remove(j);
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        None => list.push(entry),
+    }
+    true
+}
+
 impl TargetReader for LayoutRepository {
     fn name(&self) -> &str {
         &self.name
@@ -804,69 +893,41 @@ impl ContentStore for LayoutRepository {
         reference: &str,
         manifest: &RawManifest,
     ) -> Result<(), RegistryError> {
-        let by_digest = reference.contains(':');
-        let context = if by_digest {
-            format!("writing manifest {}@{reference}", self.name)
-        } else {
-            format!("writing manifest {}:{reference}", self.name)
+        let Some(entry) = self.write_manifest_content(reference, manifest).await? else {
+            return Ok(());
         };
-        if by_digest {
-            let d = Digest::parse(reference).map_err(|source| RegistryError::BadDigest {
-                context: context.clone(),
-                source,
-            })?;
-            if d != manifest.digest {
-                return Err(RegistryError::DigestMismatch {
-                    context,
-                    expected: d.to_string(),
-                    actual: manifest.digest.to_string(),
-                });
-            }
-        } else if !is_valid_tag(reference) {
+        let tag = reference.to_string();
+        self.update_index(true, move |list| (set_tag(list, &tag, entry), ()))
+            .await
+    }
+
+    async fn put_manifest_if(
+        &self,
+        tag: &str,
+        manifest: &RawManifest,
+        expected: Option<&Digest>,
+    ) -> Result<CasWrite, RegistryError> {
+        if !is_valid_tag(tag) {
             return Err(RegistryError::InvalidTag {
                 repo: self.name.clone(),
-                tag: reference.to_string(),
+                tag: tag.to_string(),
             });
         }
-        check_manifest(&context, manifest)?;
-        self.check_children(manifest, &context).await?;
-        let one: Vec<Result<Bytes, RegistryError>> = vec![Ok(manifest.bytes.clone())];
-        self.write_blob(
-            &manifest.digest,
-            Box::pin(futures_util::stream::iter(one)),
-            Some(manifest.bytes.len() as u64),
-            &context,
-        )
-        .await?;
-        if by_digest {
-            return Ok(());
-        }
-        let tag = reference.to_string();
-        let entry = serde_json::json!({
-            "mediaType": manifest.media_type,
-            "digest": manifest.digest.to_string(),
-            "size": manifest.bytes.len(),
-            "annotations": { REF_NAME_ANNOTATION: tag },
-        });
+        let Some(entry) = self.write_manifest_content(tag, manifest).await? else {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: tag.to_string(),
+            });
+        };
+        let tag = tag.to_string();
+        let expected = expected.cloned();
+        // The check and the write under one lock: no writer can move the tag in between.
         self.update_index(true, move |list| {
-            match list.iter().position(|e| entry_has_tag(e, &tag)) {
-                Some(i) => {
-                    if list[i] == entry {
-                        return false;
-                    }
-                    list[i] = entry;
-                    let mut j = i + 1;
-                    while j < list.len() {
-                        if entry_has_tag(&list[j], &tag) {
-                            list.remove(j);
-                        } else {
-                            j += 1;
-                        }
-                    }
-                }
-                None => list.push(entry),
+            let actual = tag_digest(list, &tag);
+            if actual != expected {
+                return (false, CasWrite::Conflict { actual });
             }
-            true
+            (set_tag(list, &tag, entry), CasWrite::Written)
         })
         .await
     }
@@ -882,10 +943,35 @@ impl ContentStore for LayoutRepository {
         self.update_index(false, move |list| {
             let before = list.len();
             list.retain(|e| !entry_has_tag(e, &tag));
-            list.len() != before
+            (list.len() != before, ())
         })
         .await?;
         Ok(TagDeletion::Deleted)
+    }
+
+    async fn delete_tag_if(
+        &self,
+        tag: &str,
+        expected: &Digest,
+    ) -> Result<CasDeletion, RegistryError> {
+        if !is_valid_tag(tag) {
+            return Err(RegistryError::InvalidTag {
+                repo: self.name.clone(),
+                tag: tag.to_string(),
+            });
+        }
+        let tag = tag.to_string();
+        let expected = expected.clone();
+        // The check and the delete under one lock.
+        self.update_index(false, move |list| {
+            let actual = tag_digest(list, &tag);
+            if actual.as_ref() != Some(&expected) {
+                return (false, CasDeletion::Conflict { actual });
+            }
+            list.retain(|e| !entry_has_tag(e, &tag));
+            (true, CasDeletion::Deleted)
+        })
+        .await
     }
 
     async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
@@ -893,7 +979,7 @@ impl ContentStore for LayoutRepository {
         self.update_index(false, move |list| {
             let before = list.len();
             list.retain(|e| e.get("digest").and_then(|d| d.as_str()) != Some(digest.as_str()));
-            list.len() != before
+            (list.len() != before, ())
         })
         .await
     }
@@ -1283,5 +1369,165 @@ mod tests {
             .collect();
         top.sort();
         assert_eq!(top, ["blobs", "index.json", "oci-layout"], "nothing else");
+    }
+
+    /// Another writer moves the tag between a check and the conditional write: the write
+    /// is a conflict, writes nothing, and the other writer's tag survives; the same for a
+    /// conditional delete.
+    #[tokio::test]
+    async fn a_tag_moved_after_the_check_is_a_conflict_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let ours = LayoutRepository::new("oci:r", dir.clone());
+        let theirs = LayoutRepository::new("oci:r", dir.clone());
+        let (m1, m2, m3) = (
+            image(&ours, "one").await,
+            image(&ours, "two").await,
+            image(&ours, "three").await,
+        );
+        ours.put_manifest("stable", &m1).await.unwrap();
+        // Our check: `stable` holds m1.
+        let seen = ours.resolve_tag("stable").await.unwrap();
+        assert_eq!(seen, Some(m1.digest.clone()));
+        // Someone else moves it to m2 meanwhile.
+        theirs.put_manifest("stable", &m2).await.unwrap();
+        let before = std::fs::read(dir.join("index.json")).unwrap();
+        let written = ours
+            .put_manifest_if("stable", &m3, seen.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(
+            written,
+            CasWrite::Conflict {
+                actual: Some(m2.digest.clone())
+            }
+        );
+        let deleted = ours.delete_tag_if("stable", &m1.digest).await.unwrap();
+        assert_eq!(
+            deleted,
+            CasDeletion::Conflict {
+                actual: Some(m2.digest.clone())
+            }
+        );
+        assert_eq!(
+            std::fs::read(dir.join("index.json")).unwrap(),
+            before,
+            "nothing written"
+        );
+        assert_eq!(
+            ours.resolve_tag("stable").await.unwrap(),
+            Some(m2.digest.clone()),
+            "their tag survives"
+        );
+        // A create expects the tag absent.
+        assert_eq!(
+            ours.put_manifest_if("stable", &m3, None).await.unwrap(),
+            CasWrite::Conflict {
+                actual: Some(m2.digest.clone())
+            }
+        );
+        assert_eq!(
+            ours.put_manifest_if("new", &m3, None).await.unwrap(),
+            CasWrite::Written
+        );
+        assert_eq!(
+            ours.resolve_tag("new").await.unwrap(),
+            Some(m3.digest.clone())
+        );
+        // With what is really there, the write and the delete are made.
+        assert_eq!(
+            ours.put_manifest_if("stable", &m3, Some(&m2.digest))
+                .await
+                .unwrap(),
+            CasWrite::Written
+        );
+        assert_eq!(
+            ours.resolve_tag("stable").await.unwrap(),
+            Some(m3.digest.clone())
+        );
+        assert_eq!(
+            ours.delete_tag_if("stable", &m3.digest).await.unwrap(),
+            CasDeletion::Deleted
+        );
+        assert_eq!(ours.resolve_tag("stable").await.unwrap(), None);
+        assert_eq!(
+            ours.delete_tag_if("stable", &m3.digest).await.unwrap(),
+            CasDeletion::Conflict { actual: None }
+        );
+        assert_eq!(ours.list_tags().await.unwrap(), ["new"]);
+        // A conditional delete in a missing layout creates nothing.
+        let missing = LayoutRepository::new("oci:none", tmp.path().join("none"));
+        assert_eq!(
+            missing.delete_tag_if("x", &m1.digest).await.unwrap(),
+            CasDeletion::Conflict { actual: None }
+        );
+        assert!(!tmp.path().join("none").exists());
+    }
+
+    /// Writers in separate threads (each with its own runtime and repository value, as
+    /// separate processes would be) advance one tag along a chain of manifests, each step
+    /// a compare-and-swap from what it read: every step that reports `Written` really
+    /// advanced the tag (none is lost to a concurrent writer), so the tag ends exactly as
+    /// many steps along as there were successful writes.
+    #[test]
+    fn concurrent_compare_and_swap_loses_no_step() {
+        const THREADS: usize = 4;
+        const TRIES: usize = 12;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seed = LayoutRepository::new("oci:r", dir.clone());
+        let chain: Vec<RawManifest> = rt.block_on(async {
+            let mut chain = Vec::new();
+            for i in 0..=THREADS * TRIES {
+                chain.push(image(&seed, &format!("step {i}")).await);
+            }
+            chain
+        });
+        rt.block_on(seed.put_manifest("counter", &chain[0]))
+            .unwrap();
+        let chain = Arc::new(chain);
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (dir, chain) = (dir.clone(), chain.clone());
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let repo = LayoutRepository::new("oci:r", dir);
+                    rt.block_on(async {
+                        let mut written = 0;
+                        for _ in 0..TRIES {
+                            let seen = repo.resolve_tag("counter").await.unwrap().unwrap();
+                            let step = chain.iter().position(|m| m.digest == seen).unwrap();
+                            // Widen the window between the check and the write.
+                            tokio::task::yield_now().await;
+                            let outcome = repo
+                                .put_manifest_if("counter", &chain[step + 1], Some(&seen))
+                                .await
+                                .unwrap();
+                            if outcome == CasWrite::Written {
+                                written += 1;
+                            }
+                        }
+                        written
+                    })
+                })
+            })
+            .collect();
+        let written: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let last = rt.block_on(seed.resolve_tag("counter")).unwrap().unwrap();
+        let step = chain.iter().position(|m| m.digest == last).unwrap();
+        assert!(written >= 1);
+        assert_eq!(
+            step, written,
+            "every successful compare-and-swap is one step"
+        );
+        assert_eq!(rt.block_on(seed.list_tags()).unwrap(), ["counter"]);
+        assert!(stray_files(&dir).is_empty());
     }
 }

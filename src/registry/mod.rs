@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex};
 
 pub use auth::{CredentialLookup, Credentials, EnvLookup};
 pub use content::{
-    BlobStream, ByteStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion,
+    BlobStream, ByteStream, CasDeletion, CasWrite, ContentStore, MAX_MANIFEST_BYTES, RawManifest,
+    TagDeletion,
 };
 pub use http::{HttpRegistry, HttpRepository};
 pub use layout::LayoutRepository;
@@ -340,6 +341,29 @@ impl ContentStore for Repository {
         match self {
             Repository::Registry(r) => r.delete_tag(tag).await,
             Repository::Layout(l) => l.delete_tag(tag).await,
+        }
+    }
+
+    async fn put_manifest_if(
+        &self,
+        tag: &str,
+        manifest: &RawManifest,
+        expected: Option<&Digest>,
+    ) -> Result<CasWrite, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.put_manifest_if(tag, manifest, expected).await,
+            Repository::Layout(l) => l.put_manifest_if(tag, manifest, expected).await,
+        }
+    }
+
+    async fn delete_tag_if(
+        &self,
+        tag: &str,
+        expected: &Digest,
+    ) -> Result<CasDeletion, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.delete_tag_if(tag, expected).await,
+            Repository::Layout(l) => l.delete_tag_if(tag, expected).await,
         }
     }
 
