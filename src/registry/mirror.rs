@@ -522,11 +522,14 @@ impl Mirror {
         .await
     }
 
-    fn cell<V>(cells: &Cells<V>, target: &str, digest: &Digest) -> Shared<V> {
+    /// The run-wide cell of one transfer, keyed by source, target and digest: content
+    /// shared by images of one source is copied once, and a digest one source lacks never
+    /// fails the copy of the same digest from another source.
+    fn cell<V>(cells: &Cells<V>, source: &str, target: &str, digest: &Digest) -> Shared<V> {
         cells
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry((target.to_string(), digest.clone()))
+            .entry((format!("{source}\u{0}{target}"), digest.clone()))
             .or_default()
             .clone()
     }
@@ -542,7 +545,7 @@ impl Mirror {
     ) -> BoxFuture<Result<RawManifest, Arc<MirrorError>>> {
         let this = self.clone();
         Box::pin(async move {
-            let cell = Self::cell(&this.manifests, target.name(), &digest);
+            let cell = Self::cell(&this.manifests, source.name(), target.name(), &digest);
             cell.get_or_init(|| async {
                 let copied = this
                     .copy_manifest(&source, &target, &digest, &image, depth)
@@ -664,7 +667,7 @@ impl Mirror {
         blob: Descriptor,
         image: String,
     ) -> Result<BlobOutcome, Arc<MirrorError>> {
-        let cell = Self::cell(&self.blobs, target.name(), &blob.digest);
+        let cell = Self::cell(&self.blobs, source.name(), target.name(), &blob.digest);
         cell.get_or_init(|| async {
             self.transfer(&source, &target, &blob, &image)
                 .await
@@ -1423,6 +1426,29 @@ mod tests {
         assert_eq!(puts_of(&i1), 1, "one image copy for two requests");
         let s = mirror.stats();
         assert_eq!((s.images, s.blobs_copied), (2, 9));
+    }
+
+    /// Regression (review finding): a digest one source lacks must not fail the copy of
+    /// the same digest from another source in the same run.
+    #[tokio::test]
+    async fn a_digest_missing_from_one_source_is_still_copied_from_another() {
+        let reg = Mem::registry();
+        let has = Mem::new(&reg, Some("a.example"), "src/has");
+        let lacks = Mem::new(&reg, Some("a.example"), "src/lacks");
+        let dst = Mem::new(&reg, None, "dst/rel");
+        let (index, _) = seed_index(&has, "r1", b"layer", None);
+        let mirror = Arc::new(Mirror::new(4, fast()));
+        let err = mirror
+            .copy_image(&lacks, &dst, &index, "from lacks")
+            .await
+            .unwrap_err();
+        assert!(matches!(*err, MirrorError::NotInSource { .. }), "{err}");
+        let raw = mirror
+            .copy_image(&has, &dst, &index, "from has")
+            .await
+            .unwrap();
+        assert_eq!(raw.digest, index);
+        assert_eq!(dst.manifest_bytes(&index), has.manifest_bytes(&index));
     }
 
     #[tokio::test]
