@@ -144,20 +144,51 @@ pub trait ContentStore: TargetReader {
     /// is absent). An `oci:` layout checks and writes under its lock, so no other writer
     /// (in any process) can move the tag in between; a registry offers no such operation,
     /// so there it is best effort: resolve, then write.
+    ///
+    /// The default is the best a registry allows (it has no conditional write): resolve,
+    /// then write. A layout overrides it with a real check under its lock.
     fn put_manifest_if(
         &self,
         tag: &str,
         manifest: &RawManifest,
         expected: Option<&Digest>,
-    ) -> impl Future<Output = Result<CasWrite, RegistryError>> + Send;
+    ) -> impl Future<Output = Result<CasWrite, RegistryError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let actual = self.resolve_tag(tag).await?;
+            if actual.as_ref() != expected {
+                return Ok(CasWrite::Conflict { actual });
+            }
+            self.put_manifest(tag, manifest).await?;
+            Ok(CasWrite::Written)
+        }
+    }
 
     /// Deletes `tag` by name only if it holds `expected`; atomic in an `oci:` layout, best
     /// effort (resolve, then delete) on a registry.
+    ///
+    /// The default, for registries: resolve, then delete (best effort).
     fn delete_tag_if(
         &self,
         tag: &str,
         expected: &Digest,
-    ) -> impl Future<Output = Result<CasDeletion, RegistryError>> + Send;
+    ) -> impl Future<Output = Result<CasDeletion, RegistryError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let actual = self.resolve_tag(tag).await?;
+            if actual.as_ref() != Some(expected) {
+                return Ok(CasDeletion::Conflict { actual });
+            }
+            Ok(match self.delete_tag(tag).await? {
+                TagDeletion::Deleted => CasDeletion::Deleted,
+                TagDeletion::Unsupported => CasDeletion::Unsupported,
+            })
+        }
+    }
 
     /// Deletes a manifest by digest (on a registry this removes every tag on it).
     fn delete_manifest(

@@ -20,9 +20,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::auth::{Challenge, Credentials, Token, TokenAnswer, parse_challenges};
-use super::content::{
-    BlobStream, CasDeletion, CasWrite, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion,
-};
+use super::content::{BlobStream, ContentStore, MAX_MANIFEST_BYTES, RawManifest, TagDeletion};
 use super::retry::{
     Outcome, RetryPolicy, parse_retry_after, retry, retryable_status, retryable_transport,
 };
@@ -1367,36 +1365,6 @@ impl ContentStore for HttpRepository {
             }
             _ => Err(status_error(resp, &context).await),
         }
-    }
-
-    async fn put_manifest_if(
-        &self,
-        tag: &str,
-        manifest: &RawManifest,
-        expected: Option<&Digest>,
-    ) -> Result<CasWrite, RegistryError> {
-        // A registry has no conditional write: resolve, then write (best effort).
-        let actual = self.resolve_tag(tag).await?;
-        if actual.as_ref() != expected {
-            return Ok(CasWrite::Conflict { actual });
-        }
-        self.put_manifest(tag, manifest).await?;
-        Ok(CasWrite::Written)
-    }
-
-    async fn delete_tag_if(
-        &self,
-        tag: &str,
-        expected: &Digest,
-    ) -> Result<CasDeletion, RegistryError> {
-        let actual = self.resolve_tag(tag).await?;
-        if actual.as_ref() != Some(expected) {
-            return Ok(CasDeletion::Conflict { actual });
-        }
-        Ok(match self.delete_tag(tag).await? {
-            TagDeletion::Deleted => CasDeletion::Deleted,
-            TagDeletion::Unsupported => CasDeletion::Unsupported,
-        })
     }
 
     async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {

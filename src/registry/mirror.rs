@@ -790,8 +790,7 @@ pub(crate) mod testing {
     use super::{MirrorEndpoint, parse_manifest};
     use crate::digest::Digest;
     use crate::registry::{
-        BlobStream, CasDeletion, CasWrite, ContentStore, RawManifest, RegistryError, TagDeletion,
-        TargetReader,
+        BlobStream, ContentStore, RawManifest, RegistryError, TagDeletion, TargetReader,
     };
 
     #[derive(Debug, Default)]
@@ -1060,36 +1059,6 @@ pub(crate) mod testing {
                 r.tags.remove(tag);
                 st.writes.push(format!("delete-tag {} {tag}", self.path));
                 Ok(TagDeletion::Deleted)
-            })
-        }
-
-        async fn put_manifest_if(
-            &self,
-            tag: &str,
-            manifest: &RawManifest,
-            expected: Option<&Digest>,
-        ) -> Result<CasWrite, RegistryError> {
-            // A registry has no conditional write: resolve, then write (best effort).
-            let actual = self.resolve_tag(tag).await?;
-            if actual.as_ref() != expected {
-                return Ok(CasWrite::Conflict { actual });
-            }
-            self.put_manifest(tag, manifest).await?;
-            Ok(CasWrite::Written)
-        }
-
-        async fn delete_tag_if(
-            &self,
-            tag: &str,
-            expected: &Digest,
-        ) -> Result<CasDeletion, RegistryError> {
-            let actual = self.resolve_tag(tag).await?;
-            if actual.as_ref() != Some(expected) {
-                return Ok(CasDeletion::Conflict { actual });
-            }
-            Ok(match self.delete_tag(tag).await? {
-                TagDeletion::Deleted => CasDeletion::Deleted,
-                TagDeletion::Unsupported => CasDeletion::Unsupported,
             })
         }
 
