@@ -8,7 +8,13 @@ use serde::Serialize;
 
 use crate::desired::DesiredState;
 use crate::digest::Digest;
-use crate::manifest::ImageStreamRef;
+use crate::manifest::{ImageStreamRef, VersionKey};
+
+mod imagestream;
+
+pub use imagestream::{
+    ImportFailure, ObservedImageStream, ObservedSpecTag, ObservedStatusTag, pull_spec_digest,
+};
 
 /// Where an action applies: a registry repository or a cluster ImageStream.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +64,9 @@ impl ObservedRepo {
 pub struct ObservedState {
     /// Target repository → what it holds. A repository that does not exist is empty.
     pub repos: BTreeMap<String, ObservedRepo>,
+    /// The cluster's ImageStreams (`None`: the cluster was not observed, so plan and drift
+    /// say nothing about ImageStreams). An ImageStream missing from the map does not exist.
+    pub image_streams: Option<BTreeMap<ImageStreamRef, ObservedImageStream>>,
 }
 
 /// The verbs of a plan.
@@ -348,7 +357,8 @@ pub fn plan(
                     },
                 }),
                 Some(Some(actual)) => {
-                    let (kind, reason) = move_verdict(tag, d, want.known.get(actual));
+                    let (kind, reason) =
+                        move_verdict(tag, &Wanted::from(d), want.known.get(actual));
                     actions.push(action(kind, Some(actual.clone()), reason));
                 }
             }
@@ -384,9 +394,11 @@ pub fn plan(
         }
     }
 
-    // ImageStreams (`desired.image_streams`) are planned here once `ObservedState` carries
-    // the cluster's ImageStreams (the cluster issue): each ImageStream is applied whole, and
-    // `Target::ImageStream` already sorts after every repository.
+    // ImageStreams, when the cluster was observed; `Target::ImageStream` sorts after every
+    // repository.
+    if let Some(live) = &observed.image_streams {
+        imagestream::plan(desired, live, &mut actions);
+    }
 
     let deletes = actions
         .iter()
@@ -405,7 +417,18 @@ pub fn plan(
         let claimed = |target: &Target, tag: &str| {
             claims.is_some_and(|c| c.contains(&(target.to_string(), tag.to_string())))
         };
-        actions.retain(|a| claimed(&a.target, &a.tag));
+        // An ImageStream is applied with its whole tag set, so deleting relsync's tags that
+        // Git no longer wants is part of applying any ImageStream the channel publishes into.
+        let publishes_into = |target: &Target| {
+            matches!(target, Target::ImageStream(_)) && {
+                let t = target.to_string();
+                claims.is_some_and(|c| c.iter().any(|(ct, _)| *ct == t))
+            }
+        };
+        actions.retain(|a| {
+            claimed(&a.target, &a.tag)
+                || (a.action == ActionKind::Delete && publishes_into(&a.target))
+        });
         conflicts.retain(|c| claimed(&c.target, &c.tag));
     }
 
@@ -456,13 +479,31 @@ fn delete(
     }
 }
 
+/// What a moved tag must hold, for telling a retag from a rollback.
+struct Wanted<'a> {
+    version: &'a str,
+    stream: &'a str,
+    key: &'a VersionKey,
+    floating: bool,
+}
+
+impl<'a> From<&'a crate::desired::DesiredTag> for Wanted<'a> {
+    fn from(t: &'a crate::desired::DesiredTag) -> Self {
+        Wanted {
+            version: &t.version,
+            stream: &t.stream,
+            key: &t.key,
+            floating: t.kind == crate::desired::TagKind::Floating,
+        }
+    }
+}
+
 /// Retag or rollback, and why, for a mutable tag that holds `live` instead of `want`.
 fn move_verdict(
     tag: &str,
-    want: &crate::desired::DesiredTag,
+    want: &Wanted<'_>,
     live: Option<&crate::desired::KnownRelease>,
 ) -> (ActionKind, String) {
-    use crate::desired::TagKind;
     use std::cmp::Ordering;
     let Some(live) = live else {
         return (
@@ -479,8 +520,8 @@ fn move_verdict(
             ),
         );
     }
-    let floating = want.kind == TagKind::Floating;
-    match live.key.precedence(&want.key) {
+    let floating = want.floating;
+    match live.key.precedence(want.key) {
         Ordering::Greater if floating => (
             ActionKind::Rollback,
             format!("floating tag {tag} ahead: {} is newest", want.version),
@@ -584,13 +625,25 @@ pub fn drift(
         }
     }
 
-    // ImageStream items (ok/missing/moved/importing/import-failed) join here once
-    // `ObservedState` carries the cluster's ImageStreams (the cluster issue).
+    // ImageStream items, when the cluster was observed.
+    if let Some(live) = &observed.image_streams {
+        imagestream::drift(desired, live, &mut items);
+    }
 
     if let Some(channel) = &options.channel {
         let claims = desired.channel_claims.get(channel);
-        items
-            .retain(|i| claims.is_some_and(|c| c.contains(&(i.target.to_string(), i.tag.clone()))));
+        // relsync's own ImageStream tags that Git no longer wants go when any ImageStream the
+        // channel publishes into is applied, so they stay in a narrowed report.
+        let publishes_into = |target: &Target| {
+            matches!(target, Target::ImageStream(_)) && {
+                let t = target.to_string();
+                claims.is_some_and(|c| c.iter().any(|(ct, _)| *ct == t))
+            }
+        };
+        items.retain(|i| {
+            claims.is_some_and(|c| c.contains(&(i.target.to_string(), i.tag.clone())))
+                || (i.state == DriftState::Extra && publishes_into(&i.target))
+        });
     }
     items.sort_by(|a, b| (&a.target, &a.tag).cmp(&(&b.target, &b.tag)));
     Drift {

@@ -72,6 +72,11 @@ fn lines(p: &Plan) -> Vec<String> {
 /// lists 1.0.0, 1.1.0, 1.2.0 (floating `next`) and tombstones 0.9.0 (digest 9 in stream);
 /// channel `stable` lists 1.0.0 (floating `stable`).
 fn scenario() -> Manifests {
+    scenario_builder().build()
+}
+
+/// The builder of [`scenario`], for variants.
+fn scenario_builder() -> Builder {
     Builder::new()
         .stream(
             "s",
@@ -93,7 +98,6 @@ fn scenario() -> Manifests {
             &["0.9.0"],
         )
         .channel("stable", "s", &["stable"], &["1.0.0"], &[])
-        .build()
 }
 
 struct Case {
@@ -773,4 +777,491 @@ fn drift_in_sync_with_uncounted_extras_only() {
     let n = drift("rev", &desired, &live, &opts(true, None, Some("next")));
     assert!(n.in_sync());
     assert!(n.items.iter().all(|i| i.tag != "junk"));
+}
+
+// ---------------------------------------------------------------------------------------
+// ImageStreams.
+
+/// `origin/<name>`.
+fn isr(name: &str) -> ImageStreamRef {
+    ImageStreamRef {
+        namespace: "origin".to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// `A@dg(n)`.
+fn pull(n: u8) -> String {
+    format!("{A}@{}", dg(n))
+}
+
+/// The main scenario, both channels publishing into `origin/release`.
+fn is_scenario() -> Manifests {
+    scenario_builder()
+        .image_stream("next", "origin", "release")
+        .image_stream("stable", "origin", "release")
+        .build()
+}
+
+/// The main scenario, `next` into `origin/next`, `stable` into `origin/stable`.
+fn is_split() -> Manifests {
+    scenario_builder()
+        .image_stream("next", "origin", "next")
+        .image_stream("stable", "origin", "stable")
+        .build()
+}
+
+/// Repository A exactly as the main scenario wants it.
+fn repo_in_sync() -> ObservedState {
+    observed(&[(
+        A,
+        &[
+            ("1.0.0", 1),
+            ("1.1.0", 2),
+            ("1.2.0", 3),
+            ("next", 3),
+            ("stable", 1),
+        ],
+        &[],
+    )])
+}
+
+/// A spec tag (generation 1), and a status caught up with it (its digest, if any).
+fn spec_tag(is: &mut ObservedImageStream, tag: &str, from: &str, managed: bool) {
+    is.spec_tags.insert(
+        tag.to_string(),
+        ObservedSpecTag {
+            from: from.to_string(),
+            generation: Some(1),
+            managed_by_relsync: managed,
+        },
+    );
+    is.status_tags.insert(
+        tag.to_string(),
+        ObservedStatusTag {
+            image: pull_spec_digest(from),
+            generation: Some(1),
+            import_failure: None,
+        },
+    );
+}
+
+/// The ImageStream `origin/release` as the main scenario wants it, plus a foreign tag.
+fn release_in_sync() -> ObservedImageStream {
+    let mut is = ObservedImageStream {
+        resource_version: Some("7".to_string()),
+        ..Default::default()
+    };
+    for (tag, n) in [
+        ("1.0.0", 1),
+        ("1.1.0", 2),
+        ("1.2.0", 3),
+        ("next", 3),
+        ("stable", 1),
+    ] {
+        spec_tag(&mut is, tag, &pull(n), true);
+    }
+    spec_tag(&mut is, "theirs", "example.com/other@sha256:abc", false);
+    is
+}
+
+fn with_streams(
+    mut o: ObservedState,
+    streams: Vec<(ImageStreamRef, ObservedImageStream)>,
+) -> ObservedState {
+    o.image_streams = Some(streams.into_iter().collect());
+    o
+}
+
+struct IsCase {
+    name: &'static str,
+    manifests: fn() -> Manifests,
+    observed: fn() -> ObservedState,
+    policy: Policy,
+    options: PlanOptions,
+    want: &'static [&'static str],
+    exit: i32,
+}
+
+#[test]
+fn imagestream_plan_table() {
+    let cases = vec![
+        IsCase {
+            name: "cluster not observed: no ImageStream action at all",
+            manifests: is_scenario,
+            observed: repo_in_sync,
+            policy: Policy::default(),
+            options: opts(true, None, None),
+            want: &[],
+            exit: 0,
+        },
+        IsCase {
+            name: "in sync; foreign tag untouched even with prune",
+            manifests: is_scenario,
+            observed: || with_streams(repo_in_sync(), vec![(isr("release"), release_in_sync())]),
+            policy: Policy::default(),
+            options: opts(true, None, None),
+            want: &[],
+            exit: 0,
+        },
+        IsCase {
+            name: "ImageStream absent: every tag added",
+            manifests: is_scenario,
+            observed: || with_streams(repo_in_sync(), vec![]),
+            policy: Policy::default(),
+            options: opts(false, None, None),
+            want: &[
+                "tag imagestream:origin/release 1.0.0 ->01 ->1.0.0 copy=false [next,stable] ImageStream absent: created with this tag",
+                "tag imagestream:origin/release 1.1.0 ->02 ->1.1.0 copy=false [next] ImageStream absent: created with this tag",
+                "tag imagestream:origin/release 1.2.0 ->03 ->1.2.0 copy=false [next] ImageStream absent: created with this tag",
+                "tag imagestream:origin/release next ->03 ->1.2.0 copy=false [next] ImageStream absent: created with this tag",
+                "tag imagestream:origin/release stable ->01 ->1.0.0 copy=false [stable] ImageStream absent: created with this tag",
+            ],
+            exit: 2,
+        },
+        IsCase {
+            name: "every kind; repository actions first; immutable policy is for registries only",
+            manifests: is_scenario,
+            observed: || {
+                let mut repo = repo_in_sync();
+                repo.repos.get_mut(A).unwrap().tags.remove("stable");
+                let mut is = release_in_sync();
+                is.spec_tags.remove("1.1.0");
+                spec_tag(&mut is, "1.2.0", &pull(2), true);
+                spec_tag(&mut is, "next", &pull(4), true);
+                spec_tag(&mut is, "stable", &format!("{A}:latest"), true);
+                spec_tag(&mut is, "1.0.0", &format!("src.example/s@{}", dg(1)), true);
+                spec_tag(&mut is, "old", &pull(9), true);
+                spec_tag(&mut is, "gone", &pull(0x77), true);
+                with_streams(repo, vec![(isr("release"), is)])
+            },
+            policy: policy(&[r"^\d+\.\d+\.\d+$"], None),
+            options: opts(false, None, None),
+            want: &[
+                "tag quay.io/okd/a stable ->01 ->1.0.0 copy=false [stable] tag missing; content already in target",
+                "tag imagestream:origin/release 1.1.0 ->02 ->1.1.0 copy=false [next] tag missing in ImageStream",
+                "retag imagestream:origin/release 1.0.0 01>01 1.0.0>1.0.0 copy=false [next,stable] spec points to src.example/s@sha256:0101010101010101010101010101010101010101010101010101010101010101 instead of quay.io/okd/a@sha256:0101010101010101010101010101010101010101010101010101010101010101",
+                "retag imagestream:origin/release 1.2.0 02>03 1.1.0>1.2.0 copy=false [next] holds older 1.1.0; Git pins 1.2.0",
+                "rollback imagestream:origin/release next 04>03 1.3.0>1.2.0 copy=false [next] floating tag next ahead: 1.2.0 is newest",
+                "retag imagestream:origin/release stable ->01 ->1.0.0 copy=false [stable] spec points to quay.io/okd/a:latest, not a digest",
+                "delete imagestream:origin/release gone 77>- ->- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "delete imagestream:origin/release old 09>- 0.9.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+            ],
+            exit: 2,
+        },
+        IsCase {
+            name: "a digest Git does not know is a retag",
+            manifests: is_scenario,
+            observed: || {
+                let mut is = release_in_sync();
+                spec_tag(&mut is, "stable", &pull(0x77), true);
+                with_streams(repo_in_sync(), vec![(isr("release"), is)])
+            },
+            policy: Policy::default(),
+            options: opts(false, None, None),
+            want: &[
+                "retag imagestream:origin/release stable 77>01 ->1.0.0 copy=false [stable] moved off a digest Git does not know",
+            ],
+            exit: 2,
+        },
+        IsCase {
+            name: "ImageStream deletes count against the delete cap",
+            manifests: is_scenario,
+            observed: || {
+                let mut is = release_in_sync();
+                spec_tag(&mut is, "old", &pull(9), true);
+                with_streams(repo_in_sync(), vec![(isr("release"), is)])
+            },
+            policy: policy(&[], Some(0)),
+            options: opts(false, None, None),
+            want: &[
+                "delete imagestream:origin/release old 09>- 0.9.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "plan refused: it deletes 1 tags and maxDeletesPerSync allows 0 (run with --allow-deletes 1 to accept)",
+            ],
+            exit: 1,
+        },
+        IsCase {
+            name: "an ImageStream Git no longer names: relsync's tags deleted, foreign ones kept",
+            manifests: scenario,
+            observed: || with_streams(repo_in_sync(), vec![(isr("release"), release_in_sync())]),
+            policy: Policy::default(),
+            options: opts(false, None, None),
+            want: &[
+                "delete imagestream:origin/release 1.0.0 01>- 1.0.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "delete imagestream:origin/release 1.1.0 02>- 1.1.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "delete imagestream:origin/release 1.2.0 03>- 1.2.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "delete imagestream:origin/release next 03>- 1.2.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+                "delete imagestream:origin/release stable 01>- 1.0.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+            ],
+            exit: 2,
+        },
+        IsCase {
+            name: "--channel stable: its ImageStream's tags and relsync's leftovers there only",
+            manifests: is_split,
+            observed: || {
+                let mut next = ObservedImageStream::default();
+                spec_tag(&mut next, "old", &pull(9), true);
+                let mut stable = ObservedImageStream::default();
+                spec_tag(&mut stable, "old", &pull(9), true);
+                spec_tag(&mut stable, "theirs", &pull(9), false);
+                with_streams(
+                    repo_in_sync(),
+                    vec![(isr("next"), next), (isr("stable"), stable)],
+                )
+            },
+            policy: Policy::default(),
+            options: opts(false, None, Some("stable")),
+            want: &[
+                "tag imagestream:origin/stable 1.0.0 ->01 ->1.0.0 copy=false [stable] tag missing in ImageStream",
+                "tag imagestream:origin/stable stable ->01 ->1.0.0 copy=false [stable] tag missing in ImageStream",
+                "delete imagestream:origin/stable old 09>- 0.9.0>- copy=false [] relsync's tag, no longer claimed by any channel (dropped when the ImageStream is applied)",
+            ],
+            exit: 2,
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in cases {
+        let desired = derive(&(case.manifests)()).expect("scenario derives");
+        let p = plan(
+            "rev",
+            &desired,
+            &(case.observed)(),
+            &case.policy,
+            &case.options,
+        );
+        let got = lines(&p);
+        if got != case.want || p.exit_code() != case.exit {
+            failures.push(format!(
+                "case `{}`:\n  want (exit {}):\n    {}\n  got (exit {}):\n    {}",
+                case.name,
+                case.exit,
+                case.want.join("\n    "),
+                p.exit_code(),
+                got.join("\n    ")
+            ));
+        }
+        for a in &p.actions {
+            if matches!(a.target, Target::ImageStream(_)) {
+                assert!(!a.copy && a.source.is_none(), "{}", case.name);
+            }
+        }
+        assert!(p.conflicts.is_empty(), "{}", case.name);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn imagestream_plan_is_idempotent_after_applying() {
+    let desired = derive(&is_scenario()).unwrap();
+    let mut is = release_in_sync();
+    spec_tag(&mut is, "next", &pull(4), true);
+    spec_tag(&mut is, "old", &pull(9), true);
+    is.spec_tags.remove("1.1.0");
+    let live = with_streams(repo_in_sync(), vec![(isr("release"), is)]);
+    let p = plan(
+        "rev",
+        &desired,
+        &live,
+        &Policy::default(),
+        &opts(false, None, None),
+    );
+    assert_eq!(p.actions.len(), 3);
+    // Apply: the whole desired tag set, relsync's other tags dropped, foreign ones kept.
+    let mut after = live.clone();
+    let streams = after.image_streams.as_mut().unwrap();
+    let is = streams.get_mut(&isr("release")).unwrap();
+    for a in &p.actions {
+        match a.to {
+            Some(_) => {
+                let from = &desired.image_streams[&isr("release")][&a.tag].from;
+                spec_tag(is, &a.tag, from, true);
+            }
+            None => {
+                is.spec_tags.remove(&a.tag);
+                is.status_tags.remove(&a.tag);
+            }
+        }
+    }
+    let again = plan(
+        "rev",
+        &desired,
+        &after,
+        &Policy::default(),
+        &opts(true, None, None),
+    );
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    let d = drift("rev", &desired, &after, &opts(true, None, None));
+    assert!(d.in_sync(), "{:?}", d.items);
+    assert!(d.items.iter().all(|i| i.tag != "theirs"));
+}
+
+/// `drift_lines` plus each item's message.
+fn drift_lines_with_messages(d: &Drift) -> Vec<String> {
+    drift_lines(d)
+        .into_iter()
+        .zip(&d.items)
+        .map(|(l, i)| match &i.message {
+            Some(m) => format!("{l} ({m})"),
+            None => l,
+        })
+        .collect()
+}
+
+#[test]
+fn imagestream_drift_table() {
+    let live = || {
+        let mut is = release_in_sync();
+        // 1.0.0 ok; 1.1.0 spec missing; 1.2.0 spec elsewhere.
+        is.spec_tags.remove("1.1.0");
+        is.status_tags.remove("1.1.0");
+        spec_tag(&mut is, "1.2.0", &pull(2), true);
+        // next: spec right (generation 2), import of generation 1 holds the old image.
+        is.spec_tags.get_mut("next").unwrap().generation = Some(2);
+        is.status_tags.get_mut("next").unwrap().image = Some(dg(2));
+        // stable: import caught up but holds another image.
+        is.status_tags.get_mut("stable").unwrap().image = Some(dg(4));
+        // relsync's leftover, and a foreign tag (never reported).
+        spec_tag(&mut is, "old", &pull(9), true);
+        is
+    };
+    let failed = || {
+        let mut is = release_in_sync();
+        // 1.0.0: the current generation's import failed.
+        is.status_tags.get_mut("1.0.0").unwrap().import_failure = Some(ImportFailure {
+            message: "manifest unknown".to_string(),
+            generation: Some(1),
+        });
+        // 1.1.0: a failure of an older generation; the new one is pending.
+        is.spec_tags.get_mut("1.1.0").unwrap().generation = Some(3);
+        is.status_tags.get_mut("1.1.0").unwrap().import_failure = Some(ImportFailure {
+            message: "old failure".to_string(),
+            generation: Some(2),
+        });
+        // 1.2.0: no status at all yet.
+        is.status_tags.remove("1.2.0");
+        is
+    };
+    let cases: Vec<(&str, ObservedState, PlanOptions, Vec<&str>, bool)> = vec![
+        (
+            "cluster not observed: repository items only",
+            repo_in_sync(),
+            opts(false, None, None),
+            vec![
+                "Ok quay.io/okd/a 1.0.0 01>01",
+                "Ok quay.io/okd/a 1.1.0 02>02",
+                "Ok quay.io/okd/a 1.2.0 03>03",
+                "Ok quay.io/okd/a next 03>03",
+                "Ok quay.io/okd/a stable 01>01",
+            ],
+            true,
+        ),
+        (
+            "missing, moved by spec and by import, importing, extra; ImageStream rows last",
+            with_streams(repo_in_sync(), vec![(isr("release"), live())]),
+            opts(false, None, None),
+            vec![
+                "Ok quay.io/okd/a 1.0.0 01>01",
+                "Ok quay.io/okd/a 1.1.0 02>02",
+                "Ok quay.io/okd/a 1.2.0 03>03",
+                "Ok quay.io/okd/a next 03>03",
+                "Ok quay.io/okd/a stable 01>01",
+                "Ok imagestream:origin/release 1.0.0 01>01",
+                "Missing imagestream:origin/release 1.1.0 02>- counts",
+                "Moved imagestream:origin/release 1.2.0 03>02 counts (spec points to quay.io/okd/a@sha256:0202020202020202020202020202020202020202020202020202020202020202)",
+                "Importing imagestream:origin/release next 03>02 (import of generation 2 not done yet)",
+                "Extra imagestream:origin/release old ->09 counts (relsync's tag, no longer claimed by any channel)",
+                "Moved imagestream:origin/release stable 01>04 counts (imported image differs from the spec)",
+            ],
+            false,
+        ),
+        (
+            "import failures by generation; no status is importing",
+            with_streams(repo_in_sync(), vec![(isr("release"), failed())]),
+            opts(false, None, None),
+            vec![
+                "Ok quay.io/okd/a 1.0.0 01>01",
+                "Ok quay.io/okd/a 1.1.0 02>02",
+                "Ok quay.io/okd/a 1.2.0 03>03",
+                "Ok quay.io/okd/a next 03>03",
+                "Ok quay.io/okd/a stable 01>01",
+                "ImportFailed imagestream:origin/release 1.0.0 01>01 counts (manifest unknown)",
+                "Importing imagestream:origin/release 1.1.0 02>02 (import of generation 3 not done yet)",
+                "Importing imagestream:origin/release 1.2.0 03>03 (import of generation 1 not done yet)",
+                "Ok imagestream:origin/release next 03>03",
+                "Ok imagestream:origin/release stable 01>01",
+            ],
+            false,
+        ),
+        (
+            "ImageStream absent: every tag missing",
+            with_streams(repo_in_sync(), vec![]),
+            opts(false, None, Some("stable")),
+            vec![
+                "Ok quay.io/okd/a 1.0.0 01>01",
+                "Ok quay.io/okd/a stable 01>01",
+                "Missing imagestream:origin/release 1.0.0 01>- counts (ImageStream absent)",
+                "Missing imagestream:origin/release 1.1.0 02>- counts (ImageStream absent)",
+                "Missing imagestream:origin/release 1.2.0 03>- counts (ImageStream absent)",
+                "Missing imagestream:origin/release next 03>- counts (ImageStream absent)",
+                "Missing imagestream:origin/release stable 01>- counts (ImageStream absent)",
+            ],
+            false,
+        ),
+    ];
+    for (name, observed, options, want, in_sync) in cases {
+        let desired = derive(&is_scenario()).unwrap();
+        let d = drift("rev", &desired, &observed, &options);
+        assert_eq!(drift_lines_with_messages(&d), want, "{name}");
+        assert_eq!(d.in_sync(), in_sync, "{name}");
+    }
+}
+
+#[test]
+fn imagestream_drift_importing_only_is_in_sync_and_channel_narrows() {
+    let mut is = release_in_sync();
+    is.spec_tags.get_mut("next").unwrap().generation = Some(2);
+    let live = with_streams(repo_in_sync(), vec![(isr("release"), is)]);
+    let desired = derive(&is_scenario()).unwrap();
+    let d = drift("rev", &desired, &live, &opts(true, None, None));
+    assert!(d.in_sync());
+    assert_eq!(
+        d.items
+            .iter()
+            .filter(|i| i.state == DriftState::Importing)
+            .count(),
+        1
+    );
+
+    // Split ImageStreams: --channel next reports origin/next (and relsync's leftover there),
+    // never origin/stable.
+    let desired = derive(&is_split()).unwrap();
+    let mut next = ObservedImageStream::default();
+    spec_tag(&mut next, "old", &pull(9), true);
+    let live = with_streams(repo_in_sync(), vec![(isr("next"), next)]);
+    let d = drift("rev", &desired, &live, &opts(false, None, Some("next")));
+    let is_rows: Vec<String> = drift_lines(&d)
+        .into_iter()
+        .filter(|l| l.contains("imagestream:"))
+        .collect();
+    assert_eq!(
+        is_rows,
+        [
+            "Missing imagestream:origin/next 1.0.0 01>- counts",
+            "Missing imagestream:origin/next 1.1.0 02>- counts",
+            "Missing imagestream:origin/next 1.2.0 03>- counts",
+            "Missing imagestream:origin/next next 03>- counts",
+            "Extra imagestream:origin/next old ->09 counts",
+        ]
+    );
+}
+
+#[test]
+fn pull_spec_digests() {
+    assert_eq!(pull_spec_digest(&pull(1)), Some(dg(1)));
+    assert_eq!(pull_spec_digest("quay.io/okd/a:latest"), None);
+    assert_eq!(pull_spec_digest("quay.io/okd/a@sha256:short"), None);
+    assert_eq!(
+        pull_spec_digest(&format!("localhost:5000/a@{}", dg(2))),
+        Some(dg(2))
+    );
 }

@@ -205,6 +205,17 @@ fn drift_summary(drift: &Drift) -> String {
             count(ignored, "extra tag")
         ));
     }
+    let importing = drift
+        .items
+        .iter()
+        .filter(|i| i.state == DriftState::Importing)
+        .count();
+    if importing > 0 {
+        out.push_str(&format!(
+            "; {} importing (not drift until the import catches up)",
+            count(importing, "ImageStream tag")
+        ));
+    }
     out
 }
 
@@ -223,7 +234,7 @@ fn state_word(s: DriftState) -> &'static str {
 /// The note shown beside a drift item: its message, and whether it counts.
 fn drift_note(item: &DriftItem) -> String {
     let mut note = item.message.clone().unwrap_or_default();
-    if item.state != DriftState::Ok && !item.counts {
+    if item.state == DriftState::Extra && !item.counts {
         if !note.is_empty() {
             note.push_str("; ");
         }
@@ -241,7 +252,7 @@ fn digest_and_version(d: Option<&Digest>, version: Option<&str>) -> String {
     }
 }
 
-/// For each target with an item that is not `ok`, in order: the unified diff of sorted
+/// For each target with an item that is neither `ok` nor `importing`, in order: the unified diff of sorted
 /// `tag digest` lines, desired (the claimed tags) vs live (every live tag the report holds).
 fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
     let mut out = Vec::new();
@@ -250,7 +261,10 @@ fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
         let n = rest.iter().take_while(|i| i.target == first.target).count();
         let (group, tail) = rest.split_at(n);
         rest = tail;
-        if group.iter().all(|i| i.state == DriftState::Ok) {
+        if group
+            .iter()
+            .all(|i| matches!(i.state, DriftState::Ok | DriftState::Importing))
+        {
             continue;
         }
         let mut desired = String::new();
