@@ -634,12 +634,6 @@ impl<E: MirrorEndpoint> Run<'_, E> {
     ) -> Result<Outcome, ApplyError> {
         let name = repo.name().to_string();
         let live = repo.fresh();
-        let current = self
-            .request(
-                || format!("resolving {name}:{}", a.tag),
-                live.resolve_tag(&a.tag),
-            )
-            .await?;
         // Gone already: by an earlier delete by digest of this run, or by someone else.
         let gone = |state: &DeleteState| match a
             .from
@@ -649,18 +643,24 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             Some(_) => Outcome::Done,
             None => Outcome::Unchanged,
         };
-        let Some(digest) = current else {
-            return Ok(gone(state));
-        };
-        // Compare-and-swap: the tag must still hold what the plan saw (a plan that saw no
-        // digest cannot delete blindly).
-        if a.from.as_ref() != Some(&digest) {
-            return Ok(Outcome::Conflict {
-                expected: a.from.clone(),
-                actual: Some(digest),
+        // A plan that saw no digest cannot delete blindly: report what the tag holds.
+        let Some(digest) = a.from.clone() else {
+            let current = self
+                .request(
+                    || format!("resolving {name}:{}", a.tag),
+                    live.resolve_tag(&a.tag),
+                )
+                .await?;
+            return Ok(match current {
+                None => gone(state),
+                Some(actual) => Outcome::Conflict {
+                    expected: None,
+                    actual: Some(actual),
+                },
             });
-        }
-        // Checked again with the delete itself: atomically in a layout.
+        };
+        // Compare-and-swap with the delete itself: atomic in a layout, resolve-then-delete
+        // on a registry.
         let deletion = self
             .request(
                 || format!("deleting {name}:{}", a.tag),

@@ -316,7 +316,15 @@ fn sync_into_an_oci_layout_killed_mid_copy_never_tags_incomplete_content() {
     let layout = s.repo.path().join("live/okd");
 
     let mut seen_partial = false;
-    for kill_after_ms in [150u64, 300, 450, 600, 800, 1000] {
+    let blob_count = || {
+        std::fs::read_dir(layout.join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // Kill moments are tied to progress, not to the clock (a loaded machine starts slowly):
+    // each run is killed once it has written a new file, plus a growing delay.
+    for extra_ms in [0u64, 20, 40, 80, 120, 200] {
+        let before = blob_count();
         let mut child = Command::new(env!("CARGO_BIN_EXE_relsync"))
             .arg("sync")
             .current_dir(s.repo.path())
@@ -324,15 +332,19 @@ fn sync_into_an_oci_layout_killed_mid_copy_never_tags_incomplete_content() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while blob_count() == before
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(extra_ms));
         let finished = child.try_wait().unwrap().is_some();
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let tags = check_layout(&layout);
-        let blobs = std::fs::read_dir(layout.join("blobs/sha256"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        if !finished && blobs > 0 && tags.len() < s.desired().len() {
+        if !finished && blob_count() > 0 && tags.len() < s.desired().len() {
             seen_partial = true;
         }
     }
