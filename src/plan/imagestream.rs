@@ -126,15 +126,18 @@ fn wanted<'a>(
     })
 }
 
+/// One ImageStream, its desired tags (if Git names it) and what the cluster holds (if any).
+type IsPair<'a> = (
+    &'a ImageStreamRef,
+    Option<&'a BTreeMap<String, DesiredImageStreamTag>>,
+    Option<&'a ObservedImageStream>,
+);
+
 /// Every ImageStream either side names, with its desired tags and what the cluster holds.
 fn image_streams<'a>(
     desired: &'a DesiredState,
     observed: &'a BTreeMap<ImageStreamRef, ObservedImageStream>,
-) -> Vec<(
-    &'a ImageStreamRef,
-    Option<&'a BTreeMap<String, DesiredImageStreamTag>>,
-    Option<&'a ObservedImageStream>,
-)> {
+) -> Vec<IsPair<'a>> {
     let mut refs: Vec<&ImageStreamRef> = desired
         .image_streams
         .keys()

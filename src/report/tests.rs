@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use super::*;
 use crate::desired::derive;
 use crate::desired::testing::{Builder, dg, policy};
+use crate::manifest::ImageStreamRef;
 use crate::manifest::{Manifests, Order};
-use crate::plan::{ObservedState, PlanOptions, drift, plan};
+use crate::plan::{
+    ImportFailure, ObservedImageStream, ObservedSpecTag, ObservedState, ObservedStatusTag,
+    PlanOptions, drift, plan,
+};
 
 const REV: &str = "0123456789abcdef0123456789abcdef01234567";
 const SCOS: &str = "quay.io/okd/scos-release";
@@ -162,10 +166,16 @@ fn golden_files() {
             render_drift(&synced_drift, Format::Markdown, PLAIN),
         ),
     ];
+    check_goldens(&files);
+}
+
+/// Compares rendered output with the files under tests/golden (or rewrites them with
+/// `UPDATE_GOLDEN=1`).
+fn check_goldens(files: &[(&str, String)]) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut mismatches = Vec::new();
-    for (name, got) in &files {
+    for (name, got) in files {
         let path = dir.join(name);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
@@ -340,4 +350,141 @@ fn markdown_escapes_pipes() {
 
 fn markdown_cell(s: &str) -> String {
     super::markdown::cell_for_tests(s)
+}
+
+/// The scenario with both 4-scos channels publishing into `origin/release-scos`, the
+/// registry in sync, and that ImageStream in every state: ok, missing, moved by its spec,
+/// moved by its import, importing, import-failed, relsync's leftover, and a foreign tag.
+fn imagestream_scenario() -> (crate::desired::DesiredState, ObservedState) {
+    let m = {
+        let mut m = manifests();
+        let is = ImageStreamRef {
+            namespace: "origin".to_string(),
+            name: "release-scos".to_string(),
+        };
+        for c in ["4-scos-next", "4-scos-stable"] {
+            m.channels.get_mut(c).unwrap().image_stream = Some(is.clone());
+        }
+        m.channels.get_mut("4-stable").unwrap().image_stream = Some(ImageStreamRef {
+            namespace: "origin".to_string(),
+            name: "okd".to_string(),
+        });
+        m
+    };
+    let desired = derive(&m).unwrap();
+    let mut live = live_in_sync();
+    for r in live.repos.values_mut() {
+        r.tags.remove("extra");
+    }
+    let spec = |from: String, generation: i64, managed: bool| ObservedSpecTag {
+        from,
+        generation: Some(generation),
+        managed_by_relsync: managed,
+    };
+    let status = |image: u8, generation: i64, failure: Option<&str>| ObservedStatusTag {
+        image: Some(dg(image)),
+        generation: Some(generation),
+        import_failure: failure.map(|m| ImportFailure {
+            message: m.to_string(),
+            generation: Some(generation),
+        }),
+    };
+    let pull = |n: u8| format!("{SCOS}@{}", dg(n));
+    let mut is = ObservedImageStream {
+        resource_version: Some("4711".to_string()),
+        ..Default::default()
+    };
+    // OCT ok; JAN's import failed; FEB's spec points to JAN; 4-scos-next imported JAN at
+    // the current generation; 4-scos-stable importing; OLD relsync's leftover; a foreign tag.
+    // origin/okd (channel 4-stable) does not exist: every tag missing.
+    for (tag, from, generation, managed) in [
+        (OCT, pull(0x11), 1, true),
+        (JAN, pull(0x12), 1, true),
+        (FEB, pull(0x12), 1, true),
+        ("4-scos-next", pull(0x13), 2, true),
+        ("4-scos-stable", pull(0x11), 3, true),
+        (OLD, pull(0x10), 1, true),
+        (
+            "mine-not",
+            format!("quay.io/other/x@{}", dg(0x66)),
+            1,
+            false,
+        ),
+    ] {
+        is.spec_tags
+            .insert(tag.to_string(), spec(from, generation, managed));
+    }
+    for (tag, image, generation, failure) in [
+        (OCT, 0x11, 1, None),
+        (
+            JAN,
+            0x11,
+            1,
+            Some(
+                "Internal error occurred: quay.io/okd/scos-release@sha256:1212…: manifest unknown",
+            ),
+        ),
+        (FEB, 0x12, 1, None),
+        ("4-scos-next", 0x12, 2, None),
+        ("4-scos-stable", 0x12, 2, None),
+        (OLD, 0x10, 1, None),
+    ] {
+        is.status_tags
+            .insert(tag.to_string(), status(image, generation, failure));
+    }
+    live.image_streams = Some(
+        [(
+            ImageStreamRef {
+                namespace: "origin".to_string(),
+                name: "release-scos".to_string(),
+            },
+            is,
+        )]
+        .into_iter()
+        .collect(),
+    );
+    (desired, live)
+}
+
+#[test]
+fn imagestream_golden_files() {
+    let (desired, live) = imagestream_scenario();
+    let p = plan(
+        REV,
+        &desired,
+        &live,
+        &policy(&[r"^\d+\.\d+\.\d+"], None),
+        &PlanOptions::default(),
+    );
+    let d = drift(REV, &desired, &live, &PlanOptions::default());
+    assert!(!d.in_sync());
+    // The registry is in sync: only ImageStream actions, each target's in order.
+    assert!(
+        p.actions
+            .iter()
+            .all(|a| a.target.to_string().starts_with("imagestream:origin/"))
+    );
+    let text = render_drift(&d, Format::Text, PLAIN);
+    assert!(text.contains("manifest unknown"), "{text}");
+    assert!(text.contains("--- desired imagestream:origin/release-scos\n"));
+    check_goldens(&[
+        ("plan-imagestream.txt", render_plan(&p, Format::Text, PLAIN)),
+        (
+            "plan-imagestream.json",
+            render_plan(&p, Format::Json, PLAIN),
+        ),
+        (
+            "plan-imagestream.md",
+            render_plan(&p, Format::Markdown, PLAIN),
+        ),
+        ("drift-imagestream.txt", text),
+        (
+            "drift-imagestream.json",
+            render_drift(&d, Format::Json, PLAIN),
+        ),
+        (
+            "drift-imagestream.md",
+            render_drift(&d, Format::Markdown, PLAIN),
+        ),
+    ]);
 }
