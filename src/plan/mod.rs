@@ -288,6 +288,12 @@ impl Drift {
 /// A desired tag that the registry listed but that was not resolved (which observation
 /// never leaves for tags Git names) is retagged from an unknown digest, or left alone if
 /// immutable.
+///
+/// When the cluster was observed (`observed.image_streams` is `Some`), ImageStream actions
+/// follow every repository's: see [`ObservedImageStream`] for what is compared. Deletes of
+/// relsync's own ImageStream tags count against the cap, and under `--channel N` they stay
+/// in the plan for every ImageStream N publishes into (it is applied with its whole tag
+/// set).
 pub fn plan(
     revision: &str,
     desired: &DesiredState,
@@ -551,7 +557,10 @@ fn move_verdict(
 /// (`extra`, always counted) and per unclaimed live tag (`extra`, counted only with
 /// `options.prune`; signature and attestation tags are never extra), sorted by target, then
 /// tag. `--channel N` keeps the items on the `(target, tag)` pairs N claims; unclaimed extras
-/// belong to no channel, so a narrowed report leaves them out.
+/// belong to no channel, so a narrowed report leaves them out. When the cluster was observed,
+/// ImageStream items follow (`ok`, `missing`, `moved`, `importing` (not counted),
+/// `import-failed`, and `extra` for relsync's own tags Git no longer wants, kept under
+/// `--channel N` for the ImageStreams N publishes into).
 pub fn drift(
     revision: &str,
     desired: &DesiredState,

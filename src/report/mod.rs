@@ -160,7 +160,7 @@ fn plan_summary(plan: &Plan) -> String {
 }
 
 /// The drift's summary: `in sync: N tags as desired` or `drift: 1 missing, 2 moved`, plus
-/// extras that do not count.
+/// extras that do not count and ImageStream tags still importing (which never count).
 fn drift_summary(drift: &Drift) -> String {
     let ok = drift
         .items
