@@ -25,9 +25,7 @@ use super::retry::{
     Outcome, RetryPolicy, parse_retry_after, retry, retryable_status, retryable_transport,
 };
 use super::verify::{check_manifest, digest_like, sniff_media_type, verifying};
-use super::{
-    MANIFEST_MEDIA_TYPES, RegistryError, TargetReader, check_repository_path, is_valid_tag,
-};
+use super::{MANIFEST_MEDIA_TYPES, RegistryError, TargetReader, check_repository_path, check_tag};
 use crate::digest::Digest;
 
 /// Pages of one tag list followed at most.
@@ -881,12 +879,7 @@ impl TargetReader for HttpRepository {
     }
 
     async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
-        if !is_valid_tag(tag) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: tag.to_string(),
-            });
-        }
+        check_tag(&self.name, tag)?;
         let context = format!("resolving {}:{tag}", self.name);
         self.head_manifest(tag, &context).await
     }
@@ -924,13 +917,9 @@ impl Reference {
                     context: format!("{repo}@{reference}"),
                     source,
                 })
-        } else if is_valid_tag(reference) {
-            Ok(Reference::Tag(reference.to_string()))
         } else {
-            Err(RegistryError::InvalidTag {
-                repo: repo.to_string(),
-                tag: reference.to_string(),
-            })
+            check_tag(repo, reference)?;
+            Ok(Reference::Tag(reference.to_string()))
         }
     }
 
@@ -1312,12 +1301,7 @@ impl ContentStore for HttpRepository {
     }
 
     async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
-        if !is_valid_tag(tag) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: tag.to_string(),
-            });
-        }
+        check_tag(&self.name, tag)?;
         let context = format!("deleting tag {}:{tag}", self.name);
         let url = self.url(&format!("manifests/{tag}"))?;
         let resp = self

@@ -28,7 +28,7 @@ use super::content::{
     TagDeletion,
 };
 use super::verify::{Verifier, check_manifest, digest_like, sniff_media_type};
-use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, is_valid_tag};
+use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, check_tag};
 use crate::digest::Digest;
 
 /// The largest `index.json` read.
@@ -374,11 +374,8 @@ impl LayoutRepository {
                     actual: manifest.digest.to_string(),
                 });
             }
-        } else if !is_valid_tag(reference) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: reference.to_string(),
-            });
+        } else {
+            check_tag(&self.name, reference)?;
         }
         check_manifest(&context, manifest)?;
         self.check_children(manifest, &context).await?;
@@ -789,12 +786,7 @@ impl ContentStore for LayoutRepository {
             let context = format!("reading manifest {}@{digest}", self.name);
             (digest, entry_type, context)
         } else {
-            if !is_valid_tag(reference) {
-                return Err(RegistryError::InvalidTag {
-                    repo: self.name.clone(),
-                    tag: reference.to_string(),
-                });
-            }
+            check_tag(&self.name, reference)?;
             let Some(entry) = index.tag(reference) else {
                 return Ok(None);
             };
@@ -907,12 +899,8 @@ impl ContentStore for LayoutRepository {
         manifest: &RawManifest,
         expected: Option<&Digest>,
     ) -> Result<CasWrite, RegistryError> {
-        if !is_valid_tag(tag) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: tag.to_string(),
-            });
-        }
+        check_tag(&self.name, tag)?;
+        // A valid tag is never a digest, so the content is written under the tag's entry.
         let Some(entry) = self.write_manifest_content(tag, manifest).await? else {
             return Err(RegistryError::InvalidTag {
                 repo: self.name.clone(),
@@ -933,12 +921,7 @@ impl ContentStore for LayoutRepository {
     }
 
     async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
-        if !is_valid_tag(tag) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: tag.to_string(),
-            });
-        }
+        check_tag(&self.name, tag)?;
         let tag = tag.to_string();
         self.update_index(false, move |list| {
             let before = list.len();
@@ -954,12 +937,7 @@ impl ContentStore for LayoutRepository {
         tag: &str,
         expected: &Digest,
     ) -> Result<CasDeletion, RegistryError> {
-        if !is_valid_tag(tag) {
-            return Err(RegistryError::InvalidTag {
-                repo: self.name.clone(),
-                tag: tag.to_string(),
-            });
-        }
+        check_tag(&self.name, tag)?;
         let tag = tag.to_string();
         let expected = expected.clone();
         // The check and the delete under one lock.

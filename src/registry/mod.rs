@@ -607,6 +607,19 @@ fn check_repository_path(path: &str) -> Result<(), String> {
 
 pub use crate::desired::is_valid_tag;
 
+/// `Ok` when `tag` fits the distribution grammar, else [`RegistryError::InvalidTag`] naming
+/// the repository: every backend checks a tag before it reaches a URL or `index.json`.
+pub(crate) fn check_tag(repo: &str, tag: &str) -> Result<(), RegistryError> {
+    if is_valid_tag(tag) {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidTag {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
