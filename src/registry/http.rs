@@ -734,6 +734,19 @@ impl HttpRepository {
         self.registry.same_origin(next)
     }
 
+    /// Sends a request with no extra headers and no body.
+    async fn send_bare(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        self.registry
+            .send(method, url, HeaderMap::new(), None, scope, context)
+            .await
+    }
+
     /// HEADs (or GETs) `manifests/<reference>`: `Some(digest)` when present, `None` on 404.
     async fn head_manifest(
         &self,
@@ -813,15 +826,7 @@ impl TargetReader for HttpRepository {
                 });
             }
             let resp = self
-                .registry
-                .send(
-                    Method::GET,
-                    url.clone(),
-                    HeaderMap::new(),
-                    None,
-                    &self.scope,
-                    &context,
-                )
+                .send_bare(Method::GET, url.clone(), &self.scope, &context)
                 .await?;
             let status = resp.status();
             if status == StatusCode::NOT_FOUND && page == 0 {
@@ -1003,15 +1008,7 @@ impl HttpRepository {
             url.query_pairs_mut().extend_pairs(q);
         }
         let resp = self
-            .registry
-            .send(
-                Method::POST,
-                url.clone(),
-                HeaderMap::new(),
-                None,
-                scope,
-                context,
-            )
+            .send_bare(Method::POST, url.clone(), scope, context)
             .await?;
         Ok((resp, url))
     }
@@ -1019,11 +1016,7 @@ impl HttpRepository {
     /// Cancels an upload session, best effort.
     async fn cancel_upload(&self, url: Url, scope: &str, context: &str) {
         let context = format!("{context}: cancelling the upload session");
-        match self
-            .registry
-            .send(Method::DELETE, url, HeaderMap::new(), None, scope, &context)
-            .await
-        {
+        match self.send_bare(Method::DELETE, url, scope, &context).await {
             Ok(resp) => {
                 tracing::debug!(status = resp.status().as_u16(), "{context}");
             }
@@ -1103,15 +1096,7 @@ impl ContentStore for HttpRepository {
         let context = format!("checking blob {digest} in {}", self.name);
         let url = self.url(&format!("blobs/{digest}"))?;
         let resp = self
-            .registry
-            .send(
-                Method::HEAD,
-                url,
-                HeaderMap::new(),
-                None,
-                &self.scope,
-                &context,
-            )
+            .send_bare(Method::HEAD, url, &self.scope, &context)
             .await?;
         match resp.status() {
             StatusCode::OK => Ok(true),
@@ -1126,15 +1111,7 @@ impl ContentStore for HttpRepository {
         // Redirects to storage are followed by the client, which drops `Authorization`
         // when the redirect leaves this host.
         let resp = self
-            .registry
-            .send(
-                Method::GET,
-                url,
-                HeaderMap::new(),
-                None,
-                &self.scope,
-                &context,
-            )
+            .send_bare(Method::GET, url, &self.scope, &context)
             .await?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(resp, &context).await);
@@ -1305,15 +1282,7 @@ impl ContentStore for HttpRepository {
         let context = format!("deleting tag {}:{tag}", self.name);
         let url = self.url(&format!("manifests/{tag}"))?;
         let resp = self
-            .registry
-            .send(
-                Method::DELETE,
-                url,
-                HeaderMap::new(),
-                None,
-                &self.push_scope,
-                &context,
-            )
+            .send_bare(Method::DELETE, url, &self.push_scope, &context)
             .await?;
         let status = resp.status();
         match status {
@@ -1355,15 +1324,7 @@ impl ContentStore for HttpRepository {
         let context = format!("deleting manifest {}@{digest}", self.name);
         let url = self.url(&format!("manifests/{digest}"))?;
         let resp = self
-            .registry
-            .send(
-                Method::DELETE,
-                url,
-                HeaderMap::new(),
-                None,
-                &self.push_scope,
-                &context,
-            )
+            .send_bare(Method::DELETE, url, &self.push_scope, &context)
             .await?;
         match resp.status() {
             StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
