@@ -796,45 +796,33 @@ mod tests {
 
     #[test]
     fn listed_order_uses_stream_position_not_semver() {
-        let m = Builder::new()
-            .stream(
-                "s",
-                T,
-                Order::Listed,
-                &[
-                    ("4.15.0-okd-scos.ec.1", dg(1)),
-                    ("4.15.0-okd-scos.0", dg(2)),
-                ],
-            )
-            .channel(
-                "c",
-                "s",
-                &["f"],
-                &["4.15.0-okd-scos.0", "4.15.0-okd-scos.ec.1"],
-                &[],
-            )
-            .build();
-        assert_eq!(derive(&m).unwrap().repos[T].tags["f"].digest, dg(2));
-        // Under semver the alphanumeric prerelease wins.
-        let m = Builder::new()
-            .stream(
-                "s",
-                T,
-                Order::Semver,
-                &[
-                    ("4.15.0-okd-scos.ec.1", dg(1)),
-                    ("4.15.0-okd-scos.0", dg(2)),
-                ],
-            )
-            .channel(
-                "c",
-                "s",
-                &["f"],
-                &["4.15.0-okd-scos.0", "4.15.0-okd-scos.ec.1"],
-                &[],
-            )
-            .build();
-        assert_eq!(derive(&m).unwrap().repos[T].tags["f"].digest, dg(1));
+        // Listed: the stream's last release is newest. Semver: the alphanumeric prerelease
+        // `ec.1` outranks the numeric `0`.
+        for (order, newest) in [(Order::Listed, dg(2)), (Order::Semver, dg(1))] {
+            let m = Builder::new()
+                .stream(
+                    "s",
+                    T,
+                    order,
+                    &[
+                        ("4.15.0-okd-scos.ec.1", dg(1)),
+                        ("4.15.0-okd-scos.0", dg(2)),
+                    ],
+                )
+                .channel(
+                    "c",
+                    "s",
+                    &["f"],
+                    &["4.15.0-okd-scos.0", "4.15.0-okd-scos.ec.1"],
+                    &[],
+                )
+                .build();
+            assert_eq!(
+                derive(&m).unwrap().repos[T].tags["f"].digest,
+                newest,
+                "{order:?}"
+            );
+        }
     }
 
     #[test]
