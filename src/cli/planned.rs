@@ -3,7 +3,7 @@
 
 use super::{CliError, Context, Settings, context::Loaded};
 use crate::observe::{self, ObserveOptions};
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, ObservedState, Plan, PlanOptions};
 use crate::registry::Registries;
 
 /// The flags that shape a plan.
@@ -28,13 +28,28 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-/// Loads the committed desired state (warning on uncommitted changes), observes the
-/// targets on `runtime`, and plans.
-pub fn plan_now(
+/// The desired state at the revision and the live state of its targets.
+#[derive(Debug)]
+pub struct Observed {
+    /// The desired state at the revision.
+    pub loaded: Loaded,
+    /// The registry routes (reused to apply a plan).
+    pub registries: Registries,
+    /// The options the flags and the config make.
+    pub options: PlanOptions,
+    /// What the targets hold.
+    pub observed: ObservedState,
+}
+
+/// Loads the committed desired state (warning on uncommitted changes) and observes the
+/// targets on `runtime`. Tags nobody claims are resolved when `resolve_unclaimed` (drift)
+/// or prune is on.
+pub fn observe_now(
     settings: &Settings,
     flags: &PlanFlags,
+    resolve_unclaimed: bool,
     runtime: &tokio::runtime::Runtime,
-) -> Result<Planned, CliError> {
+) -> Result<Observed, CliError> {
     let ctx = Context::load(settings)?;
     let loaded = ctx.desired(settings, false)?;
     Context::check_channel(&loaded, flags.channel.as_deref())?;
@@ -45,27 +60,42 @@ pub fn plan_now(
     };
     let registries = Registries::from_config(&ctx.config, &ctx.config_dir)?;
     let observe_options = ObserveOptions {
-        resolve_unclaimed: options.prune,
+        resolve_unclaimed: resolve_unclaimed || options.prune,
     };
     let observed = runtime.block_on(observe::observe(
         &loaded.desired,
         &registries,
         &observe_options,
     ))?;
-    let plan = plan::plan(
-        &loaded.revision,
-        &loaded.desired,
-        &observed,
-        &loaded.manifests.policy,
-        &options,
-    );
     tracing::debug!(
         requests = registries.request_count(),
-        "registry requests to plan"
+        "registry requests to observe"
     );
-    Ok(Planned {
+    Ok(Observed {
         loaded,
         registries,
+        options,
+        observed,
+    })
+}
+
+/// [`observe_now`], then plans.
+pub fn plan_now(
+    settings: &Settings,
+    flags: &PlanFlags,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Planned, CliError> {
+    let o = observe_now(settings, flags, false, runtime)?;
+    let plan = plan::plan(
+        &o.loaded.revision,
+        &o.loaded.desired,
+        &o.observed,
+        &o.loaded.manifests.policy,
+        &o.options,
+    );
+    Ok(Planned {
+        loaded: o.loaded,
+        registries: o.registries,
         plan,
     })
 }
