@@ -418,3 +418,107 @@ fn prune_never_deletes_a_platform_image_a_desired_index_needs() {
     ]);
     s.repo.relsync(&["drift"]).expect_code(0);
 }
+
+/// Every request `relsync sync` sends to the target and the source for an initial mirror
+/// of the three releases into an empty target, per release, with one channel and no
+/// floating tag (the benchmark's shape): (target requests, source requests).
+fn initial_mirror_requests() -> (Vec<String>, Vec<String>) {
+    let s = Setup::new();
+    s.repo.write(
+        "manifests/next.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: okd-next}}\nspec:\n  stream: okd\n  versions: [{}]\n",
+            VERSIONS.join(", ")
+        ),
+    );
+    std::fs::remove_file(s.repo.path().join("manifests/stable.yaml")).unwrap();
+    s.repo.commit("one channel, no floating tags");
+    let (dst_before, src_before) = (s.dst.served_requests().len(), s.src.served_requests().len());
+    s.repo.relsync(&["sync"]).expect_code(0);
+    let served = (
+        s.dst.served_requests()[dst_before..].to_vec(),
+        s.src.served_requests()[src_before..].to_vec(),
+    );
+    for (tag, digest) in s.desired().into_iter().take(VERSIONS.len()) {
+        assert_eq!(
+            skopeo_digest(&s.dst.host(), TARGET, &tag),
+            digest,
+            "tag {tag}"
+        );
+    }
+    served
+}
+
+/// The kind of a registry request, for counting: `METHOD what`, with digests and upload
+/// ids left out.
+fn request_kind(request: &str) -> String {
+    let (method, path) = request.split_once(' ').unwrap();
+    let path = path.split('?').next().unwrap();
+    let what = if path.ends_with("/tags/list") {
+        "tags"
+    } else if path.contains("/blobs/uploads/") {
+        "upload"
+    } else if path.contains("/blobs/") {
+        "blob"
+    } else if path.contains("/manifests/sha256:") {
+        "manifest-by-digest"
+    } else if path.contains("/manifests/") {
+        "manifest-by-tag"
+    } else {
+        "other"
+    };
+    format!("{method} {what}")
+}
+
+/// Regression (issue 3, performance): an initial mirror HEADed each release's index twice
+/// (observation, then the engine) and PUT it twice (by digest, then by tag): 27 target
+/// requests per release where 25 carry information. The count per release is pinned so
+/// that trimming cannot silently regress (nor a rule be dropped: the blob HEAD that lets
+/// a rerun resume, the child manifests by digest, the compare-and-swap HEAD of the tag).
+#[test]
+fn an_initial_mirror_heads_and_puts_each_index_once() {
+    let (dst, src) = initial_mirror_requests();
+    let count = |requests: &[String]| {
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for r in requests {
+            *kinds.entry(request_kind(r)).or_default() += 1;
+        }
+        kinds
+    };
+    let n = VERSIONS.len();
+    // Per release: an index of two platform images (1 and 3 layers), so 2 child manifests
+    // and 6 blobs (2 configs, 4 layers), none shared.
+    let want_dst: std::collections::BTreeMap<String, usize> = [
+        ("GET tags", 1),                    // observation, once per repository
+        ("HEAD manifest-by-digest", 3 * n), // the index (observed), its 2 children
+        ("HEAD blob", 6 * n),               // a rerun resumes: present blobs skipped
+        ("POST upload", 6 * n),             // upload session
+        ("PUT upload", 6 * n),              // the bytes, digest checked
+        ("PUT manifest-by-digest", 2 * n),  // children, before the index
+        ("HEAD manifest-by-tag", n),        // compare-and-swap before the tag
+        ("PUT manifest-by-tag", n),         // the index and its tag, last
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(
+        count(&dst),
+        want_dst,
+        "target requests:\n{}",
+        dst.join("\n")
+    );
+    assert_eq!(dst.len(), 25 * n + 1);
+    let want_src: std::collections::BTreeMap<String, usize> = [
+        ("GET manifest-by-digest", 3 * n), // the index and its 2 children
+        ("GET blob", 6 * n),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(
+        count(&src),
+        want_src,
+        "source requests:\n{}",
+        src.join("\n")
+    );
+}

@@ -8,7 +8,10 @@
 //! [`crate::apply`], once the whole image is in the target.
 //!
 //! Manifests are copied as the source sent them: their bytes are never re-serialized, only
-//! parsed (just enough to find what they name). Blobs stream from source to target with
+//! parsed (just enough to find what they name). [`Mirror::copy_image_content`] leaves the
+//! top manifest to the caller, who writes it under its tag: one `PUT` by tag stores the
+//! manifest and the tag at once, after everything it names, and saves the `PUT` by digest
+//! that would precede it. Blobs stream from source to target with
 //! their sha256 checked on the way ([`super::ContentStore::put_blob`]); a blob the target
 //! already has is skipped, one on the same registry host is mounted when the registry
 //! agrees. A blob (or manifest) needed by several images in one run is transferred once:
@@ -433,6 +436,23 @@ pub trait MirrorObserver: Send + Sync {
     fn bytes(&self, _n: u64) {}
 }
 
+/// How [`Mirror::copy_manifest`] treats the manifest itself.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Ask the target whether it has the manifest (and copy nothing if it does).
+    check_target: bool,
+    /// Write the manifest by digest after its content.
+    write_self: bool,
+}
+
+impl Mode {
+    /// Check, copy what is missing, write by digest.
+    const FULL: Mode = Mode {
+        check_target: true,
+        write_self: true,
+    };
+}
+
 type Shared<T> = Arc<OnceCell<Result<T, Arc<MirrorError>>>>;
 type Cells<T> = Mutex<HashMap<(String, Digest), Shared<T>>>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -446,6 +466,9 @@ pub struct Mirror {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     blobs: Cells<BlobOutcome>,
     manifests: Cells<RawManifest>,
+    /// Copies of what a top manifest names, the manifest itself left to the caller
+    /// ([`Mirror::copy_image_content`]); apart from `manifests`, whose copies write it.
+    contents: Cells<RawManifest>,
     counters: Counters,
     observer: Option<Arc<dyn MirrorObserver>>,
 }
@@ -469,6 +492,7 @@ impl Mirror {
             limits: Mutex::new(HashMap::new()),
             blobs: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
+            contents: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             observer: None,
         }
@@ -522,6 +546,41 @@ impl Mirror {
         .await
     }
 
+    /// Copies everything the image `digest` names from `source` to `target` (every blob,
+    /// then the child manifests by digest) but not its manifest, which it returns as read
+    /// from the source, byte-exact: the caller writes it under its tag, and that one
+    /// request stores the manifest and the tag, after all the content.
+    ///
+    /// `known_absent`: the caller has just seen that `target` lacks the manifest (the plan
+    /// observed it), so it is not asked again; when the target does hold it, its content
+    /// is not copied again. Concurrent and repeated calls for one `(target, digest)` share
+    /// one copy and its outcome. `image` names the image in errors and logs.
+    pub async fn copy_image_content<S: MirrorEndpoint, T: MirrorEndpoint>(
+        self: &Arc<Self>,
+        source: &S,
+        target: &T,
+        digest: &Digest,
+        image: &str,
+        known_absent: bool,
+    ) -> Result<RawManifest, Arc<MirrorError>> {
+        let cell = Self::cell(&self.contents, source.name(), target.name(), digest);
+        let mode = Mode {
+            check_target: !known_absent,
+            write_self: false,
+        };
+        cell.get_or_init(|| async {
+            let (raw, copied) = self
+                .copy_manifest(source, target, digest, image, 0, mode)
+                .await?;
+            if copied {
+                bump(&self.counters.images, 1);
+            }
+            Ok(raw)
+        })
+        .await
+        .clone()
+    }
+
     /// The run-wide cell of one transfer, keyed by source, target and digest: content
     /// shared by images of one source is copied once, and a digest one source lacks never
     /// fails the copy of the same digest from another source.
@@ -548,7 +607,7 @@ impl Mirror {
             let cell = Self::cell(&this.manifests, source.name(), target.name(), &digest);
             cell.get_or_init(|| async {
                 let copied = this
-                    .copy_manifest(&source, &target, &digest, &image, depth)
+                    .copy_manifest(&source, &target, &digest, &image, depth, Mode::FULL)
                     .await?;
                 if copied.1 && depth == 0 {
                     bump(&this.counters.images, 1);
@@ -560,7 +619,8 @@ impl Mirror {
         })
     }
 
-    /// Copies one manifest and what it names; returns it and whether anything was written.
+    /// Copies one manifest (as `mode` says) and what it names; returns it and whether
+    /// its content was copied (`false`: the target had the manifest).
     async fn copy_manifest<S: MirrorEndpoint, T: MirrorEndpoint>(
         self: &Arc<Self>,
         source: &S,
@@ -568,6 +628,7 @@ impl Mirror {
         digest: &Digest,
         image: &str,
         depth: usize,
+        mode: Mode,
     ) -> Result<(RawManifest, bool), Arc<MirrorError>> {
         if depth > MAX_NESTING {
             return Err(Arc::new(MirrorError::TooDeep {
@@ -606,10 +667,11 @@ impl Mirror {
             media_type: parsed.kind.media_type().to_string(),
             ..raw
         };
-        if target
-            .has_manifest(digest)
-            .await
-            .map_err(|e| manifest_error("cannot check the target for it", e))?
+        if mode.check_target
+            && target
+                .has_manifest(digest)
+                .await
+                .map_err(|e| manifest_error("cannot check the target for it", e))?
         {
             tracing::debug!(target = target.name(), %digest, "manifest already in the target");
             return Ok((raw, false));
@@ -649,7 +711,10 @@ impl Mirror {
             }
         }
 
-        // Then the manifest itself, by digest.
+        // Then the manifest itself, by digest (or, left to the caller, under its tag).
+        if !mode.write_self {
+            return Ok((raw, true));
+        }
         target
             .put_manifest(digest.as_str(), &raw)
             .await
@@ -1189,6 +1254,44 @@ mod tests {
             cap: Duration::from_millis(5),
             max_retry_after: Duration::from_millis(5),
         }
+    }
+
+    /// The content-only copy leaves the top manifest to the caller, yet an index it copied
+    /// that way and that is also the child of another index is still written by digest
+    /// there (the two copies do not share a result).
+    #[test]
+    fn a_content_only_copy_writes_everything_but_the_top_manifest() {
+        let reg = Mem::registry();
+        let src = Mem::new(&reg, Some("src"), "src/rel");
+        let dst = Mem::new(&reg, Some("dst"), "dst/rel");
+        let (a, blobs) = seed_index(&src, "a", b"shared", None);
+        let outer = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_INDEX, "digest": a.to_string(), "size": src.manifest_bytes(&a).unwrap().len()}],
+        }))
+        .unwrap();
+        let b = src.seed_manifest(OCI_INDEX, &outer, None);
+        let m = Arc::new(Mirror::new(2, fast()));
+
+        let raw = testing::block(m.copy_image_content(&src, &dst, &a, "a", true)).unwrap();
+        assert_eq!(raw.digest, a);
+        assert_eq!(raw.bytes, src.manifest_bytes(&a).unwrap());
+        assert!(!dst.has(&a), "the top manifest is the caller's to write");
+        assert!(blobs.iter().all(|d| dst.has(d)));
+        let children = parse_manifest(&raw.media_type, &raw.bytes)
+            .unwrap()
+            .children;
+        assert!(children.iter().all(|c| dst.has(&c.digest)));
+        assert_eq!(m.stats().images, 1);
+        assert_eq!(m.stats().manifests, 2, "the two children, by digest");
+
+        testing::block(m.copy_image(&src, &dst, &b, "b")).unwrap();
+        assert!(dst.has(&a) && dst.has(&b));
+        let writes = reg.lock().unwrap().writes.clone();
+        assert!(
+            writes.contains(&format!("manifest dst/rel {a}")),
+            "{writes:?}"
+        );
     }
 
     #[test]
