@@ -15,6 +15,11 @@
 //!    by digest only when no other live tag (tags the plan deletes aside) and no tag the
 //!    plan writes holds that digest, else the tag is left and the reason reported.
 //!
+//! Then, once every registry target is done, the ImageStreams (`image_streams`): each
+//! ImageStream with an action is applied once, with its whole desired tag set, by
+//! server-side apply; a tag whose registry content did not get in place in this run keeps
+//! what it pointed to (or stays absent) and its action fails.
+//!
 //! A plan with a refusal writes nothing. An action that fails (after retries) or meets a
 //! conflict is reported and the others proceed; tags are only written on content that was
 //! fully copied. A second run after success has an empty plan, so it writes nothing.
@@ -28,10 +33,15 @@ use tracing::Instrument;
 
 use crate::desired::{DesiredState, is_signature_tag};
 use crate::digest::Digest;
+use crate::manifest::ImageStreamRef;
 use crate::plan::{Action, ActionKind, Plan, Refusal, Target};
 use crate::progress::Progress;
 use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, parse_manifest};
 use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryError, RetryPolicy};
+
+mod image_streams;
+
+pub use image_streams::ImageStreamTargets;
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +55,9 @@ pub struct ApplyOptions {
     /// move finds its content missing in the target ([`content_sources`]). `mirror` actions
     /// carry their own source.
     pub sources: BTreeMap<String, BTreeMap<Digest, String>>,
+    /// The cluster and what its ImageStream actions need (`None`: the cluster is off, and
+    /// a plan then has no ImageStream action).
+    pub image_streams: Option<ImageStreamTargets>,
 }
 
 /// For each target repository, where Git says each desired digest comes from.
@@ -94,6 +107,17 @@ pub enum ApplyError {
     /// An action this version cannot carry out.
     #[error("{0}")]
     Unsupported(String),
+    /// The cluster refused or could not be reached (shared by every tag of one apply).
+    #[error(transparent)]
+    Cluster(Arc<crate::cluster::ClusterError>),
+    /// An ImageStream tag whose registry content did not get in place in this run.
+    #[error("not pointed at {pull_spec}: the registry content is not in place ({why})")]
+    ContentNotInPlace {
+        /// The pull spec the tag would point to.
+        pull_spec: String,
+        /// What went wrong in the registry.
+        why: String,
+    },
 }
 
 /// What became of one action.
@@ -322,8 +346,12 @@ pub async fn apply_with<E: MirrorEndpoint>(
     };
 
     let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
+    let mut by_image_stream: BTreeMap<&ImageStreamRef, Vec<(usize, &Action)>> = BTreeMap::new();
     for (i, a) in plan.actions.iter().enumerate() {
-        by_target.entry(&a.target).or_default().push((i, a));
+        match &a.target {
+            Target::ImageStream(is) => by_image_stream.entry(is).or_default().push((i, a)),
+            Target::Repo(_) => by_target.entry(&a.target).or_default().push((i, a)),
+        }
     }
     let per_target = by_target
         .into_iter()
@@ -333,6 +361,13 @@ pub async fn apply_with<E: MirrorEndpoint>(
         .into_iter()
         .flatten()
         .collect();
+    // ImageStreams last: a tag only points at registry content once it is in place.
+    if !by_image_stream.is_empty() {
+        let missing = image_streams::content_not_in_place(plan, &outcomes);
+        outcomes.extend(
+            image_streams::apply(options.image_streams.as_ref(), by_image_stream, &missing).await,
+        );
+    }
     outcomes.sort_by_key(|(i, _)| *i);
     progress.finish();
     let results = outcomes
@@ -396,20 +431,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
     ) -> Vec<(usize, Outcome)> {
         let name = match target {
             Target::Repo(name) => name,
-            Target::ImageStream(_) => {
-                return actions
-                    .into_iter()
-                    .map(|(i, a)| {
-                        (
-                            i,
-                            Outcome::Failed(ApplyError::Unsupported(format!(
-                                "{}: ImageStreams are not applied by this version",
-                                a.target
-                            ))),
-                        )
-                    })
-                    .collect();
-            }
+            Target::ImageStream(_) => unreachable!("ImageStreams are applied after registries"),
         };
         let repo = match (self.open)(name) {
             Ok(r) => r,

@@ -15,18 +15,21 @@
 //! - [`git`] (adapter, git2): reads the manifests from a revision's tree or the working tree.
 //! - [`registry`] (adapter): the OCI distribution client and the `oci:` layout store,
 //!   behind the [`registry::TargetReader`] trait.
+//! - [`cluster`] (adapter, kube): reads ImageStreams and writes them with server-side
+//!   apply under the field manager `relsync`.
 //! - [`observe`]: asks the adapters for exactly the live state a plan or drift needs.
 //! - [`apply`]: executes a plan through the adapters in the safe order (content, then tags,
 //!   then deletes), with the [`registry::mirror`] engine copying content; [`progress`] is
 //!   its terminal display.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
 //!
-//! The pure core never imports tokio, git2 or the registry client, so it is tested with
+//! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
 pub mod apply;
 pub mod cli;
+pub mod cluster;
 pub mod desired;
 pub mod digest;
 pub mod git;

@@ -3,10 +3,12 @@
 //! `main.rs` only parses [`Args`], initialises tracing and calls [`run`]; every command
 //! returns its exit code or a [`CliError`], which `main` prints and maps to exit code 1.
 
+mod add;
 mod context;
 mod drift;
 mod plan;
 mod planned;
+mod promote;
 mod sync;
 mod validate;
 
@@ -54,6 +56,40 @@ pub enum Command {
     /// Apply the plan: copy content, then create, move and delete tags. Exit 0 converged,
     /// 1 error (a failed action, a conflict, a refused plan).
     Sync(SyncArgs),
+    /// Resolve REF (a tag or digest in the stream's source) and add the release to the stream
+    /// file in the working tree. Exit 0 done, 1 refused.
+    Add(AddArgs),
+    /// Add VERSION to the channel's `versions` in the working tree, keeping comments and
+    /// layout; refused when the feeder rule or a policy would fail. Exit 0 done, 1 refused.
+    Promote(PromoteArgs),
+}
+
+/// Flags of `add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The new release's version.
+    #[arg(value_name = "VERSION")]
+    pub version: String,
+    /// The stream to add it to.
+    #[arg(long, value_name = "S")]
+    pub stream: String,
+    /// A tag or a digest (`sha256:…`) in the stream's source repository.
+    #[arg(long, value_name = "REF")]
+    pub from: String,
+}
+
+/// Flags of `promote`.
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// The version to promote (a release of the channel's stream).
+    #[arg(value_name = "VERSION")]
+    pub version: String,
+    /// The channel to add it to.
+    #[arg(long, value_name = "CHANNEL")]
+    pub to: String,
+    /// Commit the edit on a new branch `promote/<channel>/<version>` and switch to it.
+    #[arg(long)]
+    pub commit: bool,
 }
 
 /// Output format flag.
@@ -176,9 +212,15 @@ pub enum CliError {
     /// Observing the live state failed.
     #[error(transparent)]
     Observe(#[from] crate::observe::ObserveError),
+    /// Reaching the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A flag or file that does not fit.
     #[error("{0}")]
     Usage(String),
+    /// `add` or `promote` refused the change (nothing was written): the reason.
+    #[error("{0}")]
+    Refused(String),
     /// Reading a local file failed.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -198,6 +240,8 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Plan(a) => plan::run(&settings, &a),
         Command::Drift(a) => drift::run(&settings, &a),
         Command::Sync(a) => sync::run(&settings, &a),
+        Command::Add(a) => add::run(&settings, &a),
+        Command::Promote(a) => promote::run(&settings, &a),
     }
 }
 

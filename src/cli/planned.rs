@@ -2,6 +2,7 @@
 //! the targets (never the sources), plan.
 
 use super::{CliError, Context, Settings, context::Loaded};
+use crate::cluster::Cluster;
 use crate::observe::{self, ObserveOptions};
 use crate::plan::{self, ObservedState, Plan, PlanOptions};
 use crate::registry::Registries;
@@ -24,6 +25,10 @@ pub struct Planned {
     pub loaded: Loaded,
     /// The registry routes (reused to apply the plan).
     pub registries: Registries,
+    /// The cluster, when `cluster.enabled` (reused to apply the plan).
+    pub cluster: Option<Cluster>,
+    /// What the plan saw of the live state.
+    pub observed: ObservedState,
     /// The plan.
     pub plan: Plan,
 }
@@ -35,6 +40,8 @@ pub struct Observed {
     pub loaded: Loaded,
     /// The registry routes (reused to apply a plan).
     pub registries: Registries,
+    /// The cluster, when `cluster.enabled` (reused to apply a plan).
+    pub cluster: Option<Cluster>,
     /// The options the flags and the config make.
     pub options: PlanOptions,
     /// What the targets hold.
@@ -42,8 +49,9 @@ pub struct Observed {
 }
 
 /// Loads the committed desired state (warning on uncommitted changes) and observes the
-/// targets on `runtime`. Tags nobody claims are resolved when `resolve_unclaimed` (drift)
-/// or prune is on.
+/// targets on `runtime`: the registries, and the ImageStreams Git names when
+/// `cluster.enabled` (else the cluster is not contacted at all). Tags nobody claims are
+/// resolved when `resolve_unclaimed` (drift) or prune is on.
 pub fn observe_now(
     settings: &Settings,
     flags: &PlanFlags,
@@ -62,11 +70,25 @@ pub fn observe_now(
     let observe_options = ObserveOptions {
         resolve_unclaimed: resolve_unclaimed || options.prune,
     };
-    let observed = runtime.block_on(observe::observe(
-        &loaded.desired,
-        &registries,
-        &observe_options,
-    ))?;
+    let cluster = match ctx.config.cluster.enabled {
+        true => Some(runtime.block_on(Cluster::connect())?),
+        false => None,
+    };
+    let (observed, image_streams) = runtime.block_on(async {
+        let registry = observe::observe(&loaded.desired, &registries, &observe_options);
+        let cluster = async {
+            match &cluster {
+                Some(c) => c
+                    .observe_image_streams(loaded.desired.image_streams.keys())
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        tokio::join!(registry, cluster)
+    });
+    let mut observed = observed?;
+    observed.image_streams = image_streams?;
     tracing::debug!(
         requests = registries.request_count(),
         "registry requests to observe"
@@ -74,6 +96,7 @@ pub fn observe_now(
     Ok(Observed {
         loaded,
         registries,
+        cluster,
         options,
         observed,
     })
@@ -96,6 +119,8 @@ pub fn plan_now(
     Ok(Planned {
         loaded: o.loaded,
         registries: o.registries,
+        cluster: o.cluster,
+        observed: o.observed,
         plan,
     })
 }

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use super::planned::{self, PlanFlags};
 use super::{CliError, Settings, SyncArgs};
-use crate::apply::{self, ApplyOptions};
+use crate::apply::{self, ApplyOptions, ImageStreamTargets};
 use crate::report::{self, Format};
 
 /// Plans, prints the plan, and applies it.
@@ -40,6 +40,11 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> Result<i32, CliError> {
     let options = ApplyOptions {
         progress: std::io::stderr().is_terminal(),
         sources: apply::content_sources(&planned.loaded.desired),
+        image_streams: planned.cluster.clone().map(|cluster| ImageStreamTargets {
+            cluster,
+            desired: planned.loaded.desired.image_streams.clone(),
+            observed: planned.observed.image_streams.clone().unwrap_or_default(),
+        }),
         ..ApplyOptions::default()
     };
     let mut report = runtime.block_on(apply::apply(plan, &planned.registries, &options));

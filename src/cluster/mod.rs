@@ -1,0 +1,241 @@
+//! The cluster adapter (kube): ImageStreams (`image.openshift.io/v1`), read into the core's
+//! [`ObservedImageStream`](crate::plan::ObservedImageStream) and written with server-side
+//! apply under the field manager `relsync`.
+//!
+//! [`Cluster::connect`] reads `KUBECONFIG` (or `~/.kube/config`, or the in-cluster service
+//! account) exactly as `kubectl` does; nothing here is made unless `cluster.enabled` is
+//! true, so a disabled cluster costs no call at all. Every call is retried with backoff
+//! on transient answers (429, 5xx, connection errors and timeouts); other answers become a
+//! [`ClusterError`] naming the object and carrying the API server's message.
+
+mod imagestream;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use imagestream::{ImageStreamApplied, ImageStreamApply, TagConflict};
+
+/// The field manager relsync applies under.
+pub const FIELD_MANAGER: &str = "relsync";
+
+/// Why a cluster call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No kubeconfig and no in-cluster service account, or an unreadable one.
+    #[error("cannot load the cluster configuration (KUBECONFIG, ~/.kube/config or in-cluster)")]
+    Config(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration.
+    #[error("cannot create the cluster client")]
+    Client(#[source] kube::Error),
+    /// The API server answered with an error status.
+    #[error("{object}: {doing}: {message} ({reason}, HTTP {code})")]
+    Api {
+        /// The object, e.g. `imagestream:origin/release`.
+        object: String,
+        /// What was being done, e.g. `apply`.
+        doing: String,
+        /// The API server's message.
+        message: String,
+        /// The API server's reason, e.g. `Invalid`.
+        reason: String,
+        /// The HTTP status.
+        code: u16,
+    },
+    /// The namespace of an object to create does not exist.
+    #[error(
+        "{object}: namespace {namespace} does not exist (create it, or fix the channel's imageStream)"
+    )]
+    NamespaceMissing {
+        /// The object.
+        object: String,
+        /// The namespace.
+        namespace: String,
+    },
+    /// The API server could not be reached, or its answer not read (after retries).
+    #[error("{object}: {doing}")]
+    Transport {
+        /// The object.
+        object: String,
+        /// What was being done.
+        doing: String,
+        /// The last cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object the API server sent does not have the expected shape.
+    #[error("{object}: unreadable object from the API server")]
+    Decode {
+        /// The object.
+        object: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ClusterError {
+    /// The HTTP status of an API error (`None` for other errors).
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// How transient failures are retried: exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterRetry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The first backoff; doubled per attempt.
+    pub base: Duration,
+    /// The longest backoff.
+    pub max: Duration,
+}
+
+impl Default for ClusterRetry {
+    fn default() -> Self {
+        ClusterRetry {
+            attempts: 5,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connection to the cluster's API server.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    retry: ClusterRetry,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client holds credentials: print none of it.
+        f.debug_struct("Cluster")
+            .field("namespace", &self.client.default_namespace())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether an API error or transport failure is worth another try.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code == 408 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+impl Cluster {
+    /// Connects through `KUBECONFIG` (else `~/.kube/config`, else the in-cluster service
+    /// account), as `kubectl` would. No request is made yet.
+    pub async fn connect() -> Result<Cluster, ClusterError> {
+        let mut config = kube::Config::infer().await.map_err(ClusterError::Config)?;
+        config.read_timeout = Some(Duration::from_secs(30));
+        config.write_timeout = Some(Duration::from_secs(30));
+        let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
+        Ok(Cluster {
+            client,
+            retry: ClusterRetry::default(),
+        })
+    }
+
+    /// A cluster over an existing client (tests, or a caller with its own configuration).
+    pub fn with_client(client: kube::Client) -> Cluster {
+        Cluster {
+            client,
+            retry: ClusterRetry::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: ClusterRetry) -> Cluster {
+        self.retry = retry;
+        self
+    }
+
+    /// The namespace of the kubeconfig's current context (or the pod's namespace in
+    /// cluster); where relsync keeps its own state.
+    pub fn default_namespace(&self) -> &str {
+        self.client.default_namespace()
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the attempts are spent; the error
+    /// names `object` and what was being done.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        object: &str,
+        doing: &str,
+        mut call: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) && attempt < self.retry.attempts => {
+                    let cap = self
+                        .retry
+                        .base
+                        .saturating_mul(1 << (attempt - 1).min(16))
+                        .min(self.retry.max);
+                    let wait = cap.mul_f64(fastrand::f64());
+                    tracing::debug!(object, doing, attempt, ?wait, error = %short(&e), "retrying a cluster call");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(error(object, doing, e)),
+            }
+        }
+    }
+}
+
+/// A one-line description of a kube error (its `Display` dumps whole structures).
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({}, HTTP {})", s.message, s.reason, s.code),
+        other => other.to_string(),
+    }
+}
+
+/// Turns a final kube error into a [`ClusterError`].
+fn error(object: &str, doing: &str, e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) => {
+            let namespace = s
+                .details
+                .as_ref()
+                .filter(|d| s.code == 404 && d.kind == "namespaces")
+                .map(|d| d.name.clone());
+            match namespace {
+                Some(namespace) => ClusterError::NamespaceMissing {
+                    object: object.to_string(),
+                    namespace,
+                },
+                None => ClusterError::Api {
+                    object: object.to_string(),
+                    doing: doing.to_string(),
+                    message: s.message,
+                    reason: s.reason,
+                    code: s.code,
+                },
+            }
+        }
+        source => ClusterError::Transport {
+            object: object.to_string(),
+            doing: doing.to_string(),
+            source,
+        },
+    }
+}
