@@ -5,6 +5,8 @@
 //! refused (a link could point outside the repository), and so are files over
 //! [`MAX_FILE_BYTES`].
 
+pub mod history;
+
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository, Status, StatusOptions, Tree};

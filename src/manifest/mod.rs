@@ -7,6 +7,7 @@
 
 mod config;
 mod diagnostic;
+pub mod edit;
 mod order;
 mod parse;
 mod validate;
