@@ -5,6 +5,9 @@ mod util;
 
 mod chart;
 mod cli;
+mod cluster;
+mod kube_api;
+mod kube_api_tests;
 mod manifests;
 mod mirror;
 mod registry;
