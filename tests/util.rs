@@ -1212,14 +1212,21 @@ impl Repo {
     }
 
     pub fn relsync(&self, args: &[&str]) -> Run {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"))
-            .args(args)
+        self.relsync_env(args, &[])
+    }
+
+    /// `relsync` with extra environment variables (e.g. `KUBECONFIG`).
+    pub fn relsync_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"));
+        cmd.args(args)
             .current_dir(self.path())
             .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        Run(out)
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run(cmd.output().unwrap())
     }
 }
 

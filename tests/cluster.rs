@@ -1,0 +1,477 @@
+//! ImageStreams as a second target: `plan`, `sync` and `drift` with the cluster on, against
+//! the test API server (tests/kube_api.rs) reached through a kubeconfig, with the bundled
+//! example's `oci:` layouts as registries. The example publishes channel `4-scos-stable`
+//! into ImageStream `origin/release-scos`.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::kube_api::{ImportMode, KubeApi, Resource};
+use crate::util::{Repo, Run};
+
+const NS: &str = "origin";
+const IS: &str = "release-scos";
+const TARGET: &str = "imagestream:origin/release-scos";
+const REPO: &str = "quay.io/okd/scos-release";
+const V414: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
+const V415: &str = "4.15.0-0.okd-scos-2024-01-18-223523";
+const D414: &str = "sha256:ff4783681eb3f754ace24a158674b9519bad01efcdcc74a9a420be07c031d362";
+const D415: &str = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
+const D416: &str = "sha256:9afceaa133fd2232faa1dbb70d2aa72a40bcc103e66d3dbdb01423f748cf0f92";
+const STABLE: &str = "manifests/channels/4-scos-stable.yaml";
+
+/// The example with `cluster.enabled: true`, a test API server and a kubeconfig for it.
+struct ClusterRepo {
+    repo: Repo,
+    api: KubeApi,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ClusterRepo {
+    fn new() -> ClusterRepo {
+        let api = KubeApi::start();
+        api.add_namespace(NS);
+        ClusterRepo::with_api(api)
+    }
+
+    fn with_api(api: KubeApi) -> ClusterRepo {
+        let repo = Repo::example();
+        let config = repo.read("relsync.yaml");
+        assert!(config.contains("cluster: {enabled: false}"));
+        repo.write(
+            "relsync.yaml",
+            &config.replace("cluster: {enabled: false}", "cluster: {enabled: true}"),
+        );
+        repo.commit("cluster on");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+        ClusterRepo {
+            repo,
+            api,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn relsync(&self, args: &[&str]) -> Run {
+        self.relsync_env(args, &[])
+    }
+
+    fn relsync_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let kubeconfig = self.kubeconfig.to_str().unwrap();
+        let mut all = vec![("KUBECONFIG", kubeconfig)];
+        all.extend_from_slice(env);
+        self.repo.relsync_env(args, &all)
+    }
+
+    fn image_stream(&self) -> Value {
+        self.api
+            .get(Resource::ImageStreams, NS, IS)
+            .expect("the ImageStream exists")
+    }
+
+    /// Spec tag name → `from.name`.
+    fn spec_tags(&self) -> Vec<(String, String)> {
+        self.image_stream()["spec"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    t["from"]["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn applies(&self) -> usize {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    }
+
+    /// Withdraws 4.15 (the newest) from the stable channel, committed.
+    fn withdraw_415_from_stable(&self) {
+        let text = self.repo.read(STABLE);
+        let edited = text.replace(&format!("    - {V415}\n"), "");
+        assert_ne!(text, edited);
+        self.repo.write(STABLE, &edited);
+        self.repo.commit("stable: withdraw 4.15");
+    }
+}
+
+fn pull(digest: &str) -> String {
+    format!("{REPO}@{digest}")
+}
+
+/// The drift items of the ImageStream, tag → (state, message).
+fn is_drift(run: &Run) -> Vec<(String, String)> {
+    run.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["target"] == TARGET)
+        .map(|i| {
+            (
+                i["tag"].as_str().unwrap().to_string(),
+                i["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn is_actions(run: &Run) -> Vec<(String, String)> {
+    run.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["target"] == TARGET)
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn sync_creates_the_imagestream_with_every_tag_and_a_second_sync_applies_nothing() {
+    let c = ClusterRepo::new();
+    let plan = c.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    assert_eq!(
+        is_actions(&plan),
+        pairs(&[("tag", "4-scos-stable"), ("tag", V414), ("tag", V415)])
+    );
+    // ImageStream actions come last.
+    let targets: Vec<String> = plan.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["target"].as_str().unwrap().to_string())
+        .collect();
+    let first_is = targets.iter().position(|t| t == TARGET).unwrap();
+    assert!(
+        targets[first_is..].iter().all(|t| t == TARGET),
+        "{targets:?}"
+    );
+
+    c.relsync(&["sync"]).expect_code(0);
+    let is = c.image_stream();
+    let mut tags = c.spec_tags();
+    tags.sort();
+    assert_eq!(
+        tags,
+        pairs(&[
+            ("4-scos-stable", &pull(D415)),
+            (V414, &pull(D414)),
+            (V415, &pull(D415)),
+        ])
+    );
+    for t in is["spec"]["tags"].as_array().unwrap() {
+        assert_eq!(t["from"]["kind"], "DockerImage");
+        assert_eq!(t["importPolicy"]["importMode"], "PreserveOriginal");
+        assert_eq!(t["referencePolicy"]["type"], "Source");
+    }
+    let managers: Vec<(&str, &str)> = is["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap(),
+                m["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(managers, vec![("relsync", "Apply")]);
+    let applies: Vec<_> = c
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(applies.len(), 1, "one apply per ImageStream");
+    assert_eq!(
+        applies[0].content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(applies[0].param("fieldManager").as_deref(), Some("relsync"));
+    assert_eq!(applies[0].param("force").as_deref(), Some("true"));
+
+    let drift = c.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(0);
+    let mut states = is_drift(&drift);
+    states.sort();
+    assert_eq!(
+        states,
+        pairs(&[("4-scos-stable", "ok"), (V414, "ok"), (V415, "ok")])
+    );
+
+    let before = c.applies();
+    c.relsync(&["plan"]).expect_code(0);
+    let again = c.relsync(&["sync"]);
+    again.expect_code(0);
+    assert_eq!(c.applies(), before, "a no-op sync applies nothing");
+}
+
+#[test]
+fn a_tag_not_imported_yet_is_importing_not_drift() {
+    let c = ClusterRepo::new();
+    c.api.set_import_mode(ImportMode::Manual);
+    c.relsync(&["sync"]).expect_code(0);
+    let drift = c.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(0);
+    assert!(
+        is_drift(&drift).iter().all(|(_, s)| s == "importing"),
+        "{:?}",
+        is_drift(&drift)
+    );
+    assert_eq!(drift.json()["inSync"], true);
+    c.api.import_now();
+    let drift = c.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(0);
+    assert!(is_drift(&drift).iter().all(|(_, s)| s == "ok"));
+}
+
+#[test]
+fn a_failed_import_is_drift_with_the_conditions_message() {
+    let c = ClusterRepo::new();
+    let message = "Internal error occurred: quay.io/okd/scos-release: manifest unknown";
+    c.api.fail_import(NS, IS, "4-scos-stable", message);
+    c.relsync(&["sync"]).expect_code(0);
+    let drift = c.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(2);
+    let failed: Vec<_> = drift.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "import-failed")
+        .cloned()
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", drift.stdout());
+    assert_eq!(failed[0]["tag"], "4-scos-stable");
+    let text = c.relsync(&["drift"]);
+    text.expect_code(2);
+    assert!(text.stdout().contains(message), "{}", text.stdout());
+}
+
+#[test]
+fn a_moved_spec_tag_is_drift_and_restored_while_another_managers_tag_is_untouched() {
+    let c = ClusterRepo::new();
+    c.relsync(&["sync"]).expect_code(0);
+    // Someone points the floating tag at 4.14 and adds a tag of their own.
+    c.api
+        .apply_as(
+            Resource::ImageStreams,
+            NS,
+            "oc",
+            json!({
+                "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+                "metadata": {"name": IS, "namespace": NS},
+                "spec": {"tags": [
+                    {"name": "4-scos-stable", "from": {"kind": "DockerImage", "name": pull(D414)}},
+                    {"name": "custom", "from": {"kind": "DockerImage", "name": pull(D416)}}
+                ]}
+            }),
+            true,
+        )
+        .expect("oc's apply");
+    let drift = c.relsync(&["drift", "-o", "json"]);
+    drift.expect_code(2);
+    let states = is_drift(&drift);
+    assert!(states.contains(&("4-scos-stable".into(), "moved".into())));
+    assert!(
+        !states.iter().any(|(t, _)| t == "custom"),
+        "another manager's tag is not relsync's extra: {states:?}"
+    );
+    let plan = c.relsync(&["plan", "-o", "json"]);
+    assert_eq!(is_actions(&plan), pairs(&[("retag", "4-scos-stable")]));
+
+    c.relsync(&["sync"]).expect_code(0);
+    let tags = c.spec_tags();
+    assert!(
+        tags.contains(&("4-scos-stable".into(), pull(D415))),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&("custom".into(), pull(D416))), "{tags:?}");
+    c.relsync(&["drift"]).expect_code(0);
+}
+
+#[test]
+fn withdrawing_the_newest_version_rolls_back_and_drops_relsyncs_tag() {
+    let c = ClusterRepo::new();
+    c.relsync(&["sync"]).expect_code(0);
+    c.withdraw_415_from_stable();
+    let plan = c.relsync(&["plan", "-o", "json"]);
+    plan.expect_code(2);
+    assert_eq!(
+        is_actions(&plan),
+        pairs(&[("rollback", "4-scos-stable"), ("delete", V415)])
+    );
+    c.relsync(&["sync"]).expect_code(0);
+    let mut tags = c.spec_tags();
+    tags.sort();
+    assert_eq!(
+        tags,
+        pairs(&[("4-scos-stable", &pull(D414)), (V414, &pull(D414))])
+    );
+    c.relsync(&["drift"]).expect_code(0);
+}
+
+#[test]
+fn a_tag_changed_between_plan_and_apply_is_a_conflict_and_the_rest_is_applied() {
+    let c = ClusterRepo::new();
+    c.relsync(&["sync"]).expect_code(0);
+    c.withdraw_415_from_stable();
+    // Just before relsync's apply, someone moves the floating tag to 4.16: the apply,
+    // carrying the plan's resourceVersion, gets 409.
+    let body = json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": IS, "namespace": NS},
+        "spec": {"tags": [
+            {"name": "4-scos-stable", "from": {"kind": "DockerImage", "name": pull(D416)}}
+        ]}
+    });
+    c.api.on_next_apply(Box::new(move |store| {
+        store
+            .apply(Resource::ImageStreams, NS, IS, "someone", body, true)
+            .expect("someone's apply");
+    }));
+    let sync = c.relsync(&["sync"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr()
+            .contains(&format!("conflict: {TARGET} tag 4-scos-stable")),
+        "{}",
+        sync.stderr()
+    );
+    let tags = c.spec_tags();
+    assert!(
+        tags.contains(&("4-scos-stable".into(), pull(D416))),
+        "someone's change is kept: {tags:?}"
+    );
+    assert!(
+        !tags.iter().any(|(t, _)| t == V415),
+        "the rest was applied: {tags:?}"
+    );
+    let patches: Vec<_> = c
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 3, "first sync, the 409, the second apply");
+}
+
+#[test]
+fn transient_api_errors_are_retried() {
+    let c = ClusterRepo::new();
+    c.api.fail_next(3, 500);
+    c.relsync(&["sync"]).expect_code(0);
+    assert_eq!(c.spec_tags().len(), 3);
+    c.api.fail_next(2, 429);
+    c.relsync(&["drift"]).expect_code(0);
+}
+
+#[test]
+fn a_missing_namespace_is_a_clear_error_and_the_registry_is_still_synced() {
+    let c = ClusterRepo::with_api(KubeApi::start());
+    let sync = c.relsync(&["sync"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr().contains("namespace origin does not exist"),
+        "{}",
+        sync.stderr()
+    );
+    assert!(c.api.get(Resource::ImageStreams, NS, IS).is_none());
+    // The registry part converged: only the ImageStream is left to do.
+    let plan = c.relsync(&["plan", "-o", "json"]);
+    let actions = plan.json()["actions"].as_array().unwrap().clone();
+    assert!(!actions.is_empty());
+    assert!(actions.iter().all(|a| a["target"] == TARGET), "{actions:?}");
+}
+
+#[test]
+fn cluster_disabled_makes_no_cluster_call() {
+    let api = KubeApi::start();
+    api.add_namespace(NS);
+    let repo = Repo::example();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let plan = repo.relsync_env(&["plan", "-o", "json"], &env);
+    plan.expect_code(2);
+    assert!(is_actions(&plan).is_empty());
+    repo.relsync_env(&["sync"], &env).expect_code(0);
+    repo.relsync_env(&["drift"], &env).expect_code(0);
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+}
+
+#[test]
+fn registry_content_not_in_place_keeps_the_imagestream_tag_off_it() {
+    let c = ClusterRepo::new();
+    // 4.15's index is not in the target, and corrupt in the source: its mirror fails
+    // its digest check.
+    let blob = |layout: &str| {
+        c.repo
+            .path()
+            .join("example")
+            .join(layout)
+            .join("blobs/sha256")
+            .join(D415.trim_start_matches("sha256:"))
+    };
+    std::fs::remove_file(blob("quay.io/okd/scos-release")).unwrap();
+    let source = blob("registry.ci.openshift.org/origin/release-scos");
+    let mut bytes = std::fs::read(&source).unwrap();
+    bytes.extend_from_slice(b"\n");
+    std::fs::write(&source, bytes).unwrap();
+    c.repo
+        .commit("4.15 missing in the target, corrupt in the source");
+    let sync = c.relsync(&["sync"]);
+    sync.expect_code(1);
+    assert!(
+        sync.stderr().contains("registry content is not in place"),
+        "{}",
+        sync.stderr()
+    );
+    let tags = c.spec_tags();
+    assert_eq!(
+        tags,
+        pairs(&[(V414, &pull(D414))]),
+        "only 4.14 is published"
+    );
+}
+
+#[test]
+fn the_kubeconfig_token_never_appears_in_output() {
+    let c = ClusterRepo::new();
+    let token = c.api.token();
+    for args in [
+        vec!["-vvv", "plan"],
+        vec!["-vvv", "sync", "--dry-run"],
+        vec!["-vvv", "sync"],
+        vec!["-vvv", "drift", "-o", "json"],
+    ] {
+        // Every crate at trace level, kube and hyper included.
+        let run = c.relsync_env(&args, &[("RUST_LOG", "trace")]);
+        assert!(run.code() <= 2, "{args:?}: {}", run.stderr());
+        assert!(
+            !run.stdout().contains(&token) && !run.stderr().contains(&token),
+            "{args:?} printed the token"
+        );
+    }
+}
