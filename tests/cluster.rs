@@ -475,3 +475,19 @@ fn the_kubeconfig_token_never_appears_in_output() {
         );
     }
 }
+
+#[test]
+fn other_api_errors_name_the_object_and_carry_the_apis_message_without_retry() {
+    let c = ClusterRepo::new();
+    c.api.fail_next(1, 403);
+    let plan = c.relsync(&["plan"]);
+    plan.expect_code(1);
+    assert!(
+        plan.stderr()
+            .contains("imagestream:origin/release-scos: read: injected fault 403"),
+        "{}",
+        plan.stderr()
+    );
+    // Not retried: the next request would have succeeded.
+    c.relsync(&["plan"]).expect_code(2);
+}
