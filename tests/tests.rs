@@ -10,5 +10,6 @@ mod kube_api;
 mod kube_api_tests;
 mod manifests;
 mod mirror;
+mod promote;
 mod registry;
 mod sync;
