@@ -46,8 +46,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 
@@ -63,42 +64,33 @@ pub enum Resource {
 }
 
 impl Resource {
-    const ALL: [Resource; 3] = [
-        Resource::ConfigMaps,
-        Resource::Leases,
-        Resource::ImageStreams,
-    ];
+    const ALL: [Resource; 3] = [Self::ConfigMaps, Self::Leases, Self::ImageStreams];
 
-    /// The API group (`""` for core).
-    pub fn group(self) -> &'static str {
+    /// `(group, kind, plural)`.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Resource::ConfigMaps => "",
-            Resource::Leases => "coordination.k8s.io",
-            Resource::ImageStreams => "image.openshift.io",
+            Resource::ConfigMaps => ("", "ConfigMap", "configmaps"),
+            Resource::Leases => ("coordination.k8s.io", "Lease", "leases"),
+            Resource::ImageStreams => ("image.openshift.io", "ImageStream", "imagestreams"),
         }
     }
-    /// `apiVersion` of its objects.
-    pub fn api_version(self) -> &'static str {
-        match self {
-            Resource::ConfigMaps => "v1",
-            Resource::Leases => "coordination.k8s.io/v1",
-            Resource::ImageStreams => "image.openshift.io/v1",
-        }
+    /// The API group (`""` for core).
+    pub fn group(self) -> &'static str {
+        self.names().0
     }
     /// `kind` of its objects.
     pub fn kind(self) -> &'static str {
-        match self {
-            Resource::ConfigMaps => "ConfigMap",
-            Resource::Leases => "Lease",
-            Resource::ImageStreams => "ImageStream",
-        }
+        self.names().1
     }
     /// The plural path segment.
     pub fn plural(self) -> &'static str {
-        match self {
-            Resource::ConfigMaps => "configmaps",
-            Resource::Leases => "leases",
-            Resource::ImageStreams => "imagestreams",
+        self.names().2
+    }
+    /// `apiVersion` of its objects.
+    pub fn api_version(self) -> String {
+        match self.group() {
+            "" => "v1".to_string(),
+            g => format!("{g}/v1"),
         }
     }
     fn prefix(self) -> String {
@@ -171,6 +163,7 @@ struct Event {
 type Key = (Resource, String, String);
 type FieldPath = Vec<String>;
 type Outcome = Result<Value, Value>;
+type Query = BTreeMap<String, String>;
 
 /// The server's state: objects, namespaces, history and test knobs. Tests reach it through
 /// [`KubeApi`] or inside an [`ApplyHook`].
@@ -384,37 +377,35 @@ fn now() -> String {
     format!("{:.0}", k8s_openapi::jiff::Timestamp::now())
 }
 
-/// A `Status` failure object.
-fn status(code: u16, reason: &str, message: String, details: Value) -> Value {
+/// A `Status` failure object; `of` names the object in `details`.
+fn status(code: u16, reason: &str, message: impl ToString, of: Option<(Resource, &str)>) -> Value {
+    let details = of.map_or(
+        json!({}),
+        |(r, name)| json!({"name": name, "group": r.group(), "kind": r.plural()}),
+    );
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "details": details, "code": code})
+           "message": message.to_string(), "reason": reason, "details": details, "code": code})
 }
 
 fn not_found(r: Resource, name: &str) -> Value {
-    let details = json!({"name": name, "group": r.group(), "kind": r.plural()});
-    status(
-        404,
-        "NotFound",
-        format!("{} \"{name}\" not found", r.qualified()),
-        details,
-    )
+    let message = format!("{} \"{name}\" not found", r.qualified());
+    status(404, "NotFound", message, Some((r, name)))
 }
 
-fn conflict(r: Resource, name: &str, why: &str) -> Value {
-    let details = json!({"name": name, "group": r.group(), "kind": r.plural()});
-    let msg = format!(
-        "Operation cannot be fulfilled on {} \"{name}\": {why}",
+fn conflict(r: Resource, name: &str) -> Value {
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": {STALE}",
         r.qualified()
     );
-    status(409, "Conflict", msg, details)
+    status(409, "Conflict", message, Some((r, name)))
+}
+
+fn bad_request(message: &str) -> Value {
+    status(400, "BadRequest", message, None)
 }
 
 const STALE: &str =
     "the object has been modified; please apply your changes to the latest version and try again";
-
-fn bad_request(message: String) -> Value {
-    status(400, "BadRequest", message, json!({}))
-}
 
 impl Store {
     /// The stored object, if any.
@@ -433,54 +424,40 @@ impl Store {
         if self.namespaces.contains(ns) {
             return Ok(());
         }
-        let details = json!({"name": ns, "kind": "namespaces"});
-        Err(status(
+        let mut s = status(
             404,
             "NotFound",
             format!("namespaces \"{ns}\" not found"),
-            details,
-        ))
+            None,
+        );
+        s["details"] = json!({"name": ns, "kind": "namespaces"});
+        Err(s)
     }
 
     /// POST: creates `obj` as `manager` (operation Update).
-    pub fn create(&mut self, r: Resource, ns: &str, manager: &str, mut obj: Value) -> Outcome {
+    pub fn create(&mut self, r: Resource, ns: &str, manager: &str, obj: Value) -> Outcome {
         self.check_namespace(ns)?;
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         if name.is_empty() {
-            return Err(status(
-                422,
-                "Invalid",
-                format!(
-                    "{} \"\" is invalid: metadata.name: Required value: name is required",
-                    r.kind()
-                ),
-                json!({"kind": r.kind()}),
-            ));
+            let message = format!(
+                "{} \"\" is invalid: metadata.name: Required value",
+                r.kind()
+            );
+            return Err(status(422, "Invalid", message, Some((r, ""))));
         }
         if self.get(r, ns, &name).is_some() {
-            let details = json!({"name": name, "group": r.group(), "kind": r.plural()});
-            return Err(status(
-                409,
-                "AlreadyExists",
-                format!("{} \"{name}\" already exists", r.qualified()),
-                details,
-            ));
+            let message = format!("{} \"{name}\" already exists", r.qualified());
+            return Err(status(409, "AlreadyExists", message, Some((r, &name))));
         }
-        if obj["metadata"]
-            .get("resourceVersion")
-            .is_some_and(|v| !v.is_null())
-        {
+        if has_resource_version(&obj) {
             return Err(bad_request(
-                "resourceVersion should not be set on objects to be created".into(),
+                "resourceVersion should not be set on objects to be created",
             ));
         }
-        clear_server_fields(&mut obj);
-        obj["metadata"]["managedFields"] = json!([]);
-        update_owners(r, None, &mut obj, manager);
-        Ok(self.store_write(r, ns, &name, None, obj))
+        Ok(self.update(r, ns, &name, manager, None, obj))
     }
 
     /// PUT: replaces the object as `manager` (409 when `metadata.resourceVersion` is stale).
@@ -490,14 +467,11 @@ impl Store {
         ns: &str,
         name: &str,
         manager: &str,
-        mut obj: Value,
+        obj: Value,
     ) -> Outcome {
         let old = self.get(r, ns, name).ok_or_else(|| not_found(r, name))?;
         check_precondition(r, name, &obj, &old)?;
-        clear_server_fields(&mut obj);
-        obj["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
-        update_owners(r, Some(&old), &mut obj, manager);
-        Ok(self.store_write(r, ns, name, Some(old), obj))
+        Ok(self.update(r, ns, name, manager, Some(old), obj))
     }
 
     /// JSON merge patch (RFC 7386) as `manager` (operation Update).
@@ -513,10 +487,25 @@ impl Store {
         check_precondition(r, name, &patch, &old)?;
         let mut obj = old.clone();
         json_merge_patch(&mut obj, &patch);
+        Ok(self.update(r, ns, name, manager, Some(old), obj))
+    }
+
+    /// A write with operation Update: changed fields move to `manager`.
+    fn update(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        name: &str,
+        manager: &str,
+        old: Option<Value>,
+        mut obj: Value,
+    ) -> Value {
         clear_server_fields(&mut obj);
-        obj["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
-        update_owners(r, Some(&old), &mut obj, manager);
-        Ok(self.store_write(r, ns, name, Some(old), obj))
+        obj["metadata"]["managedFields"] = old
+            .as_ref()
+            .map_or(json!([]), |o| o["metadata"]["managedFields"].clone());
+        update_owners(r, old.as_ref(), &mut obj, manager);
+        self.store_write(r, ns, name, old, obj)
     }
 
     /// Server-side apply of `applied` as `manager`; creates the object when absent.
@@ -531,19 +520,14 @@ impl Store {
     ) -> Outcome {
         let body_name = applied["metadata"]["name"].as_str().unwrap_or_default();
         if body_name != name {
-            return Err(bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
+            let message =
+                format!("the name of the object ({body_name}) does not match the URL ({name})");
+            return Err(bad_request(&message));
         }
         let old = self.get(r, ns, name);
         match &old {
             Some(old) => check_precondition(r, name, &applied, old)?,
-            None if applied["metadata"]
-                .get("resourceVersion")
-                .is_some_and(|v| !v.is_null()) =>
-            {
-                return Err(conflict(r, name, STALE));
-            }
+            None if has_resource_version(&applied) => return Err(conflict(r, name)),
             None => self.check_namespace(ns)?,
         }
         let live = old
@@ -596,7 +580,7 @@ impl Store {
         entries.push(Entry {
             manager: manager.into(),
             operation: "Apply".into(),
-            api_version: r.api_version().into(),
+            api_version: r.api_version(),
             time: now(),
             fields: applied_set,
         });
@@ -787,6 +771,12 @@ impl Store {
     }
 }
 
+fn has_resource_version(obj: &Value) -> bool {
+    obj["metadata"]
+        .get("resourceVersion")
+        .is_some_and(|v| !v.is_null())
+}
+
 fn check_precondition(r: Resource, name: &str, body: &Value, old: &Value) -> Result<(), Value> {
     match body["metadata"]
         .get("resourceVersion")
@@ -798,7 +788,7 @@ fn check_precondition(r: Resource, name: &str, body: &Value, old: &Value) -> Res
                     .as_str()
                     .unwrap_or_default() =>
         {
-            Err(conflict(r, name, STALE))
+            Err(conflict(r, name))
         }
         _ => Ok(()),
     }
@@ -1095,7 +1085,7 @@ fn update_owners(r: Resource, old: Option<&Value>, new: &mut Value, manager: &st
         None => entries.push(Entry {
             manager: manager.into(),
             operation: "Update".into(),
-            api_version: r.api_version().into(),
+            api_version: r.api_version(),
             time: now(),
             fields: changed,
         }),
@@ -1133,29 +1123,23 @@ fn apply_conflict(r: Resource, name: &str, conflicts: &BTreeMap<String, Vec<Fiel
         "Apply failed with {total} conflict{s}: {}",
         lines.join("\n")
     );
-    status(
-        409,
-        "Conflict",
-        message,
-        json!({"name": name, "group": r.group(), "kind": r.plural(), "causes": causes}),
-    )
+    let mut s = status(409, "Conflict", message, Some((r, name)));
+    s["details"]["causes"] = Value::Array(causes);
+    s
 }
 
 // ---- HTTP ----
 
 fn respond(code: u16, body: &Value) -> Response {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("response")
+    let mut res = Response::new(Body::from(body.to_string()));
+    *res.status_mut() = StatusCode::from_u16(code).expect("status code");
+    res.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    res
 }
 
 fn parse_body(bytes: &Bytes) -> Option<Value> {
-    if bytes.is_empty() {
-        return None;
-    }
-    let text = std::str::from_utf8(bytes).ok()?;
+    let text = std::str::from_utf8(bytes).ok().filter(|t| !t.is_empty())?;
     serde_json::from_str(text)
         .ok()
         .or_else(|| serde_saphyr::from_str::<Value>(text).ok())
@@ -1168,177 +1152,135 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query: BTreeMap<String, String> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let parsed = parse_body(&body);
+    let raw_query = uri.query().unwrap_or("");
+    let query: Query = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (content_type, parsed) = (header("content-type"), parse_body(&body));
     let mut store = shared.store.lock().expect("store lock");
     store.requests.push(LoggedRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
-        query: uri.query().unwrap_or("").to_string(),
+        query: raw_query.to_string(),
         content_type: content_type.clone(),
         body: parsed.clone(),
     });
+    let fail = |s: Value| respond(s["code"].as_u64().unwrap_or(500) as u16, &s);
     if let Some(code) = store.faults.pop_front() {
         let reason = if code == 429 {
             "TooManyRequests"
         } else {
             "InternalError"
         };
-        let mut res = respond(
-            code,
-            &status(
-                code,
-                reason,
-                format!("injected fault {code}"),
-                json!({"retryAfterSeconds": 0}),
-            ),
-        );
-        if code == 429 {
-            res.headers_mut()
-                .insert("retry-after", "0".parse().expect("header"));
-        }
+        let mut res = fail(status(code, reason, format!("injected fault {code}"), None));
+        res.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("0"));
         return res;
     }
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {}", shared.token)) {
-        return respond(
-            401,
-            &status(401, "Unauthorized", "Unauthorized".into(), json!({})),
-        );
+    if header("authorization") != Some(format!("Bearer {}", shared.token)) {
+        return fail(status(401, "Unauthorized", "Unauthorized", None));
     }
     let Some((r, ns, name)) = route(uri.path()) else {
-        return respond(
+        return fail(status(
             404,
-            &status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource".into(),
-                json!({}),
-            ),
-        );
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        ));
     };
     if query.contains_key("dryRun") {
-        return respond(
-            400,
-            &bad_request("dryRun is not supported by the test API server".into()),
-        );
+        return fail(bad_request(
+            "dryRun is not supported by the test API server",
+        ));
     }
-    let user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
+    let user_agent = header("user-agent").unwrap_or_default();
+    let default_manager = user_agent
+        .split('/')
+        .next()
+        .filter(|m| !m.is_empty())
         .unwrap_or("unknown");
-    let manager = query.get("fieldManager").cloned().unwrap_or_else(|| {
-        user_agent
-            .split('/')
-            .next()
-            .unwrap_or("unknown")
-            .to_string()
-    });
+    let manager = query
+        .get("fieldManager")
+        .map_or(default_manager, String::as_str)
+        .to_string();
     let needs_body = matches!(method, Method::POST | Method::PUT | Method::PATCH);
-    let body = match (needs_body, parsed) {
-        (true, None) => {
-            return respond(
-                400,
-                &bad_request("the request body is not JSON or YAML".into()),
-            );
-        }
-        (_, b) => b.unwrap_or(Value::Null),
-    };
+    if needs_body && !parsed.as_ref().is_some_and(Value::is_object) {
+        return fail(bad_request("the request body is not a JSON or YAML object"));
+    }
+    let body = parsed.unwrap_or(Value::Null);
     let ok = |v: Value| (200, v);
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let result = match (&method, ns.as_deref(), name.as_deref()) {
-        (&Method::GET, _, None)
-            if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) =>
-        {
-            return watch_response(&shared, &mut store, r, ns, &query);
-        }
+        (&Method::GET, _, None) if watch => return watch_response(&shared, &store, r, ns, &query),
         (&Method::GET, _, None) => Ok(ok(list(&store, r, ns.as_deref(), &query))),
         (&Method::GET, Some(ns), Some(name)) => store
             .get(r, ns, name)
             .map(ok)
             .ok_or_else(|| not_found(r, name)),
-        (_, _, _) if needs_body && !body.is_object() => {
-            Err(bad_request("the request body is not an object".into()))
-        }
         (&Method::POST, Some(ns), None) => store.create(r, ns, &manager, body).map(|o| (201, o)),
         (&Method::PUT, Some(ns), Some(name)) => store.replace(r, ns, name, &manager, body).map(ok),
         (&Method::DELETE, Some(ns), Some(name)) => store.delete(r, ns, name).map(ok),
-        (&Method::PATCH, Some(ns), Some(name)) => patch(
-            &mut store,
-            r,
-            ns,
-            name,
-            &query,
-            content_type.as_deref(),
-            body,
-        ),
+        (&Method::PATCH, Some(ns), Some(name)) => {
+            let (force, content_type) = (
+                query.get("force").is_some_and(|f| f == "true"),
+                content_type.unwrap_or_default(),
+            );
+            match content_type.split(';').next().unwrap_or_default().trim() {
+                "application/apply-patch+yaml"
+                    if query.get("fieldManager").is_none_or(String::is_empty) =>
+                {
+                    Err(status(
+                        422,
+                        "Invalid",
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                        None,
+                    ))
+                }
+                "application/apply-patch+yaml" => {
+                    if let Some(hook) = store.hook.take() {
+                        hook(&mut store);
+                    }
+                    let code = if store.get(r, ns, name).is_some() {
+                        200
+                    } else {
+                        201
+                    };
+                    store
+                        .apply(r, ns, name, &manager, body, force)
+                        .map(|o| (code, o))
+                }
+                _ if force => Err(bad_request(
+                    "force: Forbidden: may not be specified for non-apply patch",
+                )),
+                "application/merge-patch+json" => {
+                    store.merge_patch(r, ns, name, &manager, body).map(ok)
+                }
+                other => Err(status(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "unsupported patch type {other:?}: this test server accepts application/merge-patch+json and application/apply-patch+yaml"
+                    ),
+                    None,
+                )),
+            }
+        }
         _ => Err(status(
             405,
             "MethodNotAllowed",
             format!("{method} is not supported on {}", uri.path()),
-            json!({}),
+            None,
         )),
     };
     match result {
         Ok((code, v)) => respond(code, &v),
-        Err(s) => respond(s["code"].as_u64().unwrap_or(500) as u16, &s),
-    }
-}
-
-fn patch(
-    store: &mut Store,
-    r: Resource,
-    ns: &str,
-    name: &str,
-    query: &BTreeMap<String, String>,
-    content_type: Option<&str>,
-    body: Value,
-) -> Result<(u16, Value), Value> {
-    let force = query.get("force").map(String::as_str) == Some("true");
-    match content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-    {
-        "application/apply-patch+yaml" => {
-            let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
-                return Err(status(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(), json!({"kind": "PatchOptions", "group": "meta.k8s.io"})));
-            };
-            if let Some(hook) = store.hook.take() {
-                hook(store);
-            }
-            let created = store.get(r, ns, name).is_none();
-            let obj = store.apply(r, ns, name, manager, body, force)?;
-            Ok((if created { 201 } else { 200 }, obj))
-        }
-        _ if force => Err(bad_request(
-            "force: Forbidden: may not be specified for non-apply patch".into(),
-        )),
-        "application/merge-patch+json" => {
-            let manager = query
-                .get("fieldManager")
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            store
-                .merge_patch(r, ns, name, &manager, body)
-                .map(|o| (200, o))
-        }
-        other => Err(status(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
-            ),
-            json!({}),
-        )),
+        Err(s) => fail(s),
     }
 }
 
@@ -1357,7 +1299,7 @@ fn route(path: &str) -> Option<(Resource, Option<String>, Option<String>)> {
     })
 }
 
-fn selected(query: &BTreeMap<String, String>, obj: &Value) -> bool {
+fn selected(query: &Query, obj: &Value) -> bool {
     match query
         .get("fieldSelector")
         .and_then(|s| s.strip_prefix("metadata.name="))
@@ -1367,7 +1309,7 @@ fn selected(query: &BTreeMap<String, String>, obj: &Value) -> bool {
     }
 }
 
-fn list(store: &Store, r: Resource, ns: Option<&str>, query: &BTreeMap<String, String>) -> Value {
+fn list(store: &Store, r: Resource, ns: Option<&str>, query: &Query) -> Value {
     let items: Vec<Value> = store
         .objects
         .iter()
@@ -1380,10 +1322,10 @@ fn list(store: &Store, r: Resource, ns: Option<&str>, query: &BTreeMap<String, S
 
 fn watch_response(
     shared: &Shared,
-    store: &mut Store,
+    store: &Store,
     r: Resource,
     ns: Option<String>,
-    query: &BTreeMap<String, String>,
+    query: &Query,
 ) -> Response {
     let rx = store.events.subscribe();
     let matches = {
@@ -1421,38 +1363,29 @@ fn watch_response(
         .unwrap_or(1800);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let stop = shared.shutdown.clone();
-    let stream = futures_util::stream::unfold(
-        (initial, rx, stop),
-        move |(mut initial, mut rx, mut stop)| {
-            let matches = matches.clone();
-            async move {
-                if let Some(ev) = initial.pop_front() {
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(Bytes::from(format!("{ev}\n"))),
-                        (initial, rx, stop),
-                    ));
-                }
-                loop {
-                    let event = tokio::select! {
-                        ev = rx.recv() => ev,
-                        _ = stop.wait_for(|s| *s) => return None,
-                        _ = tokio::time::sleep_until(deadline) => return None,
-                    };
-                    match event {
-                        Ok(e) if matches(&e) => {
-                            let line = Bytes::from(format!("{}\n", e.json));
-                            return Some((Ok(line), (initial, rx, stop)));
-                        }
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
+    let live = futures_util::stream::unfold((rx, stop), move |(mut rx, mut stop)| {
+        let matches = matches.clone();
+        async move {
+            loop {
+                let event = tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = tokio::time::sleep_until(deadline) => return None,
+                };
+                match event {
+                    Ok(e) if matches(&e) => return Some((e.json, (rx, stop))),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        },
-    );
+        }
+    });
+    let lines = futures_util::stream::iter(initial)
+        .chain(live)
+        .map(|ev| Ok::<_, std::convert::Infallible>(Bytes::from(format!("{ev}\n"))));
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
+        .body(Body::from_stream(lines))
         .expect("watch response")
 }
