@@ -21,6 +21,8 @@
 //! - [`apply`]: executes a plan through the adapters in the safe order (content, then tags,
 //!   then deletes), with the [`registry::mirror`] engine copying content; [`progress`] is
 //!   its terminal display.
+//! - [`state`]: sync history and rollback holds, in `.relsync/state.json` or, with the
+//!   cluster on, the ConfigMap `relsync-state`.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
 //!
 //! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
@@ -39,3 +41,4 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod state;

@@ -9,6 +9,7 @@
 //! [`ClusterError`] naming the object and carrying the API server's message.
 
 mod imagestream;
+mod state;
 
 use std::future::Future;
 use std::time::Duration;

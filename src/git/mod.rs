@@ -5,7 +5,10 @@
 //! refused (a link could point outside the repository), and so are files over
 //! [`MAX_FILE_BYTES`].
 
+mod commit;
 pub mod history;
+
+pub use commit::{CommitInfo, commit_info};
 
 use std::path::{Path, PathBuf};
 
