@@ -729,3 +729,55 @@ fn add_resolves_a_tag_on_a_real_registry() {
         run.stderr()
     );
 }
+
+#[test]
+fn feeder_delay_counts_first_parent_commits_only() {
+    // 4.16 entered next on a side branch long ago, but reached main only with today's merge:
+    // on main's first-parent history it has been in next since the merge.
+    let repo = Repo::new();
+    for dir in ["manifests", "policies", "example"] {
+        copy_dir(&project().join(dir), &repo.path().join(dir));
+    }
+    std::fs::copy(
+        project().join("relsync.yaml"),
+        repo.path().join("relsync.yaml"),
+    )
+    .unwrap();
+    let next = repo.read(NEXT);
+    repo.write(NEXT, &next.replace(&format!("    - {R4}\n"), ""));
+    commit_dated(
+        &repo,
+        "example without 4.16 in next",
+        "2019-12-01T00:00:00Z",
+    );
+    repo.git(&["switch", "-q", "-c", "side"]);
+    repo.write(NEXT, &next);
+    commit_dated(&repo, "next: 4.16", PAST);
+    repo.git(&["switch", "-q", "main"]);
+    repo.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
+    let run = relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]);
+    run.expect_code(1);
+    let merge = repo.git(&["rev-parse", "HEAD"]);
+    assert!(
+        run.stderr().contains(&format!(
+            "{R4} entered channel 4-scos-next in commit {} on branch main",
+            &merge[..12]
+        )),
+        "{}",
+        run.stderr()
+    );
+    // On the side branch itself, the listing is old enough.
+    repo.git(&["switch", "-q", "side"]);
+    relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]).expect_code(0);
+    // --revision does not apply to a working-tree edit.
+    let run = relsync_in(
+        repo.path(),
+        &["--revision", "main", "promote", R4, "--to", "4-scos-next"],
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("`promote` edits the working tree"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -46,6 +46,11 @@ pub(super) fn write(ctx: &Context, edited: &edit::Edited) -> Result<(), CliError
 
 /// Runs `add`.
 pub fn run(settings: &Settings, args: &AddArgs) -> Result<i32, CliError> {
+    if let Some(rev) = &settings.revision {
+        return Err(CliError::Usage(format!(
+            "--revision {rev}: `add` edits the working tree; it reads no other revision"
+        )));
+    }
     let ctx = Context::load(settings)?;
     let (files, before) = load_worktree(&ctx)?;
     let version = args.version.as_str();

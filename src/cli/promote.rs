@@ -25,6 +25,11 @@ use crate::manifest::{self, Policy};
 
 /// Runs `promote`.
 pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<i32, CliError> {
+    if let Some(rev) = &settings.revision {
+        return Err(CliError::Usage(format!(
+            "--revision {rev}: `promote` edits the working tree; it reads no other revision"
+        )));
+    }
     let ctx = Context::load(settings)?;
     let (files, before) = load_worktree(&ctx)?;
     let version = args.version.as_str();
