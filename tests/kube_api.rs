@@ -460,7 +460,8 @@ impl Store {
         Ok(self.update(r, ns, &name, manager, None, obj))
     }
 
-    /// PUT: replaces the object as `manager` (409 when `metadata.resourceVersion` is stale).
+    /// PUT: replaces the object as `manager` (409 when `metadata.resourceVersion` is stale;
+    /// 404 when absent, except that a Lease is created by an unconditional PUT).
     pub fn replace(
         &mut self,
         r: Resource,
@@ -469,7 +470,14 @@ impl Store {
         manager: &str,
         obj: Value,
     ) -> Outcome {
-        let old = self.get(r, ns, name).ok_or_else(|| not_found(r, name))?;
+        let Some(old) = self.get(r, ns, name) else {
+            // Leases allow create-on-update (unconditional only); other kinds do not.
+            let creatable = r == Resource::Leases && !has_resource_version(&obj);
+            if creatable && obj["metadata"]["name"] == name {
+                return self.create(r, ns, manager, obj);
+            }
+            return Err(not_found(r, name));
+        };
         check_precondition(r, name, &obj, &old)?;
         Ok(self.update(r, ns, name, manager, Some(old), obj))
     }
@@ -1173,10 +1181,15 @@ async fn handle(
     });
     let fail = |s: Value| respond(s["code"].as_u64().unwrap_or(500) as u16, &s);
     if let Some(code) = store.faults.pop_front() {
-        let reason = if code == 429 {
-            "TooManyRequests"
-        } else {
-            "InternalError"
+        let reason = match code {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
         };
         let mut res = fail(status(code, reason, format!("injected fault {code}"), None));
         res.headers_mut()
@@ -1224,7 +1237,16 @@ async fn handle(
             .map(ok)
             .ok_or_else(|| not_found(r, name)),
         (&Method::POST, Some(ns), None) => store.create(r, ns, &manager, body).map(|o| (201, o)),
-        (&Method::PUT, Some(ns), Some(name)) => store.replace(r, ns, name, &manager, body).map(ok),
+        (&Method::PUT, Some(ns), Some(name)) => {
+            let code = if store.get(r, ns, name).is_some() {
+                200
+            } else {
+                201
+            };
+            store
+                .replace(r, ns, name, &manager, body)
+                .map(|o| (code, o))
+        }
         (&Method::DELETE, Some(ns), Some(name)) => store.delete(r, ns, name).map(ok),
         (&Method::PATCH, Some(ns), Some(name)) => {
             let (force, content_type) = (

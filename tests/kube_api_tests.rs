@@ -673,3 +673,97 @@ async fn faults_answer_the_next_requests() {
         "v"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_tag_that_another_manager_also_owns_stays_and_all_namespaces_list() {
+    let server = KubeApi::start();
+    let both = || {
+        stream(vec![
+            spec_tag("shared", DIGEST_A),
+            spec_tag("mine", DIGEST_A),
+        ])
+    };
+    server.insert(
+        Resource::ImageStreams,
+        NS,
+        "oc",
+        stream(vec![spec_tag("shared", DIGEST_A)]),
+    );
+    server
+        .apply_as(Resource::ImageStreams, NS, "relsync", both(), false)
+        .unwrap();
+    let obj = server
+        .get(Resource::ImageStreams, NS, "release-scos")
+        .unwrap();
+    assert!(owns_tag(&obj, "relsync", "shared") && owns_tag(&obj, "oc", "shared"));
+    server
+        .apply_as(Resource::ImageStreams, NS, "relsync", stream(vec![]), false)
+        .unwrap();
+    let obj = server
+        .get(Resource::ImageStreams, NS, "release-scos")
+        .unwrap();
+    assert_eq!(tag_names(&obj), ["shared"]);
+    assert_eq!(
+        obj["spec"]["tags"][0]["importPolicy"]["importMode"],
+        "PreserveOriginal"
+    );
+    assert!(!owns_tag(&obj, "relsync", "shared"));
+
+    server.insert(Resource::ImageStreams, "other", "oc", stream(vec![]));
+    let (client, _dir) = client(&server).await;
+    let gvk = GroupVersionKind::gvk("image.openshift.io", "v1", "ImageStream");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "imagestreams");
+    let all: Api<DynamicObject> = Api::all_with(client, &ar);
+    let mut namespaces: Vec<String> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.namespace.unwrap())
+        .collect();
+    namespaces.sort();
+    assert_eq!(namespaces, ["okd", "other"]);
+    let last = server.requests().pop().unwrap();
+    assert_eq!(last.path, "/apis/image.openshift.io/v1/imagestreams");
+}
+
+#[tokio::test]
+async fn lease_put_creates_when_absent_and_watch_from_zero_lists_first() {
+    let server = KubeApi::start();
+    server.add_namespace(NS);
+    let (client, _dir) = client(&server).await;
+    let api: Api<Lease> = Api::default_namespaced(client.clone());
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "relsync"}, "spec": {"holderIdentity": "a"}}),
+    )
+    .unwrap();
+    api.replace("relsync", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+    let (code, _) = api_code(
+        cms.replace("c", &PostParams::default(), &cm)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 404, "ConfigMaps are not created by PUT");
+
+    let mut events = api
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
+    match events.next().await.unwrap().unwrap() {
+        WatchEvent::Added(l) => assert_eq!(l.spec.unwrap().holder_identity.as_deref(), Some("a")),
+        other => panic!("expected the synthetic ADDED, got {other:?}"),
+    }
+    api.delete("relsync", &DeleteParams::default())
+        .await
+        .unwrap();
+    match events.next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(l) => assert_eq!(l.metadata.name.as_deref(), Some("relsync")),
+        other => panic!("expected DELETED, got {other:?}"),
+    }
+}
