@@ -4,6 +4,7 @@
 //! returns its exit code or a [`CliError`], which `main` prints and maps to exit code 1.
 
 mod add;
+mod check;
 mod context;
 mod drift;
 mod plan;
@@ -62,6 +63,28 @@ pub enum Command {
     /// Add VERSION to the channel's `versions` in the working tree, keeping comments and
     /// layout; refused when the feeder rule or a policy would fail. Exit 0 done, 1 refused.
     Promote(PromoteArgs),
+    /// The PR gate: validate the head and judge it with the base's policies (feeder delay
+    /// from the base's first-parent history, channelSubsets, immutableTags, allowedSources,
+    /// maxDeletesPerSync); print the change base → head and, apart, live drift. Exit 0 pass,
+    /// 1 fail (policy files needing review and live drift never fail it).
+    Check(CheckArgs),
+}
+
+/// Flags of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The base revision (the branch the pull request merges into): its policies judge.
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// The head revision (the pull request), committed content only; default HEAD.
+    #[arg(long, value_name = "REV")]
+    pub head: Option<String>,
+    /// Output format (`markdown`: the pull-request comment).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Do not contact any registry (no live drift).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// Flags of `add`.
@@ -242,6 +265,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Sync(a) => sync::run(&settings, &a),
         Command::Add(a) => add::run(&settings, &a),
         Command::Promote(a) => promote::run(&settings, &a),
+        Command::Check(a) => check::run(&settings, &a),
     }
 }
 

@@ -2,6 +2,7 @@
 //! JSON (exactly DESIGN.md's contract) and Markdown (a PR-comment table). Drift also gets a
 //! unified diff per target of `tag digest` lines, desired vs live, made with `similar`.
 
+pub mod check;
 mod markdown;
 mod text;
 
