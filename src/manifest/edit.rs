@@ -1068,4 +1068,66 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn second_document_of_a_file_with_a_byte_order_mark() {
+        let s = stream("semver", &releases3());
+        let two = format!(
+            "\u{feff}{}\n---\n{}",
+            channel("\n    - 1.0.0\n"),
+            channel(" []\n").replace("name: next", "name: other")
+        );
+        let files = [file("s.yaml", &s), file("c.yaml", &two)];
+        let before = super::super::load(&files, "policies").unwrap();
+        let e = edit(
+            &files,
+            "policies",
+            &before,
+            Change::Promote {
+                channel: "other",
+                version: "1.2.0",
+            },
+        )
+        .unwrap();
+        let (head, tail) = two.split_at(two.find("---").unwrap());
+        assert_eq!(
+            e.contents,
+            format!(
+                "{head}{}",
+                tail.replace("versions: []\n", "versions:\n    - 1.2.0\n")
+            )
+        );
+        assert_eq!(e.line, 18);
+        let e = promote(&files, "1.2.0").unwrap();
+        assert_eq!(
+            e.contents,
+            two.replacen("    - 1.0.0\n", "    - 1.0.0\n    - 1.2.0\n", 1)
+        );
+        assert_eq!(e.line, 9);
+    }
+
+    #[test]
+    fn flow_mapping_releases_are_refused() {
+        let s = stream(
+            "semver",
+            &format!("\n    - {{version: 1.0.0, digest: {D1}}}\n"),
+        );
+        let files = [file("s.yaml", &s)];
+        let before = super::super::load(&files, "policies").unwrap();
+        let err = edit(
+            &files,
+            "policies",
+            &before,
+            Change::AddRelease {
+                stream: "app",
+                version: "1.1.0",
+                digest: &Digest::parse(D2).unwrap(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.yaml:10:17: releases written as flow mappings (`{version: …, digest: …}`) are not edited; add the release by hand"
+        );
+    }
 }
