@@ -15,8 +15,12 @@ pub struct Context {
     pub config: Config,
     /// The directory relative paths in the config resolve from.
     pub config_dir: PathBuf,
-    /// The local desired-state repository.
+    /// The desired-state repository: the local repository, or for a remote `git.repo` its
+    /// freshly fetched bare mirror in the cache (so every revision read, history walk and
+    /// diff works on either alike; there is no working tree for a remote).
     pub repo: PathBuf,
+    /// The remote `git.repo` was fetched from, when it is a URL.
+    pub remote: Option<git::remote::Mirror>,
 }
 
 /// The desired state read from one revision (or the working tree).
@@ -53,18 +57,40 @@ impl Context {
             None => (Config::default(), PathBuf::from(".")),
         };
         let repo_setting = &config.git.repo.value;
-        if repo_setting.contains("://") || repo_setting.starts_with("git@") {
-            return Err(CliError::Usage(format!(
-                "{}: git.repo `{repo_setting}` is a remote; this version reads local repositories only (clone it and point git.repo at the clone)",
-                config.git.repo.span
-            )));
-        }
-        let repo = config_dir.join(repo_setting);
+        let (repo, remote) = if git::remote::is_remote(repo_setting) {
+            let mirror = Self::fetch_remote(repo_setting)?;
+            (mirror.path.clone(), Some(mirror))
+        } else {
+            (config_dir.join(repo_setting), None)
+        };
         Ok(Context {
             config,
             config_dir,
             repo,
+            remote,
         })
+    }
+
+    /// Fetches a remote `git.repo` into its mirror in the cache (credentials from the URL,
+    /// the environment or the SSH agent). A failed fetch is an error: the copy fetched
+    /// earlier is never read in its place.
+    fn fetch_remote(url: &str) -> Result<git::remote::Mirror, CliError> {
+        let url = git::remote::RemoteUrl::parse(url).map_err(git::GitError::from)?;
+        let cache = git::remote::cache_root().map_err(git::GitError::from)?;
+        let auth = git::remote::Auth::from_env();
+        Ok(git::remote::fetch(&url, &cache, &auth).map_err(git::GitError::from)?)
+    }
+
+    /// The working tree of a local `git.repo`, for the commands that edit files (`add`,
+    /// `promote`); refused for a remote, which has none.
+    pub fn worktree(&self) -> Result<&Path, CliError> {
+        match &self.remote {
+            Some(mirror) => Err(CliError::Usage(format!(
+                "{}: git.repo is the remote {}; editing files needs a working tree: clone it and point git.repo at the clone",
+                self.config.git.repo.span, mirror.url
+            ))),
+            None => Ok(&self.repo),
+        }
     }
 
     /// The directories read from the repository: manifests and policies.
@@ -79,9 +105,19 @@ impl Context {
     /// read; otherwise the revision (`--revision`, else the config's), committed content
     /// only, with a warning when uncommitted changes touch the manifests. Warnings are
     /// printed to stderr.
+    ///
+    /// A remote `git.repo` has no working tree: it is always read at the revision.
     pub fn desired(&self, settings: &Settings, worktree: bool) -> Result<Loaded, CliError> {
         let dirs = self.dirs();
-        let snapshot = if worktree {
+        let snapshot = if let Some(mirror) = &self.remote {
+            let revision = settings
+                .revision
+                .as_deref()
+                .unwrap_or(&self.config.git.revision);
+            let sha = mirror.resolve(revision).map_err(git::GitError::from)?;
+            tracing::info!(url = %mirror.url, revision, commit = %sha, "reading the desired state");
+            git::read_revision(&self.repo, &sha, &dirs)?
+        } else if worktree {
             git::read_worktree(&self.repo, &dirs)?
         } else {
             let revision = settings

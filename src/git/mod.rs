@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod history;
+pub mod remote;
 
 pub use commit::{CommitInfo, commit_info};
 
@@ -62,6 +63,9 @@ pub enum GitError {
         /// Its size.
         size: u64,
     },
+    /// Fetching or resolving a remote `git.repo` failed.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
     /// The repository has no working tree (bare), so it cannot be validated as a worktree.
     #[error("{path} is a bare repository: there is no working tree to validate")]
     Bare {
