@@ -350,7 +350,8 @@ impl KubeApi {
     pub fn fail_next(&self, n: usize, status: u16) {
         self.store().faults.extend(std::iter::repeat_n(status, n));
     }
-    /// Runs `hook` on the store just before the next server-side apply request.
+    /// Runs `hook` on the store just before the next server-side apply request (with the
+    /// store locked: the hook uses the `Store` it is given, never this `KubeApi`).
     pub fn on_next_apply(&self, hook: ApplyHook) {
         self.store().hook = Some(hook);
     }
@@ -858,6 +859,12 @@ fn owned_view(r: Resource, obj: &Value) -> Value {
         if let Some(Value::Object(m)) = o.get_mut("metadata") {
             m.retain(|k, _| k == "labels" || k == "annotations");
         }
+        if o.get("metadata")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            o.remove("metadata");
+        }
     }
     view
 }
@@ -1117,13 +1124,19 @@ fn apply_conflict(r: Resource, name: &str, conflicts: &BTreeMap<String, Vec<Fiel
     let mut lines = Vec::new();
     let mut causes = Vec::new();
     for (manager, paths) in conflicts {
-        lines.push(format!(
-            "conflicts with \"{manager}\" using {}:",
-            r.api_version()
-        ));
+        // As apimachinery words it: one field inline, several as a list.
+        let using = format!("conflict with \"{manager}\" using {}", r.api_version());
+        match paths.as_slice() {
+            [one] => lines.push(format!("{using}: {}", display_path(one))),
+            _ => {
+                lines.push(format!("{}:", using.replacen("conflict", "conflicts", 1)));
+                lines.extend(paths.iter().map(|p| format!("- {}", display_path(p))));
+            }
+        }
         for p in paths {
-            lines.push(format!("- {}", display_path(p)));
-            causes.push(json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\" using {}", r.api_version()), "field": display_path(p)}));
+            let field = display_path(p);
+            causes
+                .push(json!({"reason": "FieldManagerConflict", "message": using, "field": field}));
         }
     }
     let s = if total == 1 { "" } else { "s" };

@@ -114,6 +114,17 @@ async fn configmap_create_get_list_404_delete() {
         "{msg}"
     );
 
+    let stored = server
+        .get(Resource::ConfigMaps, NS, "relsync-state")
+        .unwrap();
+    let ts = stored["metadata"]["creationTimestamp"].as_str().unwrap();
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z'),
+        "RFC 3339 in whole seconds: {ts}"
+    );
+    let managed = &stored["metadata"]["managedFields"][0];
+    assert_eq!(managed["operation"], "Update");
+    assert_eq!(managed["fieldsV1"], json!({"f:data": {"f:state.json": {}}}));
     let list = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].data.as_ref().unwrap()["state.json"], "{}");
