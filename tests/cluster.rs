@@ -33,6 +33,8 @@ impl ClusterRepo {
     fn new() -> ClusterRepo {
         let api = KubeApi::start();
         api.add_namespace(NS);
+        // The kubeconfig context's namespace, where the state ConfigMap lives.
+        api.add_namespace("relsync");
         ClusterRepo::with_api(api)
     }
 
@@ -490,4 +492,52 @@ fn other_api_errors_name_the_object_and_carry_the_apis_message_without_retry() {
     );
     // Not retried: the next request would have succeeded.
     c.relsync(&["plan"]).expect_code(2);
+}
+
+#[test]
+fn history_lives_in_the_state_configmap_and_keeps_the_newest_entries_within_1_mib() {
+    let c = ClusterRepo::new();
+    // A long history already there: 1,200 entries of about 1 KiB.
+    let old: Vec<Value> = (0..1200)
+        .map(|n| {
+            json!({"revision": format!("{n:040}"), "time": "2026-01-01T00:00:00Z",
+                   "author": "Old <old@example.org>", "subject": "x".repeat(1000),
+                   "kind": "sync", "outcome": "succeeded", "summary": "synced"})
+        })
+        .collect();
+    let seeded = serde_json::to_string(&json!({"history": old, "holds": []})).unwrap();
+    assert!(seeded.len() > 1024 * 1024);
+    c.api.insert(
+        Resource::ConfigMaps,
+        "relsync",
+        "relsync",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "relsync-state", "namespace": "relsync"},
+               "data": {"state.json": seeded}}),
+    );
+    c.relsync(&["sync"]).expect_code(0);
+    let head = c.repo.git(&["rev-parse", "HEAD"]);
+    let cm = c
+        .api
+        .get(Resource::ConfigMaps, "relsync", "relsync-state")
+        .expect("the state ConfigMap");
+    let text = cm["data"]["state.json"].as_str().unwrap();
+    assert!(text.len() <= 1024 * 1024, "{} bytes", text.len());
+    let state: Value = serde_json::from_str(text).unwrap();
+    let entries = state["history"].as_array().unwrap();
+    assert_eq!(entries[0]["revision"], head.as_str(), "newest first");
+    assert_eq!(
+        entries[1]["revision"],
+        format!("{:040}", 0),
+        "then the newest old one"
+    );
+    assert!(entries.len() < 1201);
+    assert!(
+        !c.repo.path().join(".relsync").exists(),
+        "no state file with the cluster on"
+    );
+
+    let history = c.relsync(&["history", "-o", "json"]);
+    history.expect_code(0);
+    assert_eq!(history.json()["history"][0]["revision"], head.as_str());
 }

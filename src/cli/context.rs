@@ -108,8 +108,19 @@ impl Context {
     ///
     /// A remote `git.repo` has no working tree: it is always read at the revision.
     pub fn desired(&self, settings: &Settings, worktree: bool) -> Result<Loaded, CliError> {
+        self.desired_with(settings, worktree, None)
+    }
+
+    /// [`Context::desired`], with the policies read at `policies_at` instead of the
+    /// revision when given (a rollback is judged by the policies of the branch tip).
+    pub fn desired_with(
+        &self,
+        settings: &Settings,
+        worktree: bool,
+        policies_at: Option<&str>,
+    ) -> Result<Loaded, CliError> {
         let dirs = self.dirs();
-        let snapshot = if let Some(mirror) = &self.remote {
+        let mut snapshot = if let Some(mirror) = &self.remote {
             let revision = settings
                 .revision
                 .as_deref()
@@ -136,6 +147,16 @@ impl Context {
             }
             snap
         };
+        // (With policies at the repository root they cannot be told apart from the
+        // manifests: then the revision's own are used.)
+        let policies = self.config.git.policies.trim_matches('/');
+        if let Some(at) = policies_at.filter(|_| !policies.is_empty() && policies != ".") {
+            let tip = git::read_revision(&self.repo, at, &[policies])?;
+            let prefix = format!("{policies}/");
+            snapshot.files.retain(|f| !f.path.starts_with(&prefix));
+            snapshot.files.extend(tip.files);
+            snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
+        }
         let manifests = manifest::load(&snapshot.files, &self.config.git.policies)
             .map_err(CliError::Invalid)?;
         for w in manifests.warnings.iter() {

@@ -11,6 +11,7 @@ pub fn run(settings: &Settings, args: &DriftArgs) -> Result<i32, CliError> {
         prune: args.prune,
         allow_deletes: None,
         channel: args.channel.clone(),
+        ..PlanFlags::default()
     };
     // Drift shows every live tag, claimed or not.
     let o = planned::observe_now(settings, &flags, true, &super::runtime()?)?;

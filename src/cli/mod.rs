@@ -7,9 +7,11 @@ mod add;
 mod check;
 mod context;
 mod drift;
+mod history;
 mod plan;
 mod planned;
 mod promote;
+mod rollback;
 mod sync;
 mod validate;
 
@@ -68,6 +70,30 @@ pub enum Command {
     /// maxDeletesPerSync); print the change base → head and, apart, live drift. Exit 0 pass,
     /// 1 fail (policy files needing review and live drift never fail it).
     Check(CheckArgs),
+    /// Sync to the desired state of an earlier revision (judged by the branch tip's
+    /// policies) and hold it until the branch tip moves. Exit 0 done, 1 error.
+    Rollback(RollbackArgs),
+    /// Revisions synced, when, by whose commit, and the outcome; newest first. Exit 0.
+    History(HistoryArgs),
+}
+
+/// Flags of `rollback`.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The revision whose desired state to go back to (a sha, tag or branch).
+    #[arg(long, value_name = "REV")]
+    pub to_revision: String,
+    /// Only the tags this channel claims (shared ones included); the hold is this channel's.
+    #[arg(long, value_name = "N")]
+    pub channel: Option<String>,
+}
+
+/// Flags of `history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Output format (`json`: the stored state, `{"history": [...], "holds": [...]}`).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// Flags of `check`.
@@ -266,6 +292,8 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Add(a) => add::run(&settings, &a),
         Command::Promote(a) => promote::run(&settings, &a),
         Command::Check(a) => check::run(&settings, &a),
+        Command::Rollback(a) => rollback::run(&settings, &a),
+        Command::History(a) => history::run(&settings, &a),
     }
 }
 

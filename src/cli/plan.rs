@@ -10,6 +10,7 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> Result<i32, CliError> {
         prune: args.prune,
         allow_deletes: args.allow_deletes,
         channel: args.channel.clone(),
+        ..PlanFlags::default()
     };
     let planned = planned::plan_now(settings, &flags, &super::runtime()?)?;
     print!(

@@ -16,11 +16,16 @@ pub struct PlanFlags {
     pub allow_deletes: Option<u32>,
     /// `--channel N`.
     pub channel: Option<String>,
+    /// Judge with the policies at this revision instead of the desired state's own
+    /// (`rollback`: the policies of the branch tip still apply).
+    pub policies_at: Option<String>,
 }
 
 /// A plan with what it was made from.
 #[derive(Debug)]
 pub struct Planned {
+    /// The config and repository.
+    pub ctx: Context,
     /// The desired state at the revision.
     pub loaded: Loaded,
     /// The registry routes (reused to apply the plan).
@@ -36,6 +41,8 @@ pub struct Planned {
 /// The desired state at the revision and the live state of its targets.
 #[derive(Debug)]
 pub struct Observed {
+    /// The config and repository.
+    pub ctx: Context,
     /// The desired state at the revision.
     pub loaded: Loaded,
     /// The registry routes (reused to apply a plan).
@@ -59,7 +66,7 @@ pub fn observe_now(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Observed, CliError> {
     let ctx = Context::load(settings)?;
-    let loaded = ctx.desired(settings, false)?;
+    let loaded = ctx.desired_with(settings, false, flags.policies_at.as_deref())?;
     Context::check_channel(&loaded, flags.channel.as_deref())?;
     let options = PlanOptions {
         prune: flags.prune || ctx.config.sync.prune,
@@ -94,6 +101,7 @@ pub fn observe_now(
         "registry requests to observe"
     );
     Ok(Observed {
+        ctx,
         loaded,
         registries,
         cluster,
@@ -117,6 +125,7 @@ pub fn plan_now(
         &o.options,
     );
     Ok(Planned {
+        ctx: o.ctx,
         loaded: o.loaded,
         registries: o.registries,
         cluster: o.cluster,

@@ -1,0 +1,118 @@
+//! `relsync history`: each sync's revision, time, commit author and outcome, newest first,
+//! and the rollback holds in force.
+
+use super::{CliError, Context, HistoryArgs, OutputFormat, Settings};
+use crate::cluster::Cluster;
+use crate::state::StateStore;
+
+/// Prints the history; exit 0.
+pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
+    let ctx = Context::load(settings)?;
+    let runtime = super::runtime()?;
+    let cluster = match ctx.config.cluster.enabled {
+        true => Some(runtime.block_on(Cluster::connect())?),
+        false => None,
+    };
+    let store = StateStore::new(&ctx.config_dir, cluster);
+    let state = runtime
+        .block_on(store.load())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    match args.output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&state)
+                .map_err(|e| CliError::Usage(format!("cannot render the history: {e}")))?;
+            println!("{text}");
+        }
+        OutputFormat::Text | OutputFormat::Markdown => {
+            let md = matches!(args.output, OutputFormat::Markdown);
+            print!("{}", render(&state, md));
+        }
+    }
+    Ok(0)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// The history as an aligned table (or a Markdown table), holds first.
+fn render(state: &crate::state::SyncState, markdown: bool) -> String {
+    let mut out = String::new();
+    for h in &state.holds {
+        let scope = h
+            .channel
+            .as_ref()
+            .map_or("every channel".to_string(), |c| format!("channel {c}"));
+        out.push_str(&format!(
+            "hold: {scope} kept at {} (rollback at {}) until {} moves from {}\n",
+            short(&h.revision),
+            h.time,
+            h.branch,
+            short(&h.tip)
+        ));
+    }
+    if state.history.is_empty() {
+        out.push_str("no sync recorded yet\n");
+        return out;
+    }
+    if !state.holds.is_empty() {
+        out.push('\n');
+    }
+    let header = ["TIME", "REVISION", "KIND", "OUTCOME", "AUTHOR", "SUMMARY"];
+    let rows: Vec<[String; 6]> = state
+        .history
+        .iter()
+        .map(|e| {
+            let kind = match &e.channel {
+                Some(c) => format!("{} ({c})", kind_name(e.kind)),
+                None => kind_name(e.kind).to_string(),
+            };
+            [
+                e.time.clone(),
+                short(&e.revision).to_string(),
+                kind,
+                e.outcome.to_string(),
+                e.author.clone(),
+                e.summary.clone(),
+            ]
+        })
+        .collect();
+    if markdown {
+        out.push_str(&format!("| {} |\n", header.join(" | ")));
+        out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+        for r in &rows {
+            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        return out;
+    }
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header.to_vec()));
+    for r in &rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn kind_name(kind: crate::state::EntryKind) -> &'static str {
+    match kind {
+        crate::state::EntryKind::Sync => "sync",
+        crate::state::EntryKind::Rollback => "rollback",
+    }
+}
