@@ -6,6 +6,7 @@ mod util;
 mod chart;
 mod cli;
 mod cluster;
+mod history;
 mod kube_api;
 mod kube_api_tests;
 mod manifests;
