@@ -541,3 +541,34 @@ fn history_lives_in_the_state_configmap_and_keeps_the_newest_entries_within_1_mi
     history.expect_code(0);
     assert_eq!(history.json()["history"][0]["revision"], head.as_str());
 }
+
+#[test]
+fn two_channels_sharing_one_imagestream_are_applied_together_once() {
+    let c = ClusterRepo::new();
+    let next = "manifests/channels/4-scos-next.yaml";
+    let text = c.repo.read(next);
+    let edited = text.replace(
+        "  tags: [4-scos-next]\n",
+        "  tags: [4-scos-next]\n  imageStream:\n    namespace: origin\n    name: release-scos\n",
+    );
+    assert_ne!(text, edited);
+    c.repo.write(next, &edited);
+    c.repo.commit("next publishes into the same ImageStream");
+    c.relsync(&["sync"]).expect_code(0);
+    assert_eq!(c.applies(), 1, "one apply for both channels");
+    let names: Vec<String> = c.spec_tags().into_iter().map(|(t, _)| t).collect();
+    for tag in [
+        "4-scos-next",
+        "4-scos-stable",
+        V414,
+        V415,
+        "4.16.0-0.okd-scos-2024-09-24-151747",
+    ] {
+        assert!(names.iter().any(|n| n == tag), "{tag} missing: {names:?}");
+    }
+    let tags = c.spec_tags();
+    assert!(
+        tags.contains(&("4-scos-next".into(), pull(D416))),
+        "{tags:?}"
+    );
+}
