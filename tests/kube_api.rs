@@ -201,11 +201,7 @@ impl KubeApi {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let token = format!(
-            "sha256~{:016x}{:016x}",
-            fastrand::u64(..),
-            fastrand::u64(..)
-        );
+        let token = format!("sha256~{:032x}", fastrand::u128(..));
         let store = Store {
             objects: BTreeMap::new(),
             namespaces: BTreeSet::new(),
@@ -218,8 +214,9 @@ impl KubeApi {
             hook: None,
             requests: Vec::new(),
         };
+        let (store, shutdown_rx) = (Mutex::new(store), shutdown_rx);
         let shared = Arc::new(Shared {
-            store: Mutex::new(store),
+            store,
             token,
             shutdown: shutdown_rx,
         });
@@ -277,52 +274,43 @@ impl KubeApi {
         self.store().namespaces.insert(ns.to_string());
     }
     /// The stored object, if any.
-    pub fn get(&self, resource: Resource, ns: &str, name: &str) -> Option<Value> {
-        self.store().get(resource, ns, name)
+    pub fn get(&self, r: Resource, ns: &str, name: &str) -> Option<Value> {
+        self.store().get(r, ns, name)
     }
     /// Seeds `obj` by a forced server-side apply as `manager` (creating `ns` if needed),
     /// so `manager` owns its fields; returns the stored object.
-    pub fn insert(&self, resource: Resource, ns: &str, manager: &str, obj: Value) -> Value {
-        let mut store = self.store();
+    pub fn insert(&self, r: Resource, ns: &str, manager: &str, obj: Value) -> Value {
+        let (mut store, name) = (self.store(), name_of(&obj));
         store.namespaces.insert(ns.to_string());
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .expect("metadata.name")
-            .to_string();
-        store
-            .apply(resource, ns, &name, manager, obj, true)
-            .expect("seed apply");
-        store.get(resource, ns, &name).expect("seeded")
+        store.apply(r, ns, &name, manager, obj, true).expect("seed");
+        store.get(r, ns, &name).expect("seeded")
     }
     /// Server-side apply as `manager` (what another client would do).
     pub fn apply_as(
         &self,
-        resource: Resource,
+        r: Resource,
         ns: &str,
         manager: &str,
         obj: Value,
         force: bool,
     ) -> Outcome {
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        self.store().apply(resource, ns, &name, manager, obj, force)
+        self.store()
+            .apply(r, ns, &name_of(&obj), manager, obj, force)
     }
     /// A JSON merge patch as `manager` (operation Update).
     pub fn merge_patch_as(
         &self,
-        resource: Resource,
+        r: Resource,
         ns: &str,
         name: &str,
-        manager: &str,
+        by: &str,
         patch: Value,
     ) -> Outcome {
-        self.store().merge_patch(resource, ns, name, manager, patch)
+        self.store().merge_patch(r, ns, name, by, patch)
     }
     /// Deletes an object; `false` if it was absent.
-    pub fn delete(&self, resource: Resource, ns: &str, name: &str) -> bool {
-        self.store().delete(resource, ns, name).is_ok()
+    pub fn delete(&self, r: Resource, ns: &str, name: &str) -> bool {
+        self.store().delete(r, ns, name).is_ok()
     }
     /// Sets when imports happen.
     pub fn set_import_mode(&self, mode: ImportMode) {
@@ -331,15 +319,12 @@ impl KubeApi {
     /// Makes every import of tag `tag` of ImageStream `ns/name` fail with `message`.
     pub fn fail_import(&self, ns: &str, name: &str, tag: &str, message: &str) {
         let key = (ns.to_string(), name.to_string(), tag.to_string());
-        self.store()
-            .import_failures
-            .insert(key, message.to_string());
+        self.store().import_failures.insert(key, message.into());
     }
     /// Undoes [`KubeApi::fail_import`] for that tag.
     pub fn clear_import_failure(&self, ns: &str, name: &str, tag: &str) {
-        self.store()
-            .import_failures
-            .remove(&(ns.to_string(), name.to_string(), tag.to_string()));
+        let key = (ns.to_string(), name.to_string(), tag.to_string());
+        self.store().import_failures.remove(&key);
     }
     /// Imports every ImageStream tag that is behind its spec, now.
     pub fn import_now(&self) {
@@ -372,6 +357,13 @@ impl Drop for KubeApi {
             let _ = t.join();
         }
     }
+}
+
+fn name_of(obj: &Value) -> String {
+    obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn now() -> String {
@@ -438,10 +430,7 @@ impl Store {
     /// POST: creates `obj` as `manager` (operation Update).
     pub fn create(&mut self, r: Resource, ns: &str, manager: &str, obj: Value) -> Outcome {
         self.check_namespace(ns)?;
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = name_of(&obj);
         if name.is_empty() {
             let message = format!(
                 "{} \"\" is invalid: metadata.name: Required value",
