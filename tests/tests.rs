@@ -6,6 +6,7 @@ mod util;
 mod chart;
 mod cli;
 mod cluster;
+mod git_remote;
 mod history;
 mod kube_api;
 mod kube_api_tests;

@@ -23,7 +23,7 @@ pub(super) fn load_worktree(ctx: &Context) -> Result<(Vec<SourceFile>, Manifests
         ctx.config.git.path.as_str(),
         ctx.config.git.policies.as_str(),
     ];
-    let snapshot = git::read_worktree(&ctx.repo, &dirs)?;
+    let snapshot = git::read_worktree(ctx.worktree()?, &dirs)?;
     let manifests =
         manifest::load(&snapshot.files, &ctx.config.git.policies).map_err(CliError::Invalid)?;
     Ok((snapshot.files, manifests))

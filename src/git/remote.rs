@@ -382,8 +382,12 @@ pub fn fetch(url: &RemoteUrl, cache_root: &Path, auth: &Auth) -> Result<Mirror, 
     let key = url.cache_key();
     let path = git_dir.join(&key);
     let _lock = CacheLock::acquire(&git_dir.join(format!("{key}.lock")), url)?;
-    let had_copy = path.exists();
     let repo = open_or_init(&path, url)?;
+    // Whether an earlier fetch brought anything (a failed first fetch leaves an empty mirror).
+    let had_copy = repo
+        .references()
+        .map(|mut refs| refs.next().is_some())
+        .unwrap_or(false);
 
     let fetch_err = |e: git2::Error, state: &AuthState| RemoteError::Fetch {
         url: url.shown.clone(),
