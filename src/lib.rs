@@ -23,6 +23,7 @@
 //!   its terminal display.
 //! - [`state`]: sync history and rollback holds, in `.relsync/state.json` or, with the
 //!   cluster on, the ConfigMap `relsync-state`.
+//! - [`controller`]: `serve`, the Argo CD-style loop with its HTTP surface.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
 //!
 //! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
@@ -32,6 +33,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod desired;
 pub mod digest;
 pub mod git;

@@ -1,0 +1,76 @@
+//! What `serve` knows and shows: per channel a sync state with the last revision, error,
+//! time and drift (`GET /api/v1/status`, DESIGN.md "serve's status API"), plus what the
+//! status page shows beside it (recent history, holds, leadership).
+
+use serde::Serialize;
+
+use crate::plan::DriftItem;
+use crate::state::{HistoryEntry, Hold};
+
+/// A channel's sync state, Argo CD style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum ChannelState {
+    /// Live matches Git for every tag the channel claims.
+    Synced,
+    /// Some tag the channel claims differs from Git.
+    OutOfSync,
+    /// The last sync of the channel failed (an action failed, a conflict, a refusal).
+    Degraded,
+    /// Not observed yet, or the last observation failed.
+    #[default]
+    Unknown,
+}
+
+impl ChannelState {
+    /// `Synced`, `OutOfSync`, `Degraded` or `Unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::Synced => "Synced",
+            ChannelState::OutOfSync => "OutOfSync",
+            ChannelState::Degraded => "Degraded",
+            ChannelState::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One channel in the status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelStatus {
+    /// The channel's name.
+    pub name: String,
+    /// Its sync state.
+    pub state: ChannelState,
+    /// The revision its live state was last synced to (or observed against).
+    pub revision: Option<String>,
+    /// When it was last synced (RFC 3339), if ever by this process.
+    pub last_sync: Option<String>,
+    /// The last error about it (a failed action, a conflict, an observation failure).
+    pub last_error: Option<String>,
+    /// Its drift items, `ok` rows included (DESIGN.md's drift item shape).
+    pub drift: Vec<DriftItem>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Status {
+    /// The revision of the last reconcile (`None` before the first).
+    pub revision: Option<String>,
+    /// Every channel, by name.
+    pub channels: Vec<ChannelStatus>,
+    /// Recent sync history, newest first (the page shows it; not in the JSON).
+    #[serde(skip)]
+    pub history: Vec<HistoryEntry>,
+    /// Rollback holds in force (the page shows them; not in the JSON).
+    #[serde(skip)]
+    pub holds: Vec<Hold>,
+    /// Whether this replica leads (writes).
+    #[serde(skip)]
+    pub leader: bool,
+    /// When the last reconcile ended (RFC 3339).
+    #[serde(skip)]
+    pub last_reconcile: Option<String>,
+    /// The last reconcile's error, if it failed as a whole.
+    #[serde(skip)]
+    pub last_error: Option<String>,
+}
