@@ -4,6 +4,7 @@
 mod util;
 
 mod chart;
+mod check;
 mod cli;
 mod cluster;
 mod git_remote;
