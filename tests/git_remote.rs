@@ -21,7 +21,7 @@ use crate::util::{Repo, Run, copy_dir, free_port, project};
 
 /// `git daemon` serving every repository below a base directory on a free loopback port;
 /// killed on drop.
-struct GitDaemon {
+pub struct GitDaemon {
     child: Child,
     port: u16,
 }
@@ -43,7 +43,7 @@ fn git_daemon() -> PathBuf {
 }
 
 impl GitDaemon {
-    fn start(base: &Path) -> GitDaemon {
+    pub fn start(base: &Path) -> GitDaemon {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -84,7 +84,7 @@ impl GitDaemon {
         );
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("git://127.0.0.1:{}/{path}", self.port)
     }
 }

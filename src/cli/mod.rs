@@ -12,6 +12,7 @@ mod plan;
 mod planned;
 mod promote;
 mod rollback;
+mod serve;
 mod sync;
 mod validate;
 
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use context::Context;
+pub use context::{Context, Loaded};
 
 use crate::manifest::Diagnostics;
 use crate::report::{Format, Style};
@@ -75,6 +76,17 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Revisions synced, when, by whose commit, and the outcome; newest first. Exit 0.
     History(HistoryArgs),
+    /// The controller: sync continuously (poll and webhooks), serve health, metrics, the
+    /// status API and page. Runs until SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on for health, metrics, status and webhooks.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 /// Flags of `rollback`.
@@ -294,6 +306,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Check(a) => check::run(&settings, &a),
         Command::Rollback(a) => rollback::run(&settings, &a),
         Command::History(a) => history::run(&settings, &a),
+        Command::Serve(a) => serve::run(&settings, &a),
     }
 }
 

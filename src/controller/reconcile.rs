@@ -1,0 +1,403 @@
+//! One reconcile of `serve`, a plain function of what Git says and what is live:
+//!
+//! 1. read Git (a remote is fetched first) and recompute the whole desired state — cheap,
+//!    and streams, policies and floating tags span files;
+//! 2. honour a rollback hold (DESIGN.md "Rollback"): while the branch tip is the one the
+//!    hold recorded, keep the held revision's desired state (judged by the tip's
+//!    policies), or leave a held channel's tags alone; once the tip moves, the hold ends;
+//! 3. observe the targets and the cluster, plan, and compute each channel's drift;
+//! 4. apply — only when leading, with `sync.auto`, and when Git changed since the last
+//!    successful sync or `sync.selfHeal` is on (a failed sync is retried on the next
+//!    pass either way) — then record the sync in the history and observe again;
+//! 5. publish each channel's state (Synced / OutOfSync / Degraded / Unknown) with its
+//!    revision, last sync, last error and drift, and the metrics.
+//!
+//! A failure to read Git or observe makes every channel `Unknown` and is returned to the
+//! loop, whose error policy backs off.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::Shared;
+use super::leader::Leadership;
+use super::schedule::{Reconcile, Trigger};
+use super::status::{ChannelState, ChannelStatus};
+use crate::apply::{self, ApplyOptions, ImageStreamTargets};
+use crate::cli::{Context, Loaded, Settings};
+use crate::cluster::Cluster;
+use crate::git;
+use crate::observe::{self, ObserveOptions};
+use crate::plan::{self, Action, ObservedState, Plan, PlanOptions};
+use crate::registry::Registries;
+use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome};
+
+/// How many history entries the status page shows.
+const RECENT_HISTORY: usize = 20;
+
+/// Why a reconcile failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconcileError(String);
+
+/// What one channel's status remembers between passes.
+#[derive(Debug, Default, Clone)]
+struct ChannelMemory {
+    last_sync: Option<String>,
+    last_error: Option<String>,
+}
+
+/// What the reconciler remembers between passes.
+#[derive(Debug, Default)]
+struct Memory {
+    /// The revision last synced with success.
+    synced: Option<String>,
+    channels: BTreeMap<String, ChannelMemory>,
+    /// Registry requests by status already counted into the metrics.
+    counted_requests: BTreeMap<String, u64>,
+}
+
+/// The GitOps reconciler of `serve`.
+pub struct GitOps {
+    settings: Settings,
+    shared: Arc<Shared>,
+    leadership: Leadership,
+    registries: Registries,
+    cluster: Option<Cluster>,
+    memory: Mutex<Memory>,
+}
+
+impl std::fmt::Debug for GitOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitOps").finish_non_exhaustive()
+    }
+}
+
+/// What a pass read from Git.
+struct Read {
+    ctx: Context,
+    loaded: Loaded,
+    held_channels: BTreeSet<String>,
+}
+
+impl GitOps {
+    /// A reconciler reading Git as `settings` say, writing through `registries` and
+    /// `cluster`, publishing into `shared`, writing only while `leadership` says so.
+    pub fn new(
+        settings: Settings,
+        shared: Arc<Shared>,
+        leadership: Leadership,
+        registries: Registries,
+        cluster: Option<Cluster>,
+    ) -> GitOps {
+        GitOps {
+            settings,
+            shared,
+            leadership,
+            registries,
+            cluster,
+            memory: Mutex::new(Memory::default()),
+        }
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads Git, with the hold in force applied.
+    async fn read(&self) -> Result<Read, ReconcileError> {
+        let settings = self.settings.clone();
+        let (ctx, tip) = tokio::task::spawn_blocking(move || {
+            let ctx = Context::load(&settings)?;
+            let branch = settings
+                .revision
+                .clone()
+                .unwrap_or_else(|| ctx.config.git.revision.clone());
+            let tip = git::commit_info(&ctx.repo, &branch)?;
+            Ok::<_, crate::cli::CliError>((ctx, tip))
+        })
+        .await
+        .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
+        .map_err(|e| ReconcileError(e.to_string()))?;
+
+        let store = StateStore::new(&ctx.config_dir, self.cluster.clone());
+        let mut state = store
+            .load()
+            .await
+            .map_err(|e| ReconcileError(e.to_string()))?;
+        if state.holds.iter().any(|h| h.tip != tip.sha) && self.leadership.is_leader() {
+            match store.update(|s| drop(s.release_moved(&tip.sha))).await {
+                Ok(s) => {
+                    tracing::info!(tip = tip.sha, "the branch moved: rollback holds ended");
+                    state = s;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot end the rollback holds"),
+            }
+        }
+        let whole = state
+            .holds
+            .iter()
+            .find(|h| h.channel.is_none() && h.tip == tip.sha)
+            .map(|h| h.revision.clone());
+        let held_channels = state
+            .holds
+            .iter()
+            .filter(|h| h.tip == tip.sha)
+            .filter_map(|h| h.channel.clone())
+            .collect();
+        let settings = Settings {
+            revision: Some(whole.clone().unwrap_or(tip.sha.clone())),
+            ..self.settings.clone()
+        };
+        let policies_at = whole.as_ref().map(|_| tip.sha.clone());
+        let (ctx, loaded) = tokio::task::spawn_blocking(move || {
+            let loaded = ctx.desired_with(&settings, false, policies_at.as_deref())?;
+            Ok::<_, crate::cli::CliError>((ctx, loaded))
+        })
+        .await
+        .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
+        .map_err(|e| ReconcileError(e.to_string()))?;
+        Ok(Read {
+            ctx,
+            loaded,
+            held_channels,
+        })
+    }
+
+    /// Observes the registries and the cluster for `read`'s desired state.
+    async fn observe(&self, read: &Read) -> Result<ObservedState, ReconcileError> {
+        let desired = &read.loaded.desired;
+        let options = ObserveOptions {
+            resolve_unclaimed: true,
+        };
+        let registry = observe::observe(desired, &self.registries, &options);
+        let cluster = async {
+            match &self.cluster {
+                Some(c) => c
+                    .observe_image_streams(desired.image_streams.keys())
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (observed, image_streams) = tokio::join!(registry, cluster);
+        let mut observed = observed.map_err(|e| ReconcileError(e.to_string()))?;
+        observed.image_streams = image_streams.map_err(|e| ReconcileError(e.to_string()))?;
+        Ok(observed)
+    }
+
+    /// Applies `plan`, records it, and notes per channel what went wrong.
+    async fn apply(&self, read: &Read, plan: &Plan, observed: &ObservedState) -> SyncOutcome {
+        let desired = &read.loaded.desired;
+        let options = ApplyOptions {
+            progress: false,
+            sources: apply::content_sources(desired),
+            image_streams: self.cluster.clone().map(|cluster| ImageStreamTargets {
+                cluster,
+                desired: desired.image_streams.clone(),
+                observed: observed.image_streams.clone().unwrap_or_default(),
+            }),
+            ..ApplyOptions::default()
+        };
+        let report = apply::apply(plan, &self.registries, &options).await;
+        let ok = report.succeeded() && plan.conflicts.is_empty();
+        let outcome = match (&report.refused, ok) {
+            (Some(_), _) => SyncOutcome::Refused,
+            (None, true) => SyncOutcome::Succeeded,
+            (None, false) => SyncOutcome::Failed,
+        };
+        let metrics = &self.shared.metrics;
+        metrics.synced(&outcome.to_string());
+        metrics.mirrored(report.stats.images, report.stats.bytes_copied);
+        tracing::info!(outcome = %outcome, summary = report.summary(), "synced");
+        {
+            let now = crate::state::now();
+            let mut memory = self.memory();
+            let channels: BTreeSet<&String> =
+                plan.actions.iter().flat_map(|a| &a.channels).collect();
+            for c in channels {
+                let m = memory.channels.entry(c.clone()).or_default();
+                m.last_sync = Some(now.clone());
+                m.last_error = None;
+            }
+            for r in &report.results {
+                if let Some(problem) = r.problem() {
+                    for c in &r.action.channels {
+                        memory.channels.entry(c.clone()).or_default().last_error =
+                            Some(problem.clone());
+                    }
+                }
+            }
+            if let Some(refusal) = &report.refused {
+                for c in read.loaded.manifests.channels.keys() {
+                    memory.channels.entry(c.clone()).or_default().last_error =
+                        Some(format!("plan refused: {refusal}"));
+                }
+            }
+            if outcome == SyncOutcome::Succeeded {
+                memory.synced = Some(read.loaded.revision.clone());
+            }
+        }
+        let commit = git::commit_info(&read.ctx.repo, &read.loaded.revision).ok();
+        let entry = HistoryEntry {
+            revision: read.loaded.revision.clone(),
+            time: crate::state::now(),
+            author: commit
+                .as_ref()
+                .map(|c| c.author.clone())
+                .unwrap_or_default(),
+            subject: commit.map(|c| c.subject).unwrap_or_default(),
+            kind: EntryKind::Sync,
+            channel: None,
+            outcome,
+            summary: report.summary(),
+        };
+        let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
+        if let Err(e) = store.update(|s| s.record(entry.clone())).await {
+            tracing::warn!(error = %e, "cannot record the sync in the history");
+        }
+        outcome
+    }
+
+    /// Publishes the status of every channel and the metrics.
+    async fn publish(&self, read: &Read, observed: &ObservedState, options: &PlanOptions) {
+        let desired = &read.loaded.desired;
+        let memory = self.memory().channels.clone();
+        let mut channels = Vec::new();
+        for name in read.loaded.manifests.channels.keys() {
+            let narrowed = PlanOptions {
+                channel: Some(name.clone()),
+                ..options.clone()
+            };
+            let drift = plan::drift(&read.loaded.revision, desired, observed, &narrowed);
+            let counted = drift.items.iter().filter(|i| i.counts).count();
+            let m = memory.get(name).cloned().unwrap_or_default();
+            let state = if m.last_error.is_some() {
+                ChannelState::Degraded
+            } else if counted > 0 {
+                ChannelState::OutOfSync
+            } else {
+                ChannelState::Synced
+            };
+            self.shared.metrics.set_drift(name, counted);
+            channels.push(ChannelStatus {
+                name: name.clone(),
+                state,
+                revision: Some(read.loaded.revision.clone()),
+                last_sync: m.last_sync,
+                last_error: m.last_error,
+                drift: drift.items,
+            });
+        }
+        let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
+        let state = store.load().await.unwrap_or_default();
+        let leader = self.leadership.is_leader();
+        self.shared.update_status(|s| {
+            s.revision = Some(read.loaded.revision.clone());
+            s.channels = channels;
+            s.history = state.history.into_iter().take(RECENT_HISTORY).collect();
+            s.holds = state.holds;
+            s.leader = leader;
+            s.last_reconcile = Some(crate::state::now());
+            s.last_error = None;
+        });
+        self.count_requests();
+    }
+
+    /// Feeds the registry requests made since the last count into the metrics.
+    fn count_requests(&self) {
+        let now = self.registries.requests_by_status();
+        let mut memory = self.memory();
+        for (status, n) in &now {
+            let before = memory.counted_requests.get(status).copied().unwrap_or(0);
+            if *n > before {
+                self.shared.metrics.registry_requests(status, n - before);
+            }
+        }
+        memory.counted_requests = now;
+    }
+
+    /// Marks every channel Unknown after a failed pass.
+    fn publish_failure(&self, error: &ReconcileError) {
+        let leader = self.leadership.is_leader();
+        self.shared.update_status(|s| {
+            for c in &mut s.channels {
+                c.state = ChannelState::Unknown;
+                c.last_error = Some(error.to_string());
+            }
+            s.leader = leader;
+            s.last_reconcile = Some(crate::state::now());
+            s.last_error = Some(error.to_string());
+        });
+    }
+
+    async fn pass(&self, trigger: Trigger) -> Result<(), ReconcileError> {
+        let read = self.read().await?;
+        let config = &read.ctx.config;
+        let options = PlanOptions {
+            prune: config.sync.prune,
+            allow_deletes: None,
+            channel: None,
+        };
+        let mut observed = self.observe(&read).await?;
+        let mut plan = plan::plan(
+            &read.loaded.revision,
+            &read.loaded.desired,
+            &observed,
+            &read.loaded.manifests.policy,
+            &options,
+        );
+        // A held channel's tags stay as the rollback left them.
+        let held: BTreeSet<(String, String)> = read
+            .held_channels
+            .iter()
+            .filter_map(|c| read.loaded.desired.channel_claims.get(c))
+            .flatten()
+            .cloned()
+            .collect();
+        plan.actions
+            .retain(|a: &Action| !held.contains(&(a.target.to_string(), a.tag.clone())));
+        let git_changed = self.memory().synced.as_deref() != Some(&read.loaded.revision);
+        let leader = self.leadership.is_leader();
+        let wanted = config.sync.auto && (git_changed || config.sync.self_heal);
+        tracing::info!(
+            revision = read.loaded.revision,
+            actions = plan.actions.len(),
+            git_changed,
+            leader,
+            ?trigger,
+            "planned"
+        );
+        if (!plan.actions.is_empty() || plan.refusal.is_some()) && wanted && leader {
+            self.apply(&read, &plan, &observed).await;
+            observed = self.observe(&read).await?;
+        } else if plan.actions.is_empty() && plan.refusal.is_none() {
+            let mut memory = self.memory();
+            memory.synced = Some(read.loaded.revision.clone());
+            // In sync: what was wrong is over.
+            for m in memory.channels.values_mut() {
+                m.last_error = None;
+            }
+        }
+        self.publish(&read, &observed, &options).await;
+        Ok(())
+    }
+}
+
+impl Reconcile for GitOps {
+    type Error = ReconcileError;
+
+    async fn reconcile(&self, trigger: Trigger) -> Result<(), ReconcileError> {
+        let started = Instant::now();
+        let result = self.pass(trigger).await;
+        self.shared
+            .metrics
+            .reconciled(started.elapsed().as_secs_f64());
+        self.shared.metrics.set_leader(self.leadership.is_leader());
+        match &result {
+            Ok(()) => self.shared.set_ready(true),
+            Err(e) => self.publish_failure(e),
+        }
+        result
+    }
+}

@@ -1,0 +1,322 @@
+//! `relsync serve` end to end: a real docker-registry, a `git daemon` remote, webhooks,
+//! self-heal, status, metrics and a graceful stop; and leader hand-over on a Lease of the
+//! test API server.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+
+use crate::git_remote::GitDaemon;
+use crate::kube_api::KubeApi;
+use crate::util::{Content, Repo, TestRegistry, block_on, free_port, http_status};
+
+const SECRET: &str = "webhook-s3cret-for-tests";
+
+/// A running `relsync serve`, stopped (SIGKILL) on drop if still running.
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Serve {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relsync"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1")
+            .env("RELSYNC_WEBHOOK_SECRET", SECRET)
+            .env("RELSYNC_CACHE_DIR", dir.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start relsync serve");
+        let serve = Serve { child, port };
+        serve.wait_until("ready", |s| http_status(s.port, "/readyz") == Some(200));
+        serve
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn get(&self, path: &str) -> String {
+        block_on(async {
+            reqwest::get(self.url(path))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.get("/api/v1/status")).unwrap()
+    }
+
+    /// Sends a signed GitHub push webhook; returns the HTTP status.
+    fn push_hook(&self) -> u16 {
+        let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&body);
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        block_on(async {
+            reqwest::Client::new()
+                .post(self.url("/api/v1/webhook"))
+                .header("X-GitHub-Event", "push")
+                .header("X-Hub-Signature-256", signature)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    }
+
+    #[track_caller]
+    fn wait_until(&self, what: &str, mut done: impl FnMut(&Serve) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("serve: {what} did not happen within 60 s");
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("serve did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The digest a tag holds in the registry.
+fn tag_digest(registry: &TestRegistry, repo: &str, tag: &str) -> Option<String> {
+    let url = format!("{}/v2/{repo}/manifests/{tag}", registry.base_url());
+    block_on(async {
+        let res = reqwest::Client::new()
+            .head(url)
+            .header(
+                "Accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .send()
+            .await
+            .ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        res.headers()
+            .get("docker-content-digest")
+            .map(|v| v.to_str().unwrap().to_string())
+    })
+}
+
+#[test]
+fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gracefully() {
+    let registry = TestRegistry::start();
+    let pusher = registry.pusher();
+    let host = registry.host();
+    let (v1, v2) = block_on(async {
+        (
+            pusher.push_index("src/release", "4.1.0", "serve-v1").await,
+            pusher.push_index("src/release", "4.2.0", "serve-v2").await,
+        )
+    });
+
+    // The desired state, pushed to a bare repository served by git daemon.
+    let work = Repo::new();
+    work.write(
+        "manifests/stream.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata:\n  name: rel\nspec:\n  source: {host}/src/release\n  target: {host}/dst/release\n  releases:\n    - version: 4.1.0\n      digest: {}\n    - version: 4.2.0\n      digest: {}\n",
+            v1.index, v2.index
+        ),
+    );
+    let channel = |versions: &str| {
+        format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata:\n  name: stable\nspec:\n  stream: rel\n  tags: [stable]\n  versions:\n{versions}"
+        )
+    };
+    work.write("manifests/stable.yaml", &channel("    - 4.1.0\n"));
+    work.commit("stable: 4.1.0");
+    let base = tempfile::tempdir().unwrap();
+    let bare = base.path().join("repo.git");
+    work.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    work.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    let daemon = GitDaemon::start(base.path());
+
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(
+        site.path().join("relsync.yaml"),
+        format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  git: {{repo: \"{}\"}}\n  registries:\n    - host: {host}\n      insecure: true\n  sync: {{interval: 1h, auto: true, selfHeal: true}}\n  webhook: {{secretEnv: RELSYNC_WEBHOOK_SECRET}}\n",
+            daemon.url("repo.git")
+        ),
+    )
+    .unwrap();
+
+    let serve = Serve::start(site.path(), &[]);
+    // The first reconcile (at start) mirrors 4.1.0 and tags stable.
+    let v1s = v1.index.to_string();
+    let v2s = v2.index.to_string();
+    serve.wait_until("stable → 4.1.0", |_| {
+        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v1s)
+    });
+    assert_eq!(serve.status()["channels"][0]["state"], "Synced");
+
+    // A promotion pushed to the remote, then the webhook: converges without waiting 1h.
+    work.write(
+        "manifests/stable.yaml",
+        &channel("    - 4.1.0\n    - 4.2.0\n"),
+    );
+    let promoted = work.commit("stable: promote 4.2.0");
+    work.git(&["push", "-q", "origin", "main"]);
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("stable → 4.2.0", |_| {
+        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+    });
+    assert_eq!(
+        tag_digest(&registry, "dst/release", "4.2.0").as_deref(),
+        Some(v2s.as_str())
+    );
+    serve.wait_until("status at the promoted revision", |s| {
+        s.status()["revision"] == promoted.as_str()
+    });
+    let status = serve.status();
+    let stable = &status["channels"][0];
+    assert_eq!(stable["name"], "stable");
+    assert_eq!(stable["state"], "Synced", "{status}");
+    assert_eq!(stable["revision"], promoted.as_str());
+    assert!(stable["lastSync"].is_string());
+    assert!(
+        stable["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "ok")
+    );
+
+    // Moved behind its back: a webhook (Git unchanged) heals it, since selfHeal is on.
+    block_on(pusher.push_manifest(
+        "dst/release",
+        "stable",
+        &Content {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            bytes: v1.index_bytes.clone(),
+        },
+    ));
+    assert_eq!(
+        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        Some(v1s.as_str())
+    );
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("stable healed", |_| {
+        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+    });
+
+    let metrics = serve.get("/metrics");
+    assert!(
+        metrics.contains("relsync_syncs_total{outcome=\"succeeded\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("relsync_reconcile_duration_seconds"),
+        "{metrics}"
+    );
+    let history: Value = serde_json::from_str(
+        &std::fs::read_to_string(site.path().join(".relsync/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(history["history"].as_array().unwrap().len(), 3);
+    assert_eq!(history["history"][1]["revision"], promoted.as_str());
+
+    assert_eq!(serve.terminate(), Some(0), "a graceful stop exits 0");
+}
+
+#[test]
+fn a_second_replica_takes_the_lease_when_the_leader_stops() {
+    use relsync::cluster::Cluster;
+    use relsync::controller::leader::{Election, Leadership, LeaseSettings};
+
+    let api = KubeApi::start();
+    api.add_namespace("relsync");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    block_on(async {
+        let client = || async {
+            let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+                .await
+                .unwrap();
+            Cluster::with_client(kube::Client::try_from(config).unwrap())
+        };
+        let settings = |who: &str| LeaseSettings {
+            duration: Duration::from_secs(2),
+            renew: Duration::from_millis(200),
+            ..LeaseSettings::new("relsync-leader".into(), "relsync".into(), who.into())
+        };
+        let a = Election::new(client().await, settings("a"), Leadership::default());
+        let b = Election::new(client().await, settings("b"), Leadership::default());
+        assert!(a.step().await.unwrap(), "a creates the lease");
+        assert!(!b.step().await.unwrap(), "b waits while a renews");
+        assert!(a.step().await.unwrap(), "a renews");
+        assert!(!b.step().await.unwrap());
+
+        // a stops without releasing (a crash): b takes over once the lease runs out.
+        let start = Instant::now();
+        while !b.step().await.unwrap() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "b never took over"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(1500),
+            "not before the lease ran out"
+        );
+        assert!(!a.step().await.unwrap(), "a, back, is no longer the leader");
+
+        // b stops gracefully: it releases, and a takes over at once.
+        b.release().await.unwrap();
+        assert!(a.step().await.unwrap());
+    });
+    let lease = api
+        .get(
+            crate::kube_api::Resource::Leases,
+            "relsync",
+            "relsync-leader",
+        )
+        .unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "a");
+    assert_eq!(lease["spec"]["leaseTransitions"], 2);
+}
