@@ -15,4 +15,5 @@ mod manifests;
 mod mirror;
 mod promote;
 mod registry;
+mod serve;
 mod sync;
