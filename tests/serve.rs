@@ -243,9 +243,45 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
     });
 
+    // A rollback to the first revision holds it: serve keeps stable at 4.1.0 while the
+    // branch tip is unchanged, even on a webhook with self-heal on...
+    let first = work.git(&["rev-parse", "HEAD~1"]);
+    let rollback = Command::new(env!("CARGO_BIN_EXE_relsync"))
+        .args(["rollback", "--to-revision", &first])
+        .current_dir(site.path())
+        .env("RELSYNC_CACHE_DIR", site.path().join("cache"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(rollback.status.success(), "{rollback:?}");
+    assert_eq!(
+        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        Some(v1s.as_str())
+    );
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("a reconcile at the held revision", |s| {
+        s.status()["revision"] == first.as_str()
+    });
+    assert_eq!(
+        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        Some(v1s.as_str()),
+        "the hold keeps the rolled-back state"
+    );
+    // ...until the branch moves on (a fix), when it follows Git again.
+    work.write("manifests/README.md", "fixed\n");
+    let fix = work.commit("fix: the 4.2.0 problem");
+    work.git(&["push", "-q", "origin", "main"]);
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("stable back on 4.2.0 after the fix", |_| {
+        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+    });
+    serve.wait_until("status at the fix", |s| {
+        s.status()["revision"] == fix.as_str()
+    });
+
     let metrics = serve.get("/metrics");
     assert!(
-        metrics.contains("relsync_syncs_total{outcome=\"succeeded\"} 3"),
+        metrics.contains("relsync_syncs_total{outcome=\"succeeded\"} 4"),
         "{metrics}"
     );
     assert!(
@@ -256,8 +292,28 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         &std::fs::read_to_string(site.path().join(".relsync/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(history["history"].as_array().unwrap().len(), 3);
-    assert_eq!(history["history"][1]["revision"], promoted.as_str());
+    let entries: Vec<(&str, &str)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["revision"].as_str().unwrap()))
+        .collect();
+    let first_commit = work.git(&["rev-parse", "HEAD~2"]);
+    assert_eq!(
+        entries,
+        vec![
+            ("sync", fix.as_str()),
+            ("rollback", first.as_str()),
+            ("sync", promoted.as_str()),
+            ("sync", promoted.as_str()),
+            ("sync", first_commit.as_str()),
+        ],
+        "newest first"
+    );
+    assert!(
+        history["holds"].as_array().unwrap().is_empty(),
+        "the hold ended"
+    );
 
     assert_eq!(serve.terminate(), Some(0), "a graceful stop exits 0");
 }
