@@ -16,4 +16,5 @@ mod mirror;
 mod promote;
 mod registry;
 mod serve;
+mod serve_http;
 mod sync;

@@ -61,9 +61,8 @@ impl Metrics {
     /// A fresh set, registered under the prefix `relsync`.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("relsync");
-        let reconcile_duration = Histogram::new(
-            [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0].into_iter(),
-        );
+        let reconcile_duration =
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
         registry.register(
             "reconcile_duration_seconds",
             "How long one reconcile (fetch, observe, plan, apply) took",

@@ -25,7 +25,10 @@ use super::retry::{
     Outcome, RetryPolicy, parse_retry_after, retry, retryable_status, retryable_transport,
 };
 use super::verify::{check_manifest, digest_like, sniff_media_type, verifying};
-use super::{MANIFEST_MEDIA_TYPES, RegistryError, TargetReader, check_repository_path, check_tag};
+use super::{
+    MANIFEST_MEDIA_TYPES, RegistryError, StatusCounts, TargetReader, check_repository_path,
+    check_tag,
+};
 use crate::digest::Digest;
 
 /// Pages of one tag list followed at most.
@@ -71,6 +74,7 @@ pub struct HttpRegistry {
     limit: Semaphore,
     requests: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    statuses: Arc<StatusCounts>,
     retry: RetryPolicy,
 }
 
@@ -139,6 +143,7 @@ impl HttpRegistry {
             limit: Semaphore::new(concurrency.max(1)),
             requests,
             writes,
+            statuses: Arc::new(StatusCounts::default()),
             retry: RetryPolicy::default(),
         })
     }
@@ -146,6 +151,12 @@ impl HttpRegistry {
     /// Replaces the retry policy (tests use short waits).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> HttpRegistry {
         self.retry = policy;
+        self
+    }
+
+    /// Counts this client's answers by status into `counts` (shared by a [`Registries`]).
+    pub(crate) fn with_status_counts(mut self, counts: Arc<StatusCounts>) -> HttpRegistry {
+        self.statuses = counts;
         self
     }
 
@@ -218,6 +229,7 @@ impl HttpRegistry {
                 self.count(method);
             }
             let method = method.clone();
+            let statuses = self.statuses.clone();
             // Logged without its query, which may hold a signature (pre-signed uploads).
             let url = format!(
                 "{}://{}{}",
@@ -232,6 +244,7 @@ impl HttpRegistry {
                 match request.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
+                        statuses.answered(status);
                         tracing::debug!(method = %method, url = %url, status, "registry request");
                         if retryable_status(status) {
                             let retry_after = resp
@@ -248,6 +261,7 @@ impl HttpRegistry {
                         }
                     }
                     Err(e) => {
+                        statuses.failed();
                         tracing::debug!(method = %method, url = %url, error = %e, "registry request failed");
                         if retryable_transport(&e) {
                             Outcome::Retry {

@@ -17,7 +17,7 @@ pub mod mirror;
 mod retry;
 mod verify;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -375,6 +375,48 @@ impl ContentStore for Repository {
     }
 }
 
+/// Registry answers counted by HTTP status (`"200"`, `"404"`, …) and `"error"` for requests
+/// that got no answer (connection refused, timeout, TLS). Shared by every client of a
+/// [`Registries`]; each try of a retried request counts.
+#[derive(Debug, Default)]
+pub(crate) struct StatusCounts {
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    errors: AtomicU64,
+}
+
+impl StatusCounts {
+    /// Counts an answer with `status`.
+    pub(crate) fn answered(&self, status: u16) {
+        *self
+            .by_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(status)
+            .or_insert(0) += 1;
+    }
+
+    /// Counts a request that got no answer.
+    pub(crate) fn failed(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far, keyed by status code (as text) and `error`.
+    fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self
+            .by_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(status, n)| (status.to_string(), *n))
+            .collect();
+        let errors = self.errors.load(Ordering::Relaxed);
+        if errors > 0 {
+            out.insert("error".to_string(), errors);
+        }
+        out
+    }
+}
+
 /// Connection settings of one host, resolved against relsync.yaml's directory.
 #[derive(Debug, Clone, Default)]
 struct HostSettings {
@@ -397,6 +439,7 @@ pub struct Registries {
     concurrency: usize,
     requests: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    statuses: Arc<StatusCounts>,
 }
 
 impl Registries {
@@ -450,6 +493,7 @@ impl Registries {
             concurrency: config.sync.concurrency.max(1),
             requests: Arc::new(AtomicU64::new(0)),
             writes: Arc::new(AtomicU64::new(0)),
+            statuses: Arc::new(StatusCounts::default()),
         };
         // Set up the configured hosts now, so that a bad CA file or auth file is reported
         // before any work starts.
@@ -473,6 +517,13 @@ impl Registries {
     /// The number of HTTP requests sent so far that write (POST, PUT, PATCH, DELETE).
     pub fn write_count(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Registry answers so far by HTTP status (`"200"`, `"404"`, …), plus `"error"` for
+    /// requests that got no answer; each try of a retried request counts once. Totals
+    /// since this router was made (`serve` feeds the differences into its metrics).
+    pub fn requests_by_status(&self) -> BTreeMap<String, u64> {
+        self.statuses.snapshot()
     }
 
     /// How many requests may be in flight at once to one registry host.
@@ -549,15 +600,18 @@ impl Registries {
             settings.username_env.as_deref(),
             settings.password_env.as_deref(),
         )?;
-        let client = Arc::new(HttpRegistry::new(
-            host,
-            settings.insecure,
-            settings.ca_file.as_deref(),
-            credentials,
-            self.concurrency,
-            self.requests.clone(),
-            self.writes.clone(),
-        )?);
+        let client = Arc::new(
+            HttpRegistry::new(
+                host,
+                settings.insecure,
+                settings.ca_file.as_deref(),
+                credentials,
+                self.concurrency,
+                self.requests.clone(),
+                self.writes.clone(),
+            )?
+            .with_status_counts(self.statuses.clone()),
+        );
         clients.insert(host.to_string(), client.clone());
         Ok(client)
     }
