@@ -376,8 +376,12 @@ fn check_judges_a_pr_that_relaxes_a_policy_with_the_base_policy() {
         )),
         "{out}"
     );
-    let md = check(&repo, &["--offline", "-o", "markdown"]).stdout();
+    let md = normalized(
+        &repo,
+        &check(&repo, &["--offline", "-o", "markdown"]).stdout(),
+    );
     assert!(md.contains(&format!("- `{POLICY}` (modified)")), "{md}");
+    golden("check-fail.md", &md);
 
     // A policy edit alone needs review but passes.
     let repo = example_on_main(PAST, |_| {});

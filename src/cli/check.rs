@@ -202,10 +202,10 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> Result<i32, CliError> {
         checked: if policy.allowed_sources.is_empty() {
             "not set in the base's policies".to_string()
         } else {
-            let globs: Vec<&str> = policy
+            let globs: Vec<String> = policy
                 .allowed_sources
                 .iter()
-                .map(|g| g.value.as_str())
+                .map(|g| format!("`{}`", g.value))
                 .collect();
             format!("every source matches {}", globs.join(", "))
         },

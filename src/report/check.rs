@@ -305,6 +305,25 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
+/// A table cell of prose that may hold `code spans`: outside them, `*`, `_` and `<` are
+/// escaped so globs and versions read as written.
+fn prose(s: &str) -> String {
+    cell(s)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                part.to_string()
+            } else {
+                part.replace('*', "\\*")
+                    .replace('_', "\\_")
+                    .replace('<', "&lt;")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 fn code(s: &str) -> String {
     format!("`{}`", cell(s).replace('`', "'"))
 }
@@ -357,7 +376,7 @@ pub fn markdown(report: &CheckReport) -> String {
             out.push_str(&format!(
                 "| `{}` | ✅ pass | {} |\n",
                 v.rule.name(),
-                cell(&v.checked)
+                prose(&v.checked)
             ));
         }
         for x in &v.violations {
@@ -368,7 +387,7 @@ pub fn markdown(report: &CheckReport) -> String {
             out.push_str(&format!(
                 "| `{}` | ❌ fail | {at}{} |\n",
                 v.rule.name(),
-                cell(&x.message)
+                prose(&x.message)
             ));
         }
     }
@@ -386,7 +405,7 @@ pub fn markdown(report: &CheckReport) -> String {
     }
     out.push_str(&format!(
         "\n##### Live drift\n\n{}\n",
-        cell(&live_heading(&report.live))
+        prose(&live_heading(&report.live))
     ));
     if let LiveDrift::Checked(d) = &report.live {
         let rows: Vec<&DriftItem> = drift_rows(d).collect();
