@@ -167,7 +167,22 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         )
     };
     work.write("manifests/stable.yaml", &channel("    - 4.1.0\n"));
+    // A second stream in another target repository, which the promotion does not touch.
+    work.write(
+        "manifests/other.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata:\n  name: other\nspec:\n  source: {host}/src/release\n  target: {host}/dst/other\n  releases:\n    - version: 4.1.0\n      digest: {}\n---\napiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata:\n  name: other\nspec:\n  stream: other\n  versions: [4.1.0]\n",
+            v1.index
+        ),
+    );
     work.commit("stable: 4.1.0");
+    let other_lists = || {
+        registry
+            .served_requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /v2/dst/other/tags/list"))
+            .count()
+    };
     let base = tempfile::tempdir().unwrap();
     let bare = base.path().join("repo.git");
     work.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
@@ -191,7 +206,9 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     serve.wait_until("stable → 4.1.0", |_| {
         tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v1s)
     });
-    assert_eq!(serve.status()["channels"][0]["state"], "Synced");
+    assert_eq!(serve.status()["channels"][1]["state"], "Synced");
+    let before_promotion = other_lists();
+    assert!(before_promotion > 0);
 
     // A promotion pushed to the remote, then the webhook: converges without waiting 1h.
     work.write(
@@ -211,8 +228,13 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     serve.wait_until("status at the promoted revision", |s| {
         s.status()["revision"] == promoted.as_str()
     });
+    assert_eq!(
+        other_lists(),
+        before_promotion,
+        "a webhook pass with a new revision observes only what changed in Git"
+    );
     let status = serve.status();
-    let stable = &status["channels"][0];
+    let stable = &status["channels"][1];
     assert_eq!(stable["name"], "stable");
     assert_eq!(stable["state"], "Synced", "{status}");
     assert_eq!(stable["revision"], promoted.as_str());
@@ -242,6 +264,10 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     serve.wait_until("stable healed", |_| {
         tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
     });
+    assert!(
+        other_lists() > before_promotion,
+        "a pass with Git unchanged observes everything"
+    );
 
     // A rollback to the first revision holds it: serve keeps stable at 4.1.0 while the
     // branch tip is unchanged, even on a webhook with self-heal on...

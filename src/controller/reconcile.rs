@@ -5,7 +5,11 @@
 //! 2. honour a rollback hold (DESIGN.md "Rollback"): while the branch tip is the one the
 //!    hold recorded, keep the held revision's desired state (judged by the tip's
 //!    policies), or leave a held channel's tags alone; once the tip moves, the hold ends;
-//! 3. observe the targets and the cluster, plan, and compute each channel's drift;
+//! 3. observe the targets and the cluster, plan, and compute each channel's drift. A
+//!    webhook pass that finds a new revision observes only the target repositories and
+//!    ImageStreams whose desired state changed (the rest keep the last pass's
+//!    observation); every other pass — start, interval (the self-heal pass), retry, a
+//!    webhook with Git unchanged — observes everything;
 //! 4. apply — only when leading, with `sync.auto`, and when Git changed since the last
 //!    successful sync or `sync.selfHeal` is on (a failed sync is retried on the next
 //!    pass either way) — then record the sync in the history and observe again;
@@ -26,6 +30,7 @@ use super::status::{ChannelState, ChannelStatus};
 use crate::apply::{self, ApplyOptions, ImageStreamTargets};
 use crate::cli::{Context, Loaded, Settings};
 use crate::cluster::Cluster;
+use crate::desired::DesiredState;
 use crate::git;
 use crate::observe::{self, ObserveOptions};
 use crate::plan::{self, Action, ObservedState, Plan, PlanOptions};
@@ -55,6 +60,48 @@ struct Memory {
     channels: BTreeMap<String, ChannelMemory>,
     /// Registry requests by status already counted into the metrics.
     counted_requests: BTreeMap<String, u64>,
+    /// The last pass's desired state and observation (for scoped passes).
+    last: Option<(DesiredState, ObservedState)>,
+}
+
+/// The part of `next` that differs from `prev`: repositories and ImageStreams whose
+/// desired state changed or is new.
+fn changed_scope(prev: &DesiredState, next: &DesiredState) -> DesiredState {
+    let mut scope = DesiredState {
+        channel_claims: next.channel_claims.clone(),
+        ..DesiredState::default()
+    };
+    for (name, repo) in &next.repos {
+        if prev.repos.get(name) != Some(repo) {
+            scope.repos.insert(name.clone(), repo.clone());
+        }
+    }
+    for (is, tags) in &next.image_streams {
+        if prev.image_streams.get(is) != Some(tags) {
+            scope.image_streams.insert(is.clone(), tags.clone());
+        }
+    }
+    scope
+}
+
+/// `last` with the scoped observation laid over it, and what `next` no longer names
+/// dropped.
+fn merge_observed(
+    last: &ObservedState,
+    scoped: ObservedState,
+    next: &DesiredState,
+) -> ObservedState {
+    let mut merged = last.clone();
+    merged.repos.retain(|name, _| next.repos.contains_key(name));
+    merged.repos.extend(scoped.repos);
+    match (&mut merged.image_streams, scoped.image_streams) {
+        (Some(all), Some(fresh)) => {
+            all.retain(|is, _| next.image_streams.contains_key(is));
+            all.extend(fresh);
+        }
+        (slot, fresh) => *slot = fresh,
+    }
+    merged
 }
 
 /// The GitOps reconciler of `serve`.
@@ -164,9 +211,8 @@ impl GitOps {
         })
     }
 
-    /// Observes the registries and the cluster for `read`'s desired state.
-    async fn observe(&self, read: &Read) -> Result<ObservedState, ReconcileError> {
-        let desired = &read.loaded.desired;
+    /// Observes the registries and the cluster for `desired`.
+    async fn observe(&self, desired: &DesiredState) -> Result<ObservedState, ReconcileError> {
         let options = ObserveOptions {
             resolve_unclaimed: true,
         };
@@ -339,7 +385,8 @@ impl GitOps {
             allow_deletes: None,
             channel: None,
         };
-        let mut observed = self.observe(&read).await?;
+        let git_changed = self.memory().synced.as_deref() != Some(&read.loaded.revision);
+        let mut observed = self.observe_for(&read, trigger, git_changed).await?;
         let mut plan = plan::plan(
             &read.loaded.revision,
             &read.loaded.desired,
@@ -357,7 +404,6 @@ impl GitOps {
             .collect();
         plan.actions
             .retain(|a: &Action| !held.contains(&(a.target.to_string(), a.tag.clone())));
-        let git_changed = self.memory().synced.as_deref() != Some(&read.loaded.revision);
         let leader = self.leadership.is_leader();
         let wanted = config.sync.auto && (git_changed || config.sync.self_heal);
         tracing::info!(
@@ -370,7 +416,7 @@ impl GitOps {
         );
         if (!plan.actions.is_empty() || plan.refusal.is_some()) && wanted && leader {
             self.apply(&read, &plan, &observed).await;
-            observed = self.observe(&read).await?;
+            observed = self.observe_for(&read, trigger, git_changed).await?;
         } else if plan.actions.is_empty() && plan.refusal.is_none() {
             let mut memory = self.memory();
             memory.synced = Some(read.loaded.revision.clone());
@@ -380,7 +426,34 @@ impl GitOps {
             }
         }
         self.publish(&read, &observed, &options).await;
+        self.memory().last = Some((read.loaded.desired.clone(), observed));
         Ok(())
+    }
+
+    /// Observes what this pass needs: on a webhook pass with a new revision, only what
+    /// changed since the last pass (laid over its observation); else everything.
+    async fn observe_for(
+        &self,
+        read: &Read,
+        trigger: Trigger,
+        git_changed: bool,
+    ) -> Result<ObservedState, ReconcileError> {
+        let desired = &read.loaded.desired;
+        let last = match (trigger, git_changed) {
+            (Trigger::Webhook, true) => self.memory().last.clone(),
+            _ => None,
+        };
+        let Some((last_desired, last_observed)) = last else {
+            return self.observe(desired).await;
+        };
+        let scope = changed_scope(&last_desired, desired);
+        tracing::info!(
+            repos = scope.repos.len(),
+            image_streams = scope.image_streams.len(),
+            "observing what changed in Git"
+        );
+        let scoped = self.observe(&scope).await?;
+        Ok(merge_observed(&last_observed, scoped, desired))
     }
 }
 
