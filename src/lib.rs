@@ -6,13 +6,17 @@
 //! The crate is split into a pure core and adapters, as `DESIGN.md` lays out:
 //!
 //! - [`manifest`] (pure): parses and validates the YAML kinds (`ReleaseStream`,
-//!   `ReleaseChannel`, `Policy`, `Config`) with `file:line:col` spans.
+//!   `ReleaseChannel`, `Policy`, `Config`) with `file:line:col` spans; `manifest::edit`
+//!   makes the byte-preserving text edits of `add` and `promote`.
 //! - [`desired`] (pure): turns validated manifests into the [`desired::DesiredState`]:
 //!   for each target repository, tag → digest.
 //! - [`plan`] (pure): compares desired with [`plan::ObservedState`] and produces a
 //!   [`plan::Plan`] (ordered actions) and a [`plan::Drift`] (the difference itself).
-//! - [`report`] (pure): renders plans and drift as text, JSON and Markdown.
-//! - [`git`] (adapter, git2): reads the manifests from a revision's tree or the working tree.
+//! - [`report`] (pure): renders plans, drift and `check` verdicts as text, JSON and
+//!   Markdown.
+//! - [`git`] (adapter, git2): reads the manifests from a revision's tree or the working
+//!   tree, fetches remotes into a cache (`git::remote`), answers history queries (the
+//!   feeder delay, `git::history`) and commits promotions.
 //! - [`registry`] (adapter): the OCI distribution client and the `oci:` layout store,
 //!   behind the [`registry::TargetReader`] trait.
 //! - [`cluster`] (adapter, kube): reads ImageStreams and writes them with server-side
