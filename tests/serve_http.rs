@@ -1039,3 +1039,83 @@ async fn status_page_before_the_first_reconcile() {
     );
     server.shutdown().await;
 }
+
+/// Log lines written by `tracing` while a test runs, on the test's own thread.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn webhook_logs_never_show_the_secret_or_a_signature() {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, HeaderValue};
+    use relsync::controller::webhook::handle;
+
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let shared = shared_with_secret(Some(SECRET));
+    let good = github_signature(SECRET, PUSH_BODY);
+    let bad = github_signature("guess", PUSH_BODY);
+    let mut answers = Vec::new();
+    for (name, value, event) in [
+        (
+            "x-hub-signature-256",
+            good.as_str(),
+            ("x-github-event", "push"),
+        ),
+        (
+            "x-hub-signature-256",
+            bad.as_str(),
+            ("x-github-event", "push"),
+        ),
+        ("x-gitlab-token", SECRET, ("x-gitlab-event", "Push Hook")),
+        (
+            "x-gitlab-token",
+            "a-wrong-token",
+            ("x-gitlab-event", "Push Hook"),
+        ),
+    ] {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).expect("header"));
+        headers.insert(event.0, HeaderValue::from_static(event.1));
+        let (status, _) = handle(
+            State(shared.clone()),
+            headers,
+            Ok(axum::body::Bytes::from_static(PUSH_BODY)),
+        )
+        .await;
+        answers.push(status.as_u16());
+    }
+    assert_eq!(answers, [202, 401, 202, 401]);
+    let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("UTF-8");
+    assert!(
+        text.contains("webhook"),
+        "the deliveries were logged at all: {text:?}"
+    );
+    for needle in [SECRET, &good[7..], &bad[7..], "a-wrong-token"] {
+        assert!(
+            !text.contains(needle),
+            "`{needle}` leaked into logs:\n{text}"
+        );
+    }
+}

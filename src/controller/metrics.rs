@@ -101,7 +101,7 @@ impl Metrics {
         let webhooks = Family::<ResultLabel, Counter>::default();
         registry.register(
             "webhooks",
-            "Webhook deliveries, by result (accepted, unauthorized, rejected)",
+            "Webhook deliveries, by result (accepted, ignored, unauthorized, rejected)",
             webhooks.clone(),
         );
         let leader = Gauge::default();
