@@ -534,6 +534,54 @@ fn check_fails_an_invalid_head_with_its_diagnostics() {
 }
 
 #[test]
+fn check_fails_a_head_that_breaks_a_rule_only_its_own_policies_add() {
+    // Tightening is allowed, but a head its own policies reject would fail `validate` and
+    // `sync` once merged.
+    let repo = example_on_main(PAST, |_| {});
+    pr_branch(&repo);
+    replace(
+        &repo,
+        POLICY,
+        "    - [4-scos-stable, 4-scos-next]   # stable only ever holds what next held\n",
+        "    - [4-scos-stable, 4-scos-next]   # stable only ever holds what next held\n    - [4-scos-next, 4-scos-stable]\n",
+    );
+    repo.commit("next must be a subset of stable too");
+    let run = check(&repo, &["--offline"]);
+    run.expect_code(1);
+    let line = line_of(&repo, NEXT, R4);
+    let diag = format!(
+        "{NEXT}:{line}:7: version {R4} is in channel 4-scos-next but not in 4-scos-stable (policy channelSubsets [4-scos-next, 4-scos-stable])"
+    );
+    assert!(run.stderr().contains(&diag), "{}", run.stderr());
+    assert!(
+        run.stdout()
+            .starts_with("❌ check failed: the head is invalid"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains(&format!("  {POLICY} (modified)")),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn check_refuses_the_global_revision_flag() {
+    let repo = old_enough_promotion();
+    let run = relsync_in(
+        repo.path(),
+        &["--revision", "pr", "check", "--base", "main"],
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("use --base and --head"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn check_refuses_a_shallow_clone() {
     let repo = old_enough_promotion();
     let clone = tempfile::tempdir().unwrap();

@@ -44,6 +44,11 @@ use crate::report::check::{
 
 /// Runs `check`; exit 0 when the head passes, 1 when it fails.
 pub fn run(settings: &Settings, args: &CheckArgs) -> Result<i32, CliError> {
+    if let Some(rev) = &settings.revision {
+        return Err(CliError::Usage(format!(
+            "check compares two revisions: use --base and --head, not --revision {rev}"
+        )));
+    }
     let ctx = Context::load(settings)?;
     let policies_dir = ctx.config.git.policies.as_str();
     let dirs = [ctx.config.git.path.as_str(), policies_dir];

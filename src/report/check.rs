@@ -236,6 +236,7 @@ pub fn text(report: &CheckReport) -> String {
         for line in &report.invalid {
             out.push_str(&format!("  {line}\n"));
         }
+        out.push_str(&text_review(report));
         return out;
     }
     out.push_str("\ntag changes (base → head):\n");
@@ -266,12 +267,7 @@ pub fn text(report: &CheckReport) -> String {
             }
         }
     }
-    if !report.review.is_empty() {
-        out.push_str("\nneeds review (policy changes are judged by the base's copy):\n");
-        for f in &report.review {
-            out.push_str(&format!("  {} ({})\n", f.path, change_word(f.change)));
-        }
-    }
+    out.push_str(&text_review(report));
     out.push_str(&format!("\nlive drift: {}\n", live_heading(&report.live)));
     if let LiveDrift::Checked(d) = &report.live {
         for i in drift_rows(d) {
@@ -286,6 +282,34 @@ pub fn text(report: &CheckReport) -> String {
                     n if n.is_empty() => String::new(),
                     n => format!("  ({n})"),
                 }
+            ));
+        }
+    }
+    out
+}
+
+fn text_review(report: &CheckReport) -> String {
+    let mut out = String::new();
+    if !report.review.is_empty() {
+        out.push_str("\nneeds review (policy changes are judged by the base's copy):\n");
+        for f in &report.review {
+            out.push_str(&format!("  {} ({})\n", f.path, change_word(f.change)));
+        }
+    }
+    out
+}
+
+fn markdown_review(report: &CheckReport) -> String {
+    let mut out = String::new();
+    if !report.review.is_empty() {
+        out.push_str(
+            "\n##### Needs review\n\nPolicy changes are not used to judge this pull request (it is judged by the base's policies); a reviewer must approve them:\n\n",
+        );
+        for f in &report.review {
+            out.push_str(&format!(
+                "- {} ({})\n",
+                code(&f.path),
+                change_word(f.change)
             ));
         }
     }
@@ -352,6 +376,7 @@ pub fn markdown(report: &CheckReport) -> String {
             out.push('\n');
         }
         out.push_str("```\n");
+        out.push_str(&markdown_review(report));
         return out;
     }
     out.push_str("\n##### Tag changes (base → head)\n\n");
@@ -391,18 +416,7 @@ pub fn markdown(report: &CheckReport) -> String {
             ));
         }
     }
-    if !report.review.is_empty() {
-        out.push_str(
-            "\n##### Needs review\n\nPolicy changes are not used to judge this pull request (it is judged by the base's policies); a reviewer must approve them:\n\n",
-        );
-        for f in &report.review {
-            out.push_str(&format!(
-                "- {} ({})\n",
-                code(&f.path),
-                change_word(f.change)
-            ));
-        }
-    }
+    out.push_str(&markdown_review(report));
     out.push_str(&format!(
         "\n##### Live drift\n\n{}\n",
         prose(&live_heading(&report.live))
