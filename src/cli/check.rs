@@ -294,7 +294,9 @@ fn errors(loaded: &Result<Manifests, manifest::Diagnostics>) -> Vec<Diagnostic> 
 }
 
 /// Splits the problems the base's policies find in the head by rule: channelSubsets,
-/// allowedSources, and anything else (which makes the head invalid).
+/// allowedSources, and anything else (which makes the head invalid). The rule is told by
+/// the name `manifest::validate` puts in each message (`policy channelSubsets [a, b]`,
+/// `allowedSources: …`); tests/check.rs pins both wordings.
 fn classify(problems: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut subsets = Vec::new();
     let mut sources = Vec::new();
