@@ -228,7 +228,8 @@ fn render_holds(out: &mut String, holds: &[Hold]) {
 
 fn render_channel(out: &mut String, c: &ChannelStatus) {
     let state = c.state.as_str();
-    let drifting = c.drift.iter().filter(|i| i.state != DriftState::Ok).count();
+    // What counts as drift: `importing` does not, and `extra` only with prune on.
+    let drifting = c.drift.iter().filter(|i| i.counts).count();
     let _ = writeln!(
         out,
         "<section class=\"card channel\" id=\"{}\" data-channel=\"{}\">\n<header><h2>{}</h2>\
