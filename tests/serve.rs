@@ -402,3 +402,90 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
     assert_eq!(lease["spec"]["holderIdentity"], "a");
     assert_eq!(lease["spec"]["leaseTransitions"], 2);
 }
+
+/// A metric's value in a `/metrics` text (`None`: absent).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn only_the_leader_syncs_and_a_standby_takes_over_when_it_stops() {
+    let api = KubeApi::start();
+    api.add_namespace("origin");
+    api.add_namespace("relsync");
+    let repo = Repo::example();
+    let config = repo.read("relsync.yaml");
+    repo.write(
+        "relsync.yaml",
+        &config
+            .replace("cluster: {enabled: false}", "cluster: {enabled: true}")
+            .replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+    );
+    repo.commit("cluster on");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let env = |who: &'static str| {
+        vec![
+            ("KUBECONFIG", kubeconfig),
+            ("POD_NAME", who),
+            ("POD_NAMESPACE", "relsync"),
+        ]
+    };
+    let a = Serve::start(repo.path(), &env("replica-a"));
+    let b = Serve::start(repo.path(), &env("replica-b"));
+    let lease = || {
+        api.get(
+            crate::kube_api::Resource::Leases,
+            "relsync",
+            "relsync-leader",
+        )
+        .map(|l| {
+            l["spec"]["holderIdentity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+    };
+    assert_eq!(lease().as_deref(), Some("replica-a"));
+    a.wait_until("a synced", |a| {
+        metric(
+            &a.get("/metrics"),
+            "relsync_syncs_total{outcome=\"succeeded\"}",
+        )
+        .is_some()
+    });
+    let a_metrics = a.get("/metrics");
+    let b_metrics = b.get("/metrics");
+    assert_eq!(
+        metric(&a_metrics, "relsync_leader"),
+        Some(1.0),
+        "{a_metrics}"
+    );
+    assert_eq!(
+        metric(&b_metrics, "relsync_leader"),
+        Some(0.0),
+        "{b_metrics}"
+    );
+    assert!(
+        metric(&a_metrics, "relsync_syncs_total{outcome=\"succeeded\"}").is_some(),
+        "the leader synced: {a_metrics}"
+    );
+    assert!(
+        !b_metrics.contains("relsync_syncs_total{"),
+        "a standby never writes: {b_metrics}"
+    );
+    // The standby observes and reports all the same.
+    assert_eq!(b.status()["channels"][1]["name"], "4-scos-stable");
+
+    assert_eq!(a.terminate(), Some(0));
+    b.wait_until("b leads", |b| {
+        metric(&b.get("/metrics"), "relsync_leader") == Some(1.0)
+    });
+    assert_eq!(lease().as_deref(), Some("replica-b"));
+    assert_eq!(b.terminate(), Some(0));
+    assert_eq!(lease().as_deref(), Some(""), "released on a graceful stop");
+}

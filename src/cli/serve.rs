@@ -143,7 +143,18 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
     ));
     let election_task = election.map(|e| {
         let rx = stop_rx.clone();
-        tokio::spawn(async move { e.run(stopped(rx)).await })
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let on_change = |leading: bool| {
+                shared.metrics.set_leader(leading);
+                shared.update_status(|s| s.leader = leading);
+                if leading {
+                    // A new leader reconciles at once instead of at the next interval.
+                    shared.refresh.notify_one();
+                }
+            };
+            e.run(stopped(rx), on_change).await
+        })
     });
     let loop_stop = {
         let shared = shared.clone();

@@ -191,7 +191,12 @@ impl Election {
 
     /// Runs the election until `shutdown`, then releases the Lease. A replica that fails
     /// to renew stops leading at once (before its lease could have run out elsewhere).
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// `on_change` is called with the new value whenever leadership changes.
+    pub async fn run(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+        on_change: impl Fn(bool),
+    ) {
         tokio::pin!(shutdown);
         loop {
             let leading = match self.step().await {
@@ -202,6 +207,7 @@ impl Election {
                 }
             };
             if self.leadership.set(leading) {
+                on_change(leading);
                 tracing::info!(
                     identity = self.settings.identity,
                     lease = self.object(),
@@ -216,6 +222,7 @@ impl Election {
         }
         if self.leadership.is_leader() {
             self.leadership.set(false);
+            on_change(false);
             if let Err(e) = self.release().await {
                 tracing::warn!(error = %e, "cannot release the lease");
             }
