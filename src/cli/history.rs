@@ -14,9 +14,7 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
         false => None,
     };
     let store = StateStore::new(&ctx.config_dir, cluster);
-    let state = runtime
-        .block_on(store.load())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let state = runtime.block_on(store.load())?;
     match args.output {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&state)

@@ -276,6 +276,9 @@ pub enum CliError {
     /// Reaching the cluster failed.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// Reading or writing the sync history and holds failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// A flag or file that does not fit.
     #[error("{0}")]
     Usage(String),
@@ -283,7 +286,7 @@ pub enum CliError {
     #[error("{0}")]
     Refused(String),
     /// Reading a local file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,

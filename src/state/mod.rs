@@ -164,7 +164,7 @@ impl SyncState {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The state file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("sync state file {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
