@@ -87,6 +87,19 @@ fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
+/// `a`, `a/b`, `a/b/c` for `a/b/c` (empty components skipped).
+fn prefixes(dir: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in dir.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let next = match out.last() {
+            Some(last) => format!("{last}/{part}"),
+            None => part.to_string(),
+        };
+        out.push(next);
+    }
+    out
+}
+
 fn open(repo: &Path) -> Result<Repository, GitError> {
     Repository::open(repo).map_err(|e| GitError::Open {
         path: repo.to_path_buf(),
@@ -114,6 +127,15 @@ pub fn read_revision(repo: &Path, revision: &str, dirs: &[&str]) -> Result<Snaps
         let sub = if dir.is_empty() || dir == "." {
             Some(tree.clone())
         } else {
+            // The directory itself, or one above it, committed as a symbolic link.
+            for prefix in prefixes(dir) {
+                if tree
+                    .get_path(Path::new(&prefix))
+                    .is_ok_and(|e| e.filemode() == 0o120000)
+                {
+                    return Err(GitError::Symlink { path: prefix });
+                }
+            }
             match tree.get_path(Path::new(dir)) {
                 Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
                     Some(git.find_tree(entry.id()).map_err(rev_err)?)
@@ -155,11 +177,13 @@ fn collect_tree(
                 let sub = git.find_tree(entry.id()).map_err(read_err)?;
                 collect_tree(git, &sub, &path, out)?;
             }
+            // 0o120000 is a symbolic link stored as a blob. Any link is refused, not only
+            // `*.yaml` ones: a link named `sub` may stand for a directory, as it would in
+            // the working tree.
+            Some(ObjectType::Blob) if entry.filemode() == 0o120000 => {
+                return Err(GitError::Symlink { path });
+            }
             Some(ObjectType::Blob) if is_yaml(&name) => {
-                // 0o120000 is a symbolic link stored as a blob.
-                if entry.filemode() == 0o120000 {
-                    return Err(GitError::Symlink { path });
-                }
                 let blob = git.find_blob(entry.id()).map_err(read_err)?;
                 let size = blob.size() as u64;
                 if size > MAX_FILE_BYTES {
@@ -192,6 +216,15 @@ pub fn read_worktree(repo: &Path, dirs: &[&str]) -> Result<Snapshot, GitError> {
         let start = if dir.is_empty() || dir == "." {
             root.clone()
         } else {
+            // `is_dir` follows links: a linked directory (or one above it) would be read
+            // from wherever it points, outside the repository.
+            for prefix in prefixes(dir) {
+                if std::fs::symlink_metadata(root.join(&prefix))
+                    .is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    return Err(GitError::Symlink { path: prefix });
+                }
+            }
             root.join(dir)
         };
         if start.is_dir() {
@@ -230,10 +263,7 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(),
         }
         let meta = std::fs::symlink_metadata(&path).map_err(|e| io_err(&path, e))?;
         if meta.file_type().is_symlink() {
-            if is_yaml(&name) || path.is_dir() {
-                return Err(GitError::Symlink { path: rel(&path) });
-            }
-            continue;
+            return Err(GitError::Symlink { path: rel(&path) });
         }
         if meta.is_dir() {
             collect_dir(root, &path, out)?;
