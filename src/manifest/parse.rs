@@ -620,10 +620,18 @@ fn prescan(text: &str) -> Scan {
         let (event, span) = match next {
             Ok(ev) => ev,
             Err(e) => {
+                // The parser looks ahead over flow collections (`[[[[…`) and gives up at its
+                // own recursion limit before the events reach MAX_DEPTH here: the same
+                // problem, so the same words.
+                let message = if e.info().contains("recursion limit") {
+                    depth_message()
+                } else {
+                    format!("yaml syntax error: {}", e.info())
+                };
                 problems.push(ScanProblem {
                     line: e.marker().line() as u64,
                     col: e.marker().col() as u64 + 1,
-                    message: format!("yaml syntax error: {}", e.info()),
+                    message,
                 });
                 break;
             }
