@@ -170,6 +170,7 @@ impl LayoutRepository {
         digest: &Digest,
         context: &str,
     ) -> Result<Option<Bytes>, RegistryError> {
+        refuse_blob_links(&self.dir, digest).await?;
         let path = self.blob_path(digest);
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
@@ -221,6 +222,7 @@ impl LayoutRepository {
         context: &str,
     ) -> Result<u64, RegistryError> {
         self.ensure_layout().await?;
+        refuse_blob_links(&self.dir, digest).await?;
         let target = self.blob_path(digest);
         if tokio::fs::try_exists(&target).await.unwrap_or(false) {
             return Ok(0);
@@ -455,6 +457,33 @@ fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
         .join(digest.hex())
 }
 
+/// Refuses a symbolic link at `blobs`, `blobs/<alg>` or the blob `digest` itself: a link
+/// would make the layout read (or write) a file outside it.
+async fn refuse_blob_links(dir: &Path, digest: &Digest) -> Result<(), RegistryError> {
+    let alg = Path::new("blobs").join(digest.algorithm());
+    for rel in [PathBuf::from("blobs"), alg.join(digest.hex()), alg] {
+        refuse_link(dir, &rel).await?;
+    }
+    Ok(())
+}
+
+/// Refuses `dir/rel` when it is a symbolic link (absent is fine).
+async fn refuse_link(dir: &Path, rel: &Path) -> Result<(), RegistryError> {
+    let path = dir.join(rel);
+    match tokio::fs::symlink_metadata(&path).await {
+        Ok(m) if m.file_type().is_symlink() => Err(RegistryError::Layout {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "{} is a symbolic link; refusing to follow it out of the layout",
+                rel.display()
+            ),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RegistryError::Io { path, source }),
+    }
+}
+
 /// Runs blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
@@ -624,6 +653,7 @@ async fn read_index(dir: &Path) -> Result<LayoutIndex, RegistryError> {
         path: dir.to_path_buf(),
         reason,
     };
+    refuse_link(dir, Path::new("index.json")).await?;
     let meta = match tokio::fs::metadata(&index_path).await {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -824,6 +854,7 @@ impl ContentStore for LayoutRepository {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        refuse_blob_links(&self.dir, digest).await?;
         let path = self.blob_path(digest);
         match tokio::fs::metadata(&path).await {
             Ok(m) => Ok(m.is_file()),
@@ -833,6 +864,7 @@ impl ContentStore for LayoutRepository {
     }
 
     async fn open_blob(&self, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        refuse_blob_links(&self.dir, digest).await?;
         let path = self.blob_path(digest);
         let file = tokio::fs::File::open(&path)
             .await
