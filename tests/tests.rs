@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod git_remote;
 mod history;
+mod hostile;
 mod kube_api;
 mod kube_api_tests;
 mod manifests;

@@ -5,7 +5,7 @@
 //! this file with `#[path]`) can use it.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -703,6 +703,13 @@ pub struct ProxyOptions {
     /// Append this many spaces to every manifest GET answer (a digest-false body; past
     /// 4 MiB, an oversized one).
     pub manifest_padding: Option<usize>,
+    /// Answer tag lists with a list that never ends: every page holds `page_size` (default
+    /// 1000) new tags and a relative `Link` to the next page.
+    pub endless_tags: bool,
+    /// Bearer tokens stop being accepted this long after they were issued, although the
+    /// token endpoint still announces `expires_in: 300` (a token revoked early): a client
+    /// must fetch a new one when a request with its cached token gets 401.
+    pub token_ttl: Option<Duration>,
 }
 
 /// A failure the proxy answers instead of forwarding, for `times` requests (of `method`
@@ -731,6 +738,7 @@ struct ProxyState {
     token_requests: AtomicU64,
     log: Mutex<Vec<String>>,
     tokens: Mutex<HashSet<String>>,
+    token_issued: Mutex<HashMap<String, Instant>>,
     faults: Mutex<std::collections::VecDeque<Fault>>,
     faults_served: AtomicU64,
     storage_auth: Mutex<Vec<Option<String>>>,
@@ -768,6 +776,7 @@ impl PagingProxy {
             token_requests: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashSet::new()),
+            token_issued: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
             faults_served: AtomicU64::new(0),
             storage_auth: Mutex::new(Vec::new()),
@@ -831,6 +840,17 @@ impl PagingProxy {
     /// [`ProxyOptions::redirect_blobs`].
     pub fn storage_authorizations(&self) -> Vec<Option<String>> {
         self.state.storage_auth.lock().expect("storage log").clone()
+    }
+
+    /// Every bearer token the token endpoint issued.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state
+            .tokens
+            .lock()
+            .expect("tokens")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// `METHOD path?query` of every request received, in order.
@@ -920,6 +940,10 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
             scope.replace([':', '/'], "_")
         );
         st.tokens.lock().expect("tokens").insert(token.clone());
+        st.token_issued
+            .lock()
+            .expect("tokens")
+            .insert(token.clone(), Instant::now());
         let field = if bearer.access_token_field {
             "access_token"
         } else {
@@ -955,7 +979,16 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_string);
-        let ok = given.is_some_and(|t| st.tokens.lock().expect("tokens").contains(&t));
+        let live = |t: &String| match st.options.token_ttl {
+            None => true,
+            Some(ttl) => st
+                .token_issued
+                .lock()
+                .expect("tokens")
+                .get(t)
+                .is_some_and(|at| at.elapsed() < ttl),
+        };
+        let ok = given.is_some_and(|t| st.tokens.lock().expect("tokens").contains(&t) && live(&t));
         if !ok {
             let name = repo_of(&path).unwrap_or_default();
             let challenge = format!(
@@ -987,6 +1020,28 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
                 format!("http://localhost:{}/_storage{path}", st.port),
             )],
             vec![],
+        );
+    }
+
+    if st.options.endless_tags && method == axum::http::Method::GET && path.ends_with("/tags/list")
+    {
+        let n = st.options.page_size.unwrap_or(1000);
+        let start = query_param(query.as_deref(), "last")
+            .and_then(|l| l.strip_prefix('t').and_then(|i| i.parse::<usize>().ok()))
+            .map_or(0, |i| i + 1);
+        let tags: Vec<String> = (start..start + n).map(|i| format!("t{i:09}")).collect();
+        let link = format!(
+            "<{path}?n={n}&last={}>; rel=\"next\"",
+            tags.last().cloned().unwrap_or_default()
+        );
+        let body = serde_json::json!({"name": repo_of(&path), "tags": tags});
+        return respond(
+            200,
+            vec![
+                ("content-type".into(), "application/json".into()),
+                ("link".into(), link),
+            ],
+            serde_json::to_vec(&body).expect("json"),
         );
     }
 
