@@ -41,12 +41,32 @@ const MAX_MANIFEST: u64 = MAX_MANIFEST_BYTES as u64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request whose answer stays silent this long (between chunks too) is abandoned.
 const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Overrides [`READ_IDLE_TIMEOUT`]: seconds, fractions allowed (for slow links, and for
+/// tests that stall answers without waiting a minute).
+const READ_TIMEOUT_ENV: &str = "RELSYNC_READ_TIMEOUT";
 /// The largest tag-list page read.
 const MAX_TAG_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 /// The largest error or token answer read.
 const MAX_SMALL_BYTES: u64 = 1024 * 1024;
 /// Tags asked for per page (registries may send fewer, and distribution 2.8 ignores it).
 const PAGE_SIZE: usize = 1000;
+
+/// The read timeout: [`READ_TIMEOUT_ENV`] when set, else [`READ_IDLE_TIMEOUT`].
+fn read_idle_timeout(host: &str) -> Result<Duration, RegistryError> {
+    let Ok(value) = std::env::var(READ_TIMEOUT_ENV) else {
+        return Ok(READ_IDLE_TIMEOUT);
+    };
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| RegistryError::Settings {
+            host: host.to_string(),
+            message: format!("{READ_TIMEOUT_ENV}={value:?} is not a positive number of seconds"),
+        })
+}
 
 /// How a host wants to be authenticated, learnt from its first challenge.
 #[derive(Debug, Clone)]
@@ -101,7 +121,7 @@ impl HttpRegistry {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_IDLE_TIMEOUT);
+            .read_timeout(read_idle_timeout(host)?);
         if insecure {
             builder = builder.https_only(false);
         }
@@ -407,6 +427,52 @@ impl HttpRegistry {
         }
     }
 
+    /// [`HttpRegistry::send`] a bodiless request and read its whole answer (at most `limit`
+    /// bytes). An answer that breaks off mid-body (a cut connection, a read timeout) is a
+    /// failed try like any other: the request is sent again, within the retry policy.
+    async fn send_read(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        scope: &str,
+        context: &str,
+        limit: u64,
+    ) -> Result<Answer, RegistryError> {
+        let tries = self.retry.tries.max(1);
+        let mut attempt = 1;
+        loop {
+            let resp = self
+                .send(
+                    method.clone(),
+                    url.clone(),
+                    headers.clone(),
+                    None,
+                    scope,
+                    context,
+                )
+                .await?;
+            let status = resp.status();
+            let answer_headers = resp.headers().clone();
+            match read_bounded(resp, limit, context).await {
+                Ok(body) => {
+                    return Ok(Answer {
+                        status,
+                        headers: answer_headers,
+                        body: Bytes::from(body),
+                    });
+                }
+                Err(e) if attempt < tries && e.is_retryable() => {
+                    let wait = self.retry.delay(attempt, None);
+                    tracing::debug!(context, attempt, error = %e, wait_ms = wait.as_millis() as u64, "answer broke off; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Sends a request whose body is a stream, once: a stream cannot be replayed, so
     /// neither a retry nor an authentication challenge can be answered here. Callers
     /// authenticate for `scope` first (with a [`HttpRegistry::send`] of their own) and
@@ -572,6 +638,26 @@ fn basic_header(c: &Credentials) -> String {
     )
 }
 
+/// A whole answer, read by [`HttpRegistry::send_read`].
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    /// The error for an answer with an unexpected status.
+    fn status_error(&self, context: &str) -> RegistryError {
+        let (code, message) = error_in(&self.body);
+        RegistryError::Status {
+            context: context.to_string(),
+            status: self.status.as_u16(),
+            code,
+            message,
+        }
+    }
+}
+
 /// Reads a body of at most `limit` bytes.
 async fn read_bounded(
     mut resp: reqwest::Response,
@@ -626,7 +712,12 @@ async fn error_of(resp: reqwest::Response) -> (Option<String>, Option<String>) {
     let Ok(body) = read_bounded(resp, MAX_SMALL_BYTES, "").await else {
         return (None, None);
     };
-    match serde_json::from_slice::<ErrorBody>(&body) {
+    error_in(&body)
+}
+
+/// The first error code and message of an error answer's body, when it carries them.
+fn error_in(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => match b.errors.into_iter().next() {
             Some(e) => (e.code, e.message),
             None => (None, None),
@@ -794,24 +885,23 @@ impl HttpRepository {
             });
         }
         // No digest header: read the manifest and hash it.
-        let resp = self
+        let answer = self
             .registry
-            .send(
+            .send_read(
                 Method::GET,
                 url,
                 Self::accept_manifests(),
-                None,
                 &self.scope,
                 context,
+                MAX_MANIFEST,
             )
             .await?;
-        match resp.status() {
+        match answer.status {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(status_error(resp, context).await),
+            _ => return Err(answer.status_error(context)),
         }
-        let body = read_bounded(resp, MAX_MANIFEST, context).await?;
-        Ok(Some(Digest::sha256_of(&body)))
+        Ok(Some(Digest::sha256_of(&answer.body)))
     }
 }
 
@@ -839,12 +929,20 @@ impl TargetReader for HttpRepository {
                     reason: format!("the Link header leads back to {url} (a loop)"),
                 });
             }
-            let resp = self
-                .send_bare(Method::GET, url.clone(), &self.scope, &context)
+            let answer = self
+                .registry
+                .send_read(
+                    Method::GET,
+                    url.clone(),
+                    HeaderMap::new(),
+                    &self.scope,
+                    &context,
+                    MAX_TAG_PAGE_BYTES,
+                )
                 .await?;
-            let status = resp.status();
+            let status = answer.status;
             if status == StatusCode::NOT_FOUND && page == 0 {
-                let (code, message) = error_of(resp).await;
+                let (code, message) = error_in(&answer.body);
                 return match code.as_deref() {
                     None | Some("NAME_UNKNOWN") => Ok(Vec::new()),
                     Some(_) => Err(RegistryError::Status {
@@ -856,12 +954,11 @@ impl TargetReader for HttpRepository {
                 };
             }
             if status != StatusCode::OK {
-                return Err(status_error(resp, &context).await);
+                return Err(answer.status_error(&context));
             }
-            let next = next_link(resp.headers());
-            let body = read_bounded(resp, MAX_TAG_PAGE_BYTES, &context).await?;
+            let next = next_link(&answer.headers);
             let list: TagList =
-                serde_json::from_slice(&body).map_err(|source| RegistryError::Json {
+                serde_json::from_slice(&answer.body).map_err(|source| RegistryError::Json {
                     context: context.clone(),
                     source,
                 })?;
@@ -1044,25 +1141,25 @@ impl ContentStore for HttpRepository {
         let parsed = Reference::parse(&self.name, reference)?;
         let context = format!("reading manifest {}", parsed.display(&self.name));
         let url = self.url(&format!("manifests/{reference}"))?;
-        let resp = self
+        let answer = self
             .registry
-            .send(
+            .send_read(
                 Method::GET,
                 url,
                 Self::accept_manifests(),
-                None,
                 &self.scope,
                 &context,
+                MAX_MANIFEST,
             )
             .await?;
-        match resp.status() {
+        match answer.status {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(status_error(resp, &context).await),
+            _ => return Err(answer.status_error(&context)),
         }
-        let declared_type = content_type(resp.headers());
-        let header_digest = content_digest(resp.headers());
-        let bytes = Bytes::from(read_bounded(resp, MAX_MANIFEST, &context).await?);
+        let declared_type = content_type(&answer.headers);
+        let header_digest = content_digest(&answer.headers);
+        let bytes = answer.body;
         let digest = match &parsed {
             Reference::Digest(d) => {
                 let actual = digest_like(d, &bytes);

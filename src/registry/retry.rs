@@ -104,8 +104,28 @@ pub fn retryable_status(status: u16) -> bool {
 
 /// Whether a transport failure is worth another try: anything but a request relsync could
 /// not build, a redirect loop, or an answer it could not decode.
+///
+/// reqwest files a body that breaks off (a connection cut mid-answer, a read timeout
+/// between chunks) under "decode" too. relsync has reqwest decode nothing itself (no
+/// content encodings, no `Response::json`), so a decode error is a real decoding failure
+/// only when a JSON error caused it; otherwise it is a broken transfer, worth another try.
 pub(crate) fn retryable_transport(e: &reqwest::Error) -> bool {
-    !(e.is_builder() || e.is_redirect() || e.is_decode())
+    if e.is_builder() || e.is_redirect() {
+        return false;
+    }
+    !(e.is_decode() && caused_by_json(e))
+}
+
+/// Whether a JSON error is in `e`'s chain of causes.
+fn caused_by_json(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<serde_json::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Reads `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate, `Sun, 06 Nov 1994
