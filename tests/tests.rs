@@ -2,11 +2,13 @@
 //! live in `util`.
 
 mod util;
+mod fault_proxy;
 
 mod chart;
 mod check;
 mod cli;
 mod cluster;
+mod faults;
 mod git_remote;
 mod history;
 mod hostile;
