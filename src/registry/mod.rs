@@ -104,7 +104,7 @@ pub enum RegistryError {
         message: String,
     },
     /// The request could not be sent or its answer not read (connection refused, TLS...).
-    #[error("{context}: cannot reach the registry")]
+    #[error("{context}: cannot reach the registry{}", plain_http_hint(source))]
     Transport {
         /// What was being done, naming the repository.
         context: String,
@@ -194,6 +194,20 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A hint for the one TLS failure with an obvious cause: the host answered an HTTPS
+/// handshake in plain HTTP (OpenSSL calls the HTTP bytes a "wrong version number").
+fn plain_http_hint(error: &reqwest::Error) -> &'static str {
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if text.contains("wrong version number") || text.contains("packet length too long") {
+            return " over HTTPS (it seems to speak plain HTTP, which relsync only uses for hosts marked `insecure: true` in relsync.yaml)";
+        }
+        cause = e.source();
+    }
+    ""
 }
 
 fn status_text(status: u16) -> String {
