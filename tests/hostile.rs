@@ -563,9 +563,9 @@ fn traced(repo: &Repo, args: &[&str], dst_password: &str) -> Run {
 
 #[test]
 fn no_password_or_token_appears_in_the_output_of_any_command_at_trace_level() {
-    // Source: htpasswd basic auth. Target: bearer tokens from the proxy's token server,
-    // which wants basic credentials itself.
-    let src = TestRegistry::start_with_basic_auth(SRC_USER, SRC_PASSWORD);
+    // Source: HTTPS (test CA through caFile) with htpasswd basic auth. Target: plain HTTP,
+    // bearer tokens from the proxy's token server, which wants basic credentials itself.
+    let src = TestRegistry::start_tls_with_basic_auth(SRC_USER, SRC_PASSWORD);
     let dst = TestRegistry::start();
     let proxy = PagingProxy::start(
         &dst.base_url(),
@@ -597,8 +597,9 @@ fn no_password_or_token_appears_in_the_output_of_any_command_at_trace_level() {
     let repo = registry_repo(
         &[
             format!(
-                "{{host: '{}', insecure: true, usernameEnv: SRC_USER, passwordEnv: SRC_PASS}}",
-                src.host()
+                "{{host: '{}', caFile: '{}', usernameEnv: SRC_USER, passwordEnv: SRC_PASS}}",
+                src.host(),
+                tls_dir().join("ca.pem").display()
             ),
             format!(
                 "{{host: '{}', insecure: true, usernameEnv: DST_USER, passwordEnv: DST_PASS}}",
@@ -816,8 +817,7 @@ fn plain_http_is_used_only_for_hosts_marked_insecure() {
         let stderr = run.stderr();
         assert!(
             stderr.contains(&format!("{}/app/dst", reg.host()))
-                && stderr.contains("cannot reach the registry")
-                && stderr.contains("SSL"),
+                && stderr.contains("cannot reach the registry over HTTPS (it seems to speak plain HTTP, which relsync only uses for hosts marked `insecure: true` in relsync.yaml)"),
             "{entry}: {stderr}"
         );
     }

@@ -77,6 +77,12 @@ impl TestRegistry {
         Self::launch(None, true)
     }
 
+    /// Starts a registry serving HTTPS only (as [`TestRegistry::start_tls`]) that requires
+    /// htpasswd basic auth for `user`/`password`.
+    pub fn start_tls_with_basic_auth(user: &str, password: &str) -> TestRegistry {
+        Self::launch(Some((user.to_string(), password.to_string())), true)
+    }
+
     fn launch(basic: Option<(String, String)>, tls: bool) -> TestRegistry {
         assert!(
             Path::new(DOCKER_REGISTRY).exists(),
