@@ -453,7 +453,7 @@ fn add_and_promote_refuse_a_remote_which_has_no_working_tree() {
 
 /// Git's smart-HTTP CGI (`git http-backend`) behind a loopback HTTP server that demands
 /// Basic auth; counts the requests it answers 401.
-struct GitHttp {
+pub struct GitHttp {
     port: u16,
     refused: Arc<AtomicU64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -467,7 +467,7 @@ struct HttpState {
 }
 
 impl GitHttp {
-    fn start(root: &Path, user: &str, password: &str) -> GitHttp {
+    pub fn start(root: &Path, user: &str, password: &str) -> GitHttp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -505,7 +505,7 @@ impl GitHttp {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
 }

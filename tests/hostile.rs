@@ -544,6 +544,8 @@ const SRC_PASSWORD: &str = "Src-Pw-5b0d2c7e-unique";
 const DST_USER: &str = "relsync-robot";
 const DST_PASSWORD: &str = "Dst-Pw-91aa4f03-unique";
 const WRONG_PASSWORD: &str = "Wrong-Pw-77c1e9d2-unique";
+const GIT_USER: &str = "alice";
+const GIT_PASSWORD: &str = "Git-Pw-3e6b0a51-unique";
 
 /// Runs `relsync -vvv args` with `RUST_LOG=trace` and the registry credentials.
 fn traced(repo: &Repo, args: &[&str], dst_password: &str) -> Run {
@@ -651,6 +653,72 @@ fn no_password_or_token_appears_in_the_output_of_any_command_at_trace_level() {
     run(&["plan"], Some(1), WRONG_PASSWORD);
     run(&["sync"], Some(1), WRONG_PASSWORD);
 
+    // The same repository as a Git remote over smart HTTP with Basic auth, the password in
+    // the URL: every command that reads a revision, from a directory outside the repository.
+    let served = tempfile::tempdir().unwrap();
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        ".",
+        served.path().join("repo.git").to_str().unwrap(),
+    ]);
+    let git_http = crate::git_remote::GitHttp::start(served.path(), GIT_USER, GIT_PASSWORD);
+    let url = git_http
+        .url("repo.git")
+        .replace("http://", &format!("http://{GIT_USER}:{GIT_PASSWORD}@"));
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let config = repo.read("relsync.yaml");
+    std::fs::write(
+        site.path().join("relsync.yaml"),
+        config.replace("spec:\n", &format!("spec:\n  git: {{repo: '{url}'}}\n")),
+    )
+    .unwrap();
+    let mut remote_outputs: Vec<(String, Run)> = Vec::new();
+    for args in [
+        &["validate"][..],
+        &["plan"],
+        &["drift", "-o", "json"],
+        &["sync", "--dry-run"],
+        &["sync"],
+        &["check", "--base", &first],
+        &["rollback", "--to-revision", &first],
+        &["history"],
+    ] {
+        let mut all = vec!["-vvv"];
+        all.extend_from_slice(args);
+        let r = Run(Command::new(env!("CARGO_BIN_EXE_relsync"))
+            .args(&all)
+            .current_dir(site.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("RELSYNC_GIT_USERNAME")
+            .env_remove("RELSYNC_GIT_PASSWORD")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "trace")
+            .env("RELSYNC_CACHE_DIR", cache.path())
+            .env("SRC_USER", SRC_USER)
+            .env("SRC_PASS", SRC_PASSWORD)
+            .env("DST_USER", DST_USER)
+            .env("DST_PASS", DST_PASSWORD)
+            .output()
+            .unwrap());
+        assert!(
+            matches!(r.code(), 0 | 2) && !r.stderr().contains("cannot fetch"),
+            "relsync {args:?} on the remote: {}",
+            r.stderr()
+        );
+        remote_outputs.push((format!("{} (remote)", args.join(" ")), r));
+    }
+    assert!(
+        remote_outputs[0]
+            .1
+            .stderr()
+            .contains(&git_http.url("repo.git")),
+        "the URL is named, without its password"
+    );
+    outputs.extend(remote_outputs);
+
     // serve, for a few seconds (it reconciles every second), then SIGTERM.
     let port = free_port();
     let log = tempfile::tempdir().unwrap();
@@ -716,6 +784,8 @@ fn no_password_or_token_appears_in_the_output_of_any_command_at_trace_level() {
         b64(SRC_USER, SRC_PASSWORD),
         b64(DST_USER, DST_PASSWORD),
         b64(DST_USER, WRONG_PASSWORD),
+        GIT_PASSWORD.to_string(),
+        b64(GIT_USER, GIT_PASSWORD),
     ];
     let tokens = proxy.issued_tokens();
     assert!(!tokens.is_empty(), "the target issued no token");
