@@ -352,8 +352,12 @@ fn a_blob_that_always_fails_leaves_its_release_untagged_and_the_rest_synced() {
     let started = Instant::now();
     let run = s.relsync(&["sync"]);
     run.expect_code(1);
-    eprintln!("failed in {:?}", started.elapsed());
     let stderr = run.stderr();
+    eprintln!(
+        "failed in {:?}, {} requests naming the blob:\n{stderr}",
+        started.elapsed(),
+        dst_proxy.injected_total()
+    );
     let line = stderr
         .lines()
         .find(|l| l.contains(&bad_blob.to_string()))
@@ -393,19 +397,11 @@ fn dst_base(r: &TestRegistry) -> String {
     r.base_url()
 }
 
-/// A moment of a sync into an `oci:` layout (with one transfer at a time), seen on disk.
-#[derive(Debug, Clone, Copy)]
-enum Moment {
-    /// The k-th blob file (1-based) is being written: its temporary file exists.
-    MidBlob(usize),
-    /// k blob files are in place and none is being written.
-    AfterBlob(usize),
-    /// index.json holds k tags.
-    AfterTag(usize),
-}
-
-/// What the layout shows now: (blob files in place, temporary blob files, tags).
-fn progress(dir: &Path) -> (usize, usize, usize) {
+/// How far a sync into an `oci:` layout (one transfer at a time) has come, as seen on disk:
+/// twice the blob files in place plus the tags, plus one while a blob file is being
+/// written. Every write raises it by one (a temporary blob file appears: odd; it is renamed
+/// into place, or a tag is added: even), so each value is one moment of the run.
+fn progress(dir: &Path) -> usize {
     let (mut done, mut tmp) = (0, 0);
     if let Ok(entries) = std::fs::read_dir(dir.join("blobs/sha256")) {
         for e in entries.flatten() {
@@ -421,43 +417,24 @@ fn progress(dir: &Path) -> (usize, usize, usize) {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v["manifests"].as_array().map(Vec::len))
         .unwrap_or(0);
-    (done, tmp, tags)
+    2 * (done + tags) + tmp.min(1)
 }
 
-impl Moment {
-    /// Whether the layout is at this moment (`Some(true)`), past it (`Some(false)`), or
-    /// not there yet (`None`).
-    fn reached(self, (done, tmp, tags): (usize, usize, usize)) -> Option<bool> {
-        let (at, past) = match self {
-            Moment::MidBlob(k) => (done == k - 1 && tmp > 0, done >= k),
-            Moment::AfterBlob(k) => (done == k && tmp == 0 && tags == 0, done > k || tags > 0),
-            Moment::AfterTag(k) => (tags == k, tags > k),
-        };
-        if at {
-            Some(true)
-        } else if past {
-            Some(false)
-        } else {
-            None
-        }
-    }
-}
-
-/// `sync` into an `oci:` layout killed with SIGKILL at 25 moments spread over one run (from
-/// an empty layout each time: while the 1st, 3rd, … 27th file is being written, after
-/// every 4th file is in place, and after each of the first four tag writes). After every
+/// `sync` into an `oci:` layout killed with SIGKILL at 22 moments spread evenly over one
+/// run (each from an empty layout; a moment is a [`progress`] value: while the n-th file is
+/// being written, right after it is in place, right after a tag is written). After every
 /// kill, no tag names incomplete or digest-false content and no file under a final blob
 /// name is digest-false; a rerun then converges to exactly Git's tags.
 #[test]
-fn sync_into_an_oci_layout_killed_at_25_moments_never_tags_incomplete_content() {
+fn sync_into_an_oci_layout_killed_at_22_moments_never_tags_incomplete_content() {
     let s = Setup::new();
     // The killed runs read through a proxy that paces answers (a pause in the middle of
     // every body, so that each file spends a while half written); the reruns read directly.
     let slow = FaultProxy::start(
         &s.src.host(),
         FaultOptions {
-            latency: Some(Duration::from_millis(3)),
-            body_pause: Some(Duration::from_millis(25)),
+            latency: Some(Duration::from_millis(1)),
+            body_pause: Some(Duration::from_millis(6)),
             ..Default::default()
         },
     );
@@ -476,66 +453,71 @@ fn sync_into_an_oci_layout_killed_at_25_moments_never_tags_incomplete_content() 
     );
     let layout = s.repo.path().join("live/okd");
     let desired = s.desired();
+    // The reruns copy eight at a time.
+    let fast = s
+        .repo
+        .read("relsync.yaml")
+        .replace("concurrency: 1", "concurrency: 8");
+    s.repo.write("fast.yaml", &fast);
 
-    // Index, two children, two configs, four layers per release.
-    let files = 9 * VERSIONS.len();
-    let mut moments: Vec<Moment> = (1..=files).step_by(2).map(Moment::MidBlob).collect();
-    moments.extend((2..=files).step_by(4).map(Moment::AfterBlob));
-    moments.extend((1..desired.len()).map(Moment::AfterTag));
-    assert!(moments.len() >= 20);
+    // Index, two children, two configs and four layers per release, and the tags.
+    let end = 2 * (9 * VERSIONS.len() + desired.len());
+    let moments: Vec<usize> = (0..22).map(|i| 1 + i * (end - 2) / 21).collect();
+    assert_eq!((moments[0], moments[21]), (1, end - 1));
 
     let started = Instant::now();
-    let mut exact = 0;
-    let mut mid_write = 0;
-    let mut partly_tagged = 0;
-    for moment in &moments {
+    let (mut exact, mut mid_write, mut partly_tagged) = (0, 0, 0);
+    let mut distinct = std::collections::BTreeSet::new();
+    for &moment in &moments {
         let _ = std::fs::remove_dir_all(&layout);
         let mut child = s.spawn_sync(Some(&killed_rev));
         let deadline = Instant::now() + Duration::from_secs(20);
-        let hit = loop {
-            if let Some(hit) = moment.reached(progress(&layout)) {
-                break hit;
+        let seen = loop {
+            let p = progress(&layout);
+            if p >= moment {
+                break p;
             }
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("{moment:?}: the run ended ({status}) before the moment came");
+                panic!("moment {moment}: the run ended ({status}) before it came, at {p}");
             }
-            assert!(Instant::now() < deadline, "{moment:?} never came");
+            assert!(Instant::now() < deadline, "moment {moment} never came");
             std::thread::sleep(Duration::from_micros(200));
         };
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         assert!(
             status.code().is_none(),
-            "{moment:?}: the run had finished before the kill"
+            "moment {moment}: the run had finished before the kill"
         );
-        let at_kill = progress(&layout);
-        exact += usize::from(hit);
-        mid_write += usize::from(at_kill.1 > 0);
+        exact += usize::from(seen == moment);
+        distinct.insert(seen);
+        mid_write += progress(&layout) % 2;
         let tags = check_layout(&layout);
         if !tags.is_empty() && tags.len() < desired.len() {
             partly_tagged += 1;
         }
         for (tag, digest) in &tags {
-            assert_eq!(desired.get(tag), Some(digest), "{moment:?}: {tag}");
+            assert_eq!(desired.get(tag), Some(digest), "moment {moment}: {tag}");
         }
 
-        let rerun = s.relsync(&["--revision", &rerun_rev, "sync"]);
+        let rerun = s.relsync(&["--config", "fast.yaml", "--revision", &rerun_rev, "sync"]);
         rerun.expect_code(0);
-        assert_eq!(check_layout(&layout), desired, "{moment:?}: rerun");
+        assert_eq!(check_layout(&layout), desired, "moment {moment}: rerun");
     }
     eprintln!(
-        "{} kills in {:?}: {exact} exactly at their moment, {mid_write} mid-write, {partly_tagged} partly tagged",
+        "{} kills in {:?}: {exact} exactly at their moment, {} distinct moments, {mid_write} mid-write, {partly_tagged} partly tagged",
         moments.len(),
-        started.elapsed()
+        started.elapsed(),
+        distinct.len()
     );
     assert!(
-        exact >= moments.len() * 3 / 4,
-        "only {exact} of {} kills landed at their moment",
-        moments.len()
+        distinct.len() >= 20,
+        "the kills landed at only {} different moments: {distinct:?}",
+        distinct.len()
     );
-    assert!(mid_write >= 10, "only {mid_write} kills landed mid-write");
+    assert!(mid_write >= 8, "only {mid_write} kills landed mid-write");
     assert!(
-        partly_tagged >= 3,
+        partly_tagged >= 8,
         "only {partly_tagged} kills landed between tag writes"
     );
 

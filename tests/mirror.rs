@@ -1,14 +1,12 @@
 //! End-to-end `relsync sync` against real docker-registry processes, read back with skopeo
-//! (an independent client), and into `oci:` layouts killed mid-copy.
+//! (an independent client). (Crash tests into `oci:` layouts live in `faults.rs`.)
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use relsync::digest::Digest;
 use serde_json::Value;
 
-use crate::util::{PagingProxy, ProxyOptions, Repo, TestRegistry, block_on};
+use crate::util::{Repo, TestRegistry, block_on};
 
 const VERSIONS: [&str; 3] = ["4.14.0", "4.15.0", "4.16.0"];
 const SOURCE: &str = "okd/ci";
@@ -238,128 +236,6 @@ fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back() {
         s.digest_of("4.16.0")
     );
     s.repo.relsync(&["plan"]).expect_code(0);
-}
-
-/// Every tag in the layout's index.json names content that is all there and true to its
-/// digest: the manifest, every child manifest, every config and layer. Returns the tags.
-fn check_layout(dir: &Path) -> Vec<(String, Digest)> {
-    let index_path = dir.join("index.json");
-    if !index_path.exists() {
-        return Vec::new();
-    }
-    let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap())
-        .expect("index.json is always whole JSON");
-    let blob = |d: &str| -> Vec<u8> {
-        let digest = Digest::parse(d).unwrap();
-        let path = dir.join("blobs/sha256").join(digest.hex());
-        let bytes =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("{d} is referenced but missing ({e})"));
-        assert_eq!(Digest::sha256_of(&bytes), digest, "{d} is digest-false");
-        bytes
-    };
-    fn walk(manifest: &[u8], blob: &dyn Fn(&str) -> Vec<u8>) {
-        let m: Value = serde_json::from_slice(manifest).unwrap();
-        if let Some(children) = m["manifests"].as_array() {
-            for c in children {
-                walk(&blob(c["digest"].as_str().unwrap()), blob);
-            }
-        } else {
-            blob(m["config"]["digest"].as_str().unwrap());
-            for l in m["layers"].as_array().unwrap() {
-                blob(l["digest"].as_str().unwrap());
-            }
-        }
-    }
-    let mut tags = Vec::new();
-    for entry in index["manifests"].as_array().unwrap() {
-        let d = entry["digest"].as_str().unwrap();
-        walk(&blob(d), &blob);
-        let tag = entry["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        tags.push((tag, Digest::parse(d).unwrap()));
-    }
-    tags.sort();
-    tags
-}
-
-#[test]
-fn sync_into_an_oci_layout_killed_mid_copy_never_tags_incomplete_content() {
-    let s = Setup::new();
-    // Slow the source down so that a copy takes a while and kills land mid-copy.
-    let proxy = PagingProxy::start(
-        &s.src.base_url(),
-        ProxyOptions {
-            delay: Some(Duration::from_millis(40)),
-            ..Default::default()
-        },
-    );
-    let stream = s.repo.read("manifests/stream.yaml").replace(
-        &format!("source: {}/", s.src.host()),
-        &format!("source: {}/", proxy.host()),
-    );
-    let stream = stream.replace(
-        &format!("target: {}/{TARGET}", s.dst.host()),
-        "target: oci:live/okd",
-    );
-    s.repo.write("manifests/stream.yaml", &stream);
-    let config = s.repo.read("relsync.yaml");
-    s.repo.write(
-        "relsync.yaml",
-        &format!(
-            "{config}    - {{host: '{}', insecure: true}}\n",
-            proxy.host()
-        ),
-    );
-    s.repo.commit("oci target behind a slow source");
-    let layout = s.repo.path().join("live/okd");
-
-    let mut seen_partial = false;
-    let blob_count = || {
-        std::fs::read_dir(layout.join("blobs/sha256"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
-    // Kill moments are tied to progress, not to the clock (a loaded machine starts slowly):
-    // each run is killed once it has written a new file, plus a growing delay.
-    for extra_ms in [0u64, 20, 40, 80, 120, 200] {
-        let before = blob_count();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relsync"))
-            .arg("sync")
-            .current_dir(s.repo.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while blob_count() == before
-            && child.try_wait().unwrap().is_none()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        std::thread::sleep(Duration::from_millis(extra_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let tags = check_layout(&layout);
-        if !finished && blob_count() > 0 && tags.len() < s.desired().len() {
-            seen_partial = true;
-        }
-    }
-    assert!(
-        seen_partial,
-        "no kill landed mid-copy: slow the source down further"
-    );
-
-    // A rerun converges, and every tag holds Git's digest.
-    s.repo.relsync(&["sync"]).expect_code(0);
-    let mut want = s.desired();
-    want.sort();
-    assert_eq!(check_layout(&layout), want);
-    s.repo.relsync(&["sync"]).expect_code(0);
-    s.repo.relsync(&["drift"]).expect_code(0);
 }
 
 /// Regression (review finding): on distribution 2.8, which cannot delete a tag by name,
