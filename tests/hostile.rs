@@ -1014,7 +1014,9 @@ async fn a_bearer_token_revoked_before_its_expiry_is_refreshed_on_401() {
 
 /// The same end to end: a whole `sync` through a token server whose tokens live 300 ms,
 /// with every answer held 100 ms, so tokens die in the middle of the copy (uploads
-/// included): the sync succeeds and converges.
+/// included): the sync succeeds and converges. Regression: a token revoked between an
+/// upload's POST and its streamed PUT (which cannot answer a challenge) failed the copy
+/// with a 401 that was not retried.
 #[test]
 fn sync_through_short_lived_bearer_tokens_refreshes_them_and_converges() {
     let (src, dst) = (TestRegistry::start(), TestRegistry::start());

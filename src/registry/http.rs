@@ -476,7 +476,9 @@ impl HttpRegistry {
     /// Sends a request whose body is a stream, once: a stream cannot be replayed, so
     /// neither a retry nor an authentication challenge can be answered here. Callers
     /// authenticate for `scope` first (with a [`HttpRegistry::send`] of their own) and
-    /// redo the whole operation when [`RegistryError::is_retryable`] says so.
+    /// redo the whole operation when [`RegistryError::is_retryable`] says so. A bearer
+    /// token refused here (revoked before its announced expiry) is forgotten and reported
+    /// as [`RegistryError::TokenRevoked`], which is retryable: the redo fetches a new one.
     async fn send_stream(
         &self,
         method: Method,
@@ -495,7 +497,21 @@ impl HttpRegistry {
                     .body(b)
             })
         };
-        self.execute(&method, &url, build, 1, context).await
+        let resp = self.execute(&method, &url, build, 1, context).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && matches!(self.scheme(), Scheme::Bearer { .. })
+            && auth.is_some()
+            && self.same_origin(resp.url())
+        {
+            self.tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(scope);
+            return Err(RegistryError::TokenRevoked {
+                context: context.to_string(),
+            });
+        }
+        Ok(resp)
     }
 
     /// The `Authorization` header value to send for `scope` given what the host asked for

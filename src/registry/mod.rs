@@ -167,6 +167,14 @@ pub enum RegistryError {
         #[source]
         source: serde_json::Error,
     },
+    /// A streamed upload was refused (401) with a bearer token the registry had issued and
+    /// announced as still valid: it was revoked early. The token is forgotten, so redoing
+    /// the upload (the error is retryable) fetches a new one.
+    #[error("{context}: the registry refused its bearer token before the token's expiry")]
+    TokenRevoked {
+        /// What was being done, naming the repository.
+        context: String,
+    },
     /// Content whose digest (or size) is not the one asked for: refused, nothing written.
     #[error("{context}: content does not match its digest (expected {expected}, got {actual})")]
     DigestMismatch {

@@ -194,12 +194,14 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 impl RegistryError {
     /// Whether the operation that failed with this error may succeed if redone: a
-    /// connection error, a timeout, a dropped transfer, or a 408, 429 or 5xx answer.
-    /// Digest mismatches, refusals, authentication and local file errors are not.
+    /// connection error, a timeout, a dropped transfer, a 408, 429 or 5xx answer, or a
+    /// bearer token revoked during an upload (a new one is fetched). Digest mismatches,
+    /// refusals, other authentication failures and local file errors are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { source, .. } => retryable_transport(source),
             RegistryError::Status { status, .. } => retryable_status(*status),
+            RegistryError::TokenRevoked { .. } => true,
             _ => false,
         }
     }
