@@ -343,7 +343,7 @@ impl HttpRegistry {
         if let Some(a) = auth
             && self.same_origin(url)
         {
-            rb = rb.header(AUTHORIZATION, a);
+            rb = with_authorization(rb, a);
         }
         rb
     }
@@ -588,7 +588,7 @@ impl HttpRegistry {
         let build = || {
             let rb = self.client.get(url.clone());
             Some(match &self.credentials {
-                Some(c) => rb.header(AUTHORIZATION, basic_header(c)),
+                Some(c) => with_authorization(rb, &basic_header(c)),
                 None => rb,
             })
         };
@@ -640,6 +640,20 @@ fn merge_scopes(challenge: Option<&str>, wanted: &str) -> String {
         }
     }
     out.join(" ")
+}
+
+/// Adds `Authorization: value`, marked sensitive so that no `Debug` of the request and no
+/// HTTP/2 header table ever shows or indexes it.
+fn with_authorization(rb: reqwest::RequestBuilder, value: &str) -> reqwest::RequestBuilder {
+    match HeaderValue::from_str(value) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            rb.header(AUTHORIZATION, v)
+        }
+        // Not a valid header value (a token with control characters): the builder reports
+        // the error when the request is built, without the value.
+        Err(_) => rb.header(AUTHORIZATION, value),
+    }
 }
 
 fn basic_header(c: &Credentials) -> String {
