@@ -497,14 +497,33 @@ fn check_agreement(
     }
 }
 
+/// With `RELSYNC_FUZZ_STATS` set, each input prints how far it got (`stage: load-refused`,
+/// `derive-refused`, `planned`), to measure how much of the corpus reaches the planner:
+/// `RELSYNC_FUZZ_STATS=1 <binary> -runs=0 fuzz/corpus/plan 2>&1 | grep -c 'stage: planned'`.
+fn stage(name: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("RELSYNC_FUZZ_STATS").is_some()) {
+        eprintln!("stage: {name}");
+    }
+}
+
 fuzz_target!(|input: Input| {
     let files = manifests(&input);
-    let Ok(m) = manifest::load(&files, "policies") else {
-        return;
+    let m = match manifest::load(&files, "policies") {
+        Ok(m) => m,
+        Err(d) => {
+            stage(&format!("load-refused: {}", d.0[0].message));
+            return;
+        }
     };
-    let Ok(desired) = desired::derive(&m) else {
-        return;
+    let desired = match desired::derive(&m) {
+        Ok(d) => d,
+        Err(d) => {
+            stage(&format!("derive-refused: {}", d.0[0].message));
+            return;
+        }
     };
+    stage("planned");
     let policy = &m.policy;
     let mut live = observed(&input);
     let mut options = PlanOptions {
