@@ -464,6 +464,7 @@ fn sync_into_an_oci_layout_killed_at_22_moments_never_tags_incomplete_content() 
     let started = Instant::now();
     let (mut exact, mut mid_write, mut partly_tagged) = (0, 0, 0);
     let mut distinct = std::collections::BTreeSet::new();
+    let mut leftovers = 0;
     for &moment in &moments {
         let _ = std::fs::remove_dir_all(&layout);
         let mut child = s.spawn_sync(Some(&killed_rev));
@@ -499,9 +500,10 @@ fn sync_into_an_oci_layout_killed_at_22_moments_never_tags_incomplete_content() 
         let rerun = s.relsync(&["--config", "fast.yaml", "--revision", &rerun_rev, "sync"]);
         rerun.expect_code(0);
         assert_eq!(check_layout(&layout), desired, "moment {moment}: rerun");
+        leftovers += progress(&layout) % 2;
     }
     eprintln!(
-        "{} kills in {:?}: {exact} exactly at their moment, {} distinct moments, {mid_write} mid-write, {partly_tagged} partly tagged",
+        "{} kills in {:?}: {exact} exactly at their moment, {} distinct moments, {mid_write} mid-write, {partly_tagged} partly tagged, {leftovers} with a temporary file left after the rerun",
         moments.len(),
         started.elapsed(),
         distinct.len()
@@ -512,6 +514,10 @@ fn sync_into_an_oci_layout_killed_at_22_moments_never_tags_incomplete_content() 
         distinct.len()
     );
     assert!(mid_write >= 8, "only {mid_write} kills landed mid-write");
+    assert_eq!(
+        leftovers, 0,
+        "a rerun left a killed writer's temporary file in the layout"
+    );
     assert!(
         partly_tagged >= 8,
         "only {partly_tagged} kills landed between tag writes"

@@ -3,11 +3,13 @@
 //! `org.opencontainers.image.ref.name`.
 //!
 //! Writes keep the layout consistent whenever the process stops: a blob is streamed into
-//! `blobs/<alg>/.tmp-<random>`, checked against its digest, synced and renamed into place;
+//! `blobs/<alg>/.tmp-<random>` (locked while it is written), checked against its digest,
+//! synced and renamed into place;
 //! `index.json` is rewritten into `index.json.tmp-<random>`, synced and renamed over the old
 //! one, under an exclusive lock on the layout directory so that two writers never lose each
 //! other's tags. A manifest is only written when every blob and manifest it names is
-//! already in the layout.
+//! already in the layout. What a writer killed mid-write leaves (an unlocked temporary
+//! file) is removed by the next process that writes to the layout.
 //!
 //! Reads take `index.json` as it is now: the parsed index is cached and reused while the
 //! file's identity (inode, size, modification time) stays the same, which a rename always
@@ -16,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -97,6 +100,8 @@ pub struct LayoutRepository {
     name: String,
     dir: PathBuf,
     cache: IndexCache,
+    /// Whether this process swept the layout's leftovers already.
+    swept: Arc<AtomicBool>,
 }
 
 #[derive(serde::Deserialize)]
@@ -122,6 +127,7 @@ impl LayoutRepository {
             name: name.to_string(),
             dir,
             cache: Arc::new(Mutex::new(None)),
+            swept: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -237,18 +243,17 @@ impl LayoutRepository {
                 path: dir.clone(),
                 source,
             })?;
-        let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
+        let (tmp, file) = blocking(move || locked_temp_file(&dir)).await?;
+        let dir = tmp
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.dir.clone());
         let guard = TempFile(Some(tmp.clone()));
         let io = |source| RegistryError::Io {
             path: tmp.clone(),
             source,
         };
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .await
-            .map_err(io)?;
+        let file = tokio::fs::File::from_std(file);
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut verifier = Verifier::new(digest, size, context);
         while let Some(chunk) = chunks.next().await {
@@ -260,6 +265,9 @@ impl LayoutRepository {
         out.flush().await.map_err(io)?;
         let file = out.into_inner();
         file.sync_all().await.map_err(io)?;
+        // On Unix the file stays open, so locked, until it has its final name: a sweep
+        // never takes it for a dead writer's leftover.
+        #[cfg(not(unix))]
         drop(file);
         tokio::fs::rename(&tmp, &target)
             .await
@@ -267,6 +275,8 @@ impl LayoutRepository {
                 path: target.clone(),
                 source,
             })?;
+        #[cfg(unix)]
+        drop(file);
         guard.keep();
         sync_dir_async(dir).await?;
         Ok(written)
@@ -274,11 +284,18 @@ impl LayoutRepository {
 
     /// Creates the layout (directories, `oci-layout`, an empty `index.json`) where parts
     /// are missing.
+    /// The first time in this process, also removes what writers killed mid-write left
+    /// behind ([`sweep_leftovers`]).
     async fn ensure_layout(&self) -> Result<(), RegistryError> {
         let dir = self.dir.clone();
+        let sweep = !self.swept.swap(true, Ordering::Relaxed);
         blocking(move || {
             let _lock = IndexLock::acquire(&dir)?;
-            ensure_layout_locked(&dir)
+            ensure_layout_locked(&dir)?;
+            if sweep {
+                sweep_leftovers(&dir);
+            }
+            Ok(())
         })
         .await
     }
@@ -497,6 +514,100 @@ async fn blocking<T: Send + 'static>(
             path: PathBuf::new(),
             source: std::io::Error::other(format!("file work cancelled: {e}")),
         }),
+    }
+}
+
+/// Creates `dir/.tmp-<random>` and locks it (`flock`, released when the file is closed,
+/// also by a killed process), so that [`sweep_leftovers`] can tell a live writer's file
+/// from a dead one's. A name a sweep removed between the creation and the lock is given up
+/// for another.
+fn locked_temp_file(dir: &Path) -> Result<(PathBuf, std::fs::File), RegistryError> {
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
+        let io = |source| RegistryError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                last = Some(tmp);
+                continue;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(e));
+            }
+        }
+        if same_file(&tmp, &file) {
+            return Ok((tmp, file));
+        }
+        last = Some(tmp);
+    }
+    let path = last.unwrap_or_else(|| dir.to_path_buf());
+    Err(RegistryError::Io {
+        source: std::io::Error::other("temporary files keep being swept away"),
+        path,
+    })
+}
+
+/// Whether `path` still names the open `file` (a sweep may have removed it).
+fn same_file(path: &Path, file: &std::fs::File) -> bool {
+    let (Ok(on_disk), Ok(open)) = (std::fs::symlink_metadata(path), file.metadata()) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        on_disk.ino() == open.ino() && on_disk.dev() == open.dev()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (on_disk, open);
+        true
+    }
+}
+
+/// Removes what writers killed mid-write left in the layout at `dir`: `blobs/<alg>/.tmp-*`
+/// files no live writer holds locked (each removed while this process holds its lock, so
+/// a writer that locks it later sees it gone), and `*.tmp-*` files beside `index.json`
+/// (written under the layout lock, which the caller holds). A leftover is only wasted
+/// space, so failures are ignored.
+fn sweep_leftovers(dir: &Path) {
+    let temporary = |e: &std::fs::DirEntry| {
+        e.file_name().to_string_lossy().contains(".tmp-")
+            && e.file_type().is_ok_and(|t| t.is_file())
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten().filter(temporary) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let Ok(algorithms) = std::fs::read_dir(dir.join("blobs")) else {
+        return;
+    };
+    for alg in algorithms.flatten() {
+        if !alg.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(alg.path()) else {
+            continue;
+        };
+        for e in entries.flatten().filter(temporary) {
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(e.path()) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                tracing::debug!(path = %e.path().display(), "removing a dead writer's temporary file");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -1539,5 +1650,35 @@ mod tests {
         );
         assert_eq!(rt.block_on(seed.list_tags()).unwrap(), ["counter"]);
         assert!(stray_files(&dir).is_empty());
+    }
+
+    /// Regression: a writer killed mid-blob left its `.tmp-*` file in the layout forever
+    /// (up to a whole layer of wasted space per crash). The next process that writes sweeps
+    /// the files no live writer holds, and leaves a live writer's alone.
+    #[tokio::test]
+    async fn a_dead_writers_temporary_files_are_swept_and_a_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("okd/release");
+        let first = LayoutRepository::new("oci:okd/release", dir.clone());
+        put(&first, b"first").await;
+        let blobs = dir.join("blobs/sha256");
+        // A dead writer's half blob and half index.json, and a live writer's blob file.
+        std::fs::write(blobs.join(".tmp-00000000000000aa"), b"half a la").unwrap();
+        std::fs::write(dir.join("index.json.tmp-00000000000000bb"), b"{\"ma").unwrap();
+        let (live, live_file) = locked_temp_file(&blobs).unwrap();
+
+        // This process swept already when it started writing; another one sweeps.
+        put(&first, b"second").await;
+        assert_eq!(stray_files(&dir).len(), 3);
+        let next = LayoutRepository::new("oci:okd/release", dir.clone());
+        put(&next, b"third").await;
+        let live_name = live.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(stray_files(&dir), [live_name]);
+        assert!(
+            same_file(&live, &live_file),
+            "the live writer's file is its own"
+        );
+        drop(live_file);
+        assert_eq!(next.list_tags().await.unwrap(), Vec::<String>::new());
     }
 }
