@@ -31,6 +31,10 @@ pub enum FaultKind {
     Cut,
     /// Close the connection after reading the request head, without forwarding or answering.
     Drop,
+    /// Answer `400 Bad Request` with the code `DIGEST_INVALID` (without forwarding), as
+    /// distribution's filesystem storage does to a manifest write whose check reads a link
+    /// another client is rewriting.
+    DigestInvalid,
     /// Send nothing for [`FaultOptions::stall`], then close the connection (not forwarded).
     Stall,
     /// Forward, send the head and the first half of the body, then stay silent for
@@ -38,7 +42,8 @@ pub enum FaultKind {
     StallBody,
 }
 
-/// Every kind, in the order [`FaultOptions::default`] takes them.
+/// Every kind a registry may answer any request with, in the order [`FaultOptions::default`]
+/// takes them ([`FaultKind::DigestInvalid`] only makes sense for manifest writes).
 pub const ALL_FAULTS: [FaultKind; 7] = [
     FaultKind::Status500,
     FaultKind::Status503,
@@ -317,14 +322,20 @@ async fn connection(st: Arc<FaultState>, mut client: TcpStream) {
     });
 
     match fault {
-        Some(k @ (FaultKind::Status500 | FaultKind::Status503 | FaultKind::Status429)) => {
-            let (status, reason) = match k {
-                FaultKind::Status500 => (500, "Internal Server Error"),
-                FaultKind::Status503 => (503, "Service Unavailable"),
-                _ => (429, "Too Many Requests"),
+        Some(
+            k @ (FaultKind::Status500
+            | FaultKind::Status503
+            | FaultKind::Status429
+            | FaultKind::DigestInvalid),
+        ) => {
+            let (status, reason, code) = match k {
+                FaultKind::Status500 => (500, "Internal Server Error", "UNAVAILABLE"),
+                FaultKind::Status503 => (503, "Service Unavailable", "UNAVAILABLE"),
+                FaultKind::DigestInvalid => (400, "Bad Request", "DIGEST_INVALID"),
+                _ => (429, "Too Many Requests", "TOOMANYREQUESTS"),
             };
             let body =
-                format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected {status}"}}]}}"#);
+                format!(r#"{{"errors":[{{"code":"{code}","message":"injected {status}"}}]}}"#);
             let mut fields = vec![
                 ("Content-Type".to_string(), "application/json".to_string()),
                 ("Content-Length".to_string(), body.len().to_string()),

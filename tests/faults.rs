@@ -757,3 +757,49 @@ fn stalled_answers_time_out_and_are_tried_again() {
         bad.stderr()
     );
 }
+
+/// Regression: two syncs pushing the same release to one docker-registry at once failed
+/// now and then with `writing manifest …:next: registry answered 400 Bad Request
+/// (DIGEST_INVALID …)`: distribution's filesystem storage rewrites a link file in place,
+/// and a manifest write whose check reads it meanwhile is refused. relsync computed the
+/// digest from the bytes it sends, so the answer is the registry's race, and the write is
+/// tried again.
+#[test]
+fn a_manifest_write_refused_with_digest_invalid_is_tried_again() {
+    let s = Setup::new();
+    let dst = TestRegistry::start();
+    let dst_proxy = FaultProxy::start(
+        &dst.host(),
+        FaultOptions {
+            once: vec![
+                (
+                    format!("PUT /v2/{TARGET}/manifests/next"),
+                    FaultKind::DigestInvalid,
+                ),
+                (
+                    format!("PUT /v2/{TARGET}/manifests/sha256:"),
+                    FaultKind::DigestInvalid,
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    s.write(
+        &[s.src.host(), dst_proxy.host()],
+        8,
+        &format!("{}/{SOURCE}", s.src.host()),
+        &format!("{}/{TARGET}", dst_proxy.host()),
+    );
+    s.relsync(&["sync"]).expect_code(0);
+    assert_eq!(
+        dst_proxy.injected(),
+        BTreeMap::from([(FaultKind::DigestInvalid, 2)])
+    );
+    let puts_of_next = dst_proxy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with(&format!("PUT /v2/{TARGET}/manifests/next ")))
+        .count();
+    assert_eq!(puts_of_next, 2, "refused, then written");
+    assert_eq!(registry_tags(&dst.host(), TARGET), s.desired());
+}

@@ -1391,20 +1391,37 @@ impl ContentStore for HttpRepository {
         })?;
         headers.insert(CONTENT_TYPE, ct);
         let url = self.url(&format!("manifests/{reference}"))?;
-        let resp = self
-            .registry
-            .send(
-                Method::PUT,
-                url,
-                headers,
-                Some(manifest.bytes.clone()),
-                &self.push_scope,
-                &context,
-            )
-            .await?;
-        if !matches!(resp.status(), StatusCode::CREATED | StatusCode::OK) {
-            return Err(status_error(resp, &context).await);
-        }
+        let tries = self.registry.retry.tries.max(1);
+        let mut attempt = 1;
+        let resp = loop {
+            let resp = self
+                .registry
+                .send(
+                    Method::PUT,
+                    url.clone(),
+                    headers.clone(),
+                    Some(manifest.bytes.clone()),
+                    &self.push_scope,
+                    &context,
+                )
+                .await?;
+            if matches!(resp.status(), StatusCode::CREATED | StatusCode::OK) {
+                break resp;
+            }
+            let err = status_error(resp, &context).await;
+            // relsync computed the digest from these very bytes, so DIGEST_INVALID is never
+            // about the request: distribution's filesystem storage answers it while another
+            // client rewrites a link this manifest's check reads (two syncs pushing the
+            // same content). Worth another try, like a 5xx.
+            let racing = matches!(&err, RegistryError::Status { status: 400, code: Some(c), .. } if c == "DIGEST_INVALID");
+            if !racing || attempt >= tries {
+                return Err(err);
+            }
+            let wait = self.registry.retry.delay(attempt, None);
+            tracing::debug!(%context, attempt, wait_ms = wait.as_millis() as u64, "DIGEST_INVALID on a manifest write; retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        };
         if let Some(stored) = content_digest(resp.headers())
             && stored.algorithm() == manifest.digest.algorithm()
             && stored != manifest.digest
