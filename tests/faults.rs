@@ -374,6 +374,13 @@ fn a_blob_that_always_fails_leaves_its_release_untagged_and_the_rest_synced() {
         "the blob was not retried: {:?}",
         dst_proxy.injected()
     );
+    // Regression: the HTTP layer's tries (5) were multiplied by the mirror's redoing the
+    // whole blob around them (5 × 5 = 25 requests for one blob).
+    assert_eq!(
+        dst_proxy.injected().get(&FaultKind::Status503).copied(),
+        Some(5),
+        "one request's tries, not multiplied"
+    );
 
     let mut want = s.desired();
     want.remove("4.15.0");

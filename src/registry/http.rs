@@ -301,11 +301,23 @@ impl HttpRegistry {
         } else {
             context.to_string()
         };
+        // Retried here already: the caller must not redo the operation around it.
+        let gave_up = |e: RegistryError| {
+            if made > 1 {
+                RegistryError::GaveUp(Box::new(e))
+            } else {
+                e
+            }
+        };
         match result {
             Ok(resp) if retryable_status(resp.status().as_u16()) => {
-                Err(status_error(resp, &context).await)
+                Err(gave_up(status_error(resp, &context).await))
             }
             Ok(resp) => Ok(resp),
+            Err(Some(e)) if retryable_transport(&e) => Err(gave_up(RegistryError::Transport {
+                context,
+                source: e.without_url(),
+            })),
             Err(Some(e)) => Err(RegistryError::Transport {
                 context,
                 source: e.without_url(),

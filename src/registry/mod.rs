@@ -175,6 +175,11 @@ pub enum RegistryError {
         /// What was being done, naming the repository.
         context: String,
     },
+    /// A retryable failure (connection error, 408, 429, 5xx) of a request the client
+    /// already tried again until its tries ran out: not worth redoing the whole operation
+    /// around it (that would multiply the tries). The message is the last failure's.
+    #[error(transparent)]
+    GaveUp(Box<RegistryError>),
     /// Content whose digest (or size) is not the one asked for: refused, nothing written.
     #[error("{context}: content does not match its digest (expected {expected}, got {actual})")]
     DigestMismatch {
@@ -202,6 +207,17 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RegistryError {
+    /// The failure itself: the last try's error for one the client gave up on
+    /// ([`RegistryError::GaveUp`]), else this one.
+    pub fn cause(&self) -> &RegistryError {
+        match self {
+            RegistryError::GaveUp(e) => e.cause(),
+            e => e,
+        }
+    }
 }
 
 /// A hint for the one TLS failure with an obvious cause: the host answered an HTTPS

@@ -109,11 +109,31 @@ pub fn retryable_status(status: u16) -> bool {
 /// between chunks) under "decode" too. relsync has reqwest decode nothing itself (no
 /// content encodings, no `Response::json`), so a decode error is a real decoding failure
 /// only when a JSON error caused it; otherwise it is a broken transfer, worth another try.
+///
+/// A TLS handshake that fails for good is not worth another try either: a certificate
+/// that does not verify, or a host answering in plain HTTP (OpenSSL's "wrong version
+/// number"); those are recognised by OpenSSL's messages in the chain of causes.
 pub(crate) fn retryable_transport(e: &reqwest::Error) -> bool {
-    if e.is_builder() || e.is_redirect() {
+    if e.is_builder() || e.is_redirect() || tls_refused(e) {
         return false;
     }
     !(e.is_decode() && caused_by_json(e))
+}
+
+/// Whether a TLS handshake failed for a reason another try cannot change.
+fn tls_refused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.contains("certificate verify failed")
+            || text.contains("wrong version number")
+            || text.contains("packet length too long")
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Whether a JSON error is in `e`'s chain of causes.
@@ -202,6 +222,7 @@ impl RegistryError {
             RegistryError::Transport { source, .. } => retryable_transport(source),
             RegistryError::Status { status, .. } => retryable_status(*status),
             RegistryError::TokenRevoked { .. } => true,
+            RegistryError::GaveUp(_) => false,
             _ => false,
         }
     }
