@@ -363,6 +363,7 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
         };
         let settings = |who: &str| LeaseSettings {
             duration: Duration::from_secs(2),
+            renew_deadline: Duration::from_secs(1),
             renew: Duration::from_millis(200),
             ..LeaseSettings::new("relsync-leader".into(), "relsync".into(), who.into())
         };
@@ -488,4 +489,60 @@ fn only_the_leader_syncs_and_a_standby_takes_over_when_it_stops() {
     assert_eq!(lease().as_deref(), Some("replica-b"));
     assert_eq!(b.terminate(), Some(0));
     assert_eq!(lease().as_deref(), Some(""), "released on a graceful stop");
+}
+
+#[test]
+fn a_lease_is_taken_over_by_the_candidates_clock_not_the_holders_renew_time() {
+    use relsync::cluster::Cluster;
+    use relsync::controller::leader::{Election, Leadership, LeaseSettings};
+
+    let api = KubeApi::start();
+    api.add_namespace("relsync");
+    // A holder whose clock is an hour behind: its renewTime looks long expired.
+    api.insert(
+        crate::kube_api::Resource::Leases,
+        "relsync",
+        "other",
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "relsync-leader", "namespace": "relsync"},
+            "spec": {"holderIdentity": "skewed", "leaseDurationSeconds": 2,
+                     "renewTime": "2026-01-01T00:00:00.000000Z"}
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    block_on(async {
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .unwrap();
+        let cluster = Cluster::with_client(kube::Client::try_from(config).unwrap());
+        let settings = LeaseSettings {
+            duration: Duration::from_secs(2),
+            renew_deadline: Duration::from_secs(1),
+            renew: Duration::from_millis(200),
+            ..LeaseSettings::new("relsync-leader".into(), "relsync".into(), "b".into())
+        };
+        let b = Election::new(cluster, settings, Leadership::default());
+        let start = Instant::now();
+        assert!(
+            !b.step().await.unwrap(),
+            "an old renewTime is not trusted at first sight"
+        );
+        while !b.step().await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "taken over only after a full lease duration on b's clock: {:?}",
+            start.elapsed()
+        );
+
+        // An API server that does not answer in time: one bounded attempt, no retries.
+        api.fail_next(50, 500);
+        let t = Instant::now();
+        assert!(b.step().await.is_err());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    });
 }

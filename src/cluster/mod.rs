@@ -211,7 +211,7 @@ fn short(e: &kube::Error) -> String {
 }
 
 /// Turns a final kube error into a [`ClusterError`].
-fn error(object: &str, doing: &str, e: kube::Error) -> ClusterError {
+pub(crate) fn error(object: &str, doing: &str, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(s) => {
             let namespace = s

@@ -1,13 +1,23 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, as client-go's leaderelection does
-//! it: the leader renews the Lease every `renew` period; a candidate takes it over once
-//! `renewTime + leaseDurationSeconds` has passed; every write carries the
-//! `resourceVersion` read, so of two candidates only one wins (the other gets 409). Only
-//! the leader writes; a replica that cannot renew stops leading before its lease runs
-//! out. On shutdown the leader gives the Lease up, so a successor takes over at once.
+//! it:
+//!
+//! - the leader renews the Lease every `renew` period; every write carries the
+//!   `resourceVersion` read, so of two candidates only one wins (the other gets 409);
+//! - a candidate takes the Lease over once its record (holder, renew time) has not changed
+//!   for `leaseDurationSeconds` *as measured on the candidate's own clock* from when it
+//!   first saw that record — the holder's `renewTime` is never compared with the local
+//!   clock, so clock skew between replicas cannot hand the Lease over early;
+//! - each step is one attempt bounded by `renew_deadline` (less than the lease duration);
+//!   a leader that has not renewed within `renew_deadline` stops leading, before any
+//!   standby can take over;
+//! - on shutdown the leader gives the Lease up, so a successor takes over at once.
+//!
+//! Only the leader writes.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -27,19 +37,23 @@ pub struct LeaseSettings {
     pub identity: String,
     /// How long a lease lasts without renewal.
     pub duration: Duration,
+    /// How long a leader keeps leading without a successful renewal (less than
+    /// `duration`), and the bound of each step.
+    pub renew_deadline: Duration,
     /// How often the leader renews (and a candidate retries).
     pub renew: Duration,
 }
 
 impl LeaseSettings {
-    /// The defaults: 15 s leases renewed every 5 s.
+    /// client-go's defaults: 15 s leases, a 10 s renew deadline, a step every 2 s.
     pub fn new(name: String, namespace: String, identity: String) -> LeaseSettings {
         LeaseSettings {
             name,
             namespace,
             identity,
             duration: Duration::from_secs(15),
-            renew: Duration::from_secs(5),
+            renew_deadline: Duration::from_secs(10),
+            renew: Duration::from_secs(2),
         }
     }
 }
@@ -64,23 +78,20 @@ impl Leadership {
     }
 }
 
-/// One election step's view of the Lease.
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
-    let Some(renewed) = spec.renew_time.as_ref().map(|t| t.0) else {
-        return true;
-    };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));
-    renewed
-        .checked_add(jiff::SignedDuration::from_secs(duration))
-        .map_or(true, |until| until <= now)
+/// The Lease record as this replica last saw it, and when (on its own clock).
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    holder: Option<String>,
+    renew: Option<Timestamp>,
+    at: Instant,
 }
 
 /// The election.
 pub struct Election {
     api: Api<Lease>,
     settings: LeaseSettings,
-    cluster: Cluster,
     leadership: Leadership,
+    seen: Mutex<Option<Seen>>,
 }
 
 impl Election {
@@ -90,8 +101,8 @@ impl Election {
         Election {
             api,
             settings,
-            cluster,
             leadership,
+            seen: Mutex::new(None),
         }
     }
 
@@ -110,82 +121,110 @@ impl Election {
         }
     }
 
-    /// One step: create, renew or take over the Lease when allowed. Returns whether this
-    /// replica leads after it. A lost race (409) is "not leading", not an error.
+    /// Whether the record `spec` has stood unchanged for its lease duration since this
+    /// replica first saw it (measured on the local clock).
+    fn expired(&self, spec: &LeaseSpec) -> bool {
+        let holder = spec.holder_identity.clone();
+        let renew = spec.renew_time.as_ref().map(|t| t.0);
+        let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match &*seen {
+            Some(s) if s.holder == holder && s.renew == renew => s.at.elapsed() >= duration,
+            _ => {
+                *seen = Some(Seen {
+                    holder,
+                    renew,
+                    at: Instant::now(),
+                });
+                false
+            }
+        }
+    }
+
+    /// One step: create, renew or take over the Lease when allowed, in one attempt
+    /// bounded by the renew deadline. Returns whether this replica leads after it. A lost
+    /// race (409) is "not leading", not an error.
     pub async fn step(&self) -> Result<bool, ClusterError> {
         let object = self.object();
+        match tokio::time::timeout(self.settings.renew_deadline, self.attempt()).await {
+            Ok(Ok(leading)) => Ok(leading),
+            Ok(Err(e)) => match crate::cluster::error(&object, "renew", e) {
+                ClusterError::Api { code: 409, .. } => Ok(false),
+                e => Err(e),
+            },
+            Err(_) => Err(ClusterError::Api {
+                object,
+                doing: "renew".to_string(),
+                message: format!(
+                    "no answer within the renew deadline ({:?})",
+                    self.settings.renew_deadline
+                ),
+                reason: "Timeout".to_string(),
+                code: 504,
+            }),
+        }
+    }
+
+    async fn attempt(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let name = self.settings.name.as_str();
-        let current = self
-            .cluster
-            .retrying(&object, "read", || self.api.get_opt(name))
-            .await?;
         let pp = PostParams::default();
-        let written = match current {
-            None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(name.to_string()),
-                        ..ObjectMeta::default()
-                    },
-                    spec: Some(self.spec(now, None, 0)),
-                };
-                self.cluster
-                    .retrying(&object, "create", || self.api.create(&pp, &lease))
-                    .await
-            }
-            Some(mut lease) => {
-                let spec = lease.spec.clone().unwrap_or_default();
-                let mine = spec.holder_identity.as_deref() == Some(&self.settings.identity);
-                let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
-                if !mine && !free && !expired(&spec, now) {
-                    return Ok(false);
-                }
-                let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!mine);
-                let acquired = if mine {
-                    spec.acquire_time.clone()
-                } else {
-                    None
-                };
-                lease.spec = Some(self.spec(now, acquired, transitions));
-                // `replace` carries the resourceVersion read: a concurrent writer wins, we 409.
-                self.cluster
-                    .retrying(&object, "update", || self.api.replace(name, &pp, &lease))
-                    .await
-            }
+        let Some(mut lease) = self.api.get_opt(name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(now, None, 0)),
+            };
+            self.api.create(&pp, &lease).await?;
+            return Ok(true);
         };
-        match written {
-            Ok(_) => Ok(true),
-            Err(ClusterError::Api { code: 409, .. }) => Ok(false),
-            Err(e) => Err(e),
+        let spec = lease.spec.clone().unwrap_or_default();
+        let mine = spec.holder_identity.as_deref() == Some(&self.settings.identity);
+        let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
+        if !mine && !free && !self.expired(&spec) {
+            return Ok(false);
         }
+        let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!mine);
+        let acquired = if mine {
+            spec.acquire_time.clone()
+        } else {
+            None
+        };
+        lease.spec = Some(self.spec(now, acquired, transitions));
+        // `replace` carries the resourceVersion read: a concurrent writer wins, we 409.
+        self.api.replace(name, &pp, &lease).await?;
+        Ok(true)
     }
 
     /// Gives the Lease up if this replica holds it (on shutdown).
     pub async fn release(&self) -> Result<(), ClusterError> {
         let object = self.object();
         let name = self.settings.name.as_str();
-        let Some(mut lease) = self
-            .cluster
-            .retrying(&object, "read", || self.api.get_opt(name))
-            .await?
-        else {
-            return Ok(());
+        let attempt = async {
+            let Some(mut lease) = self.api.get_opt(name).await? else {
+                return Ok(());
+            };
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() != Some(&self.settings.identity) {
+                return Ok(());
+            }
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+            self.api
+                .replace(name, &PostParams::default(), &lease)
+                .await
+                .map(drop)
         };
-        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-        if spec.holder_identity.as_deref() != Some(&self.settings.identity) {
-            return Ok(());
-        }
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        let pp = PostParams::default();
-        match self
-            .cluster
-            .retrying(&object, "release", || self.api.replace(name, &pp, &lease))
-            .await
-        {
-            Ok(_) | Err(ClusterError::Api { code: 409, .. }) => Ok(()),
-            Err(e) => Err(e),
+        match tokio::time::timeout(self.settings.renew_deadline, attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => match crate::cluster::error(&object, "release", e) {
+                ClusterError::Api { code: 409, .. } => Ok(()),
+                e => Err(e),
+            },
+            // Not released: the standby takes over when the lease runs out.
+            Err(_) => Ok(()),
         }
     }
 
@@ -198,12 +237,19 @@ impl Election {
         on_change: impl Fn(bool),
     ) {
         tokio::pin!(shutdown);
+        let mut renewed: Option<Instant> = None;
         loop {
             let leading = match self.step().await {
-                Ok(l) => l,
+                Ok(true) => {
+                    renewed = Some(Instant::now());
+                    true
+                }
+                Ok(false) => false,
                 Err(e) => {
                     tracing::warn!(error = %e, "leader election step failed");
-                    false
+                    // A leader keeps leading until its renew deadline passes.
+                    self.leadership.is_leader()
+                        && renewed.is_some_and(|r| r.elapsed() < self.settings.renew_deadline)
                 }
             };
             if self.leadership.set(leading) {
@@ -232,24 +278,5 @@ impl Election {
     /// The shared leadership flag.
     pub fn leadership(&self) -> &Leadership {
         &self.leadership
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lease_expires_after_its_duration_from_the_last_renewal() {
-        let now: Timestamp = "2026-11-24T01:00:00Z".parse().unwrap();
-        let spec = |renewed: &str, secs| LeaseSpec {
-            renew_time: Some(MicroTime(renewed.parse().unwrap())),
-            lease_duration_seconds: Some(secs),
-            ..LeaseSpec::default()
-        };
-        assert!(!expired(&spec("2026-11-24T00:59:50Z", 15), now));
-        assert!(expired(&spec("2026-11-24T00:59:45Z", 15), now));
-        assert!(expired(&spec("2026-11-24T00:59:00Z", 15), now));
-        assert!(expired(&LeaseSpec::default(), now), "never renewed");
     }
 }
