@@ -546,3 +546,59 @@ fn a_lease_is_taken_over_by_the_candidates_clock_not_the_holders_renew_time() {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     });
 }
+
+#[test]
+fn sigterm_during_the_first_reconcile_stops_gracefully_after_the_grace_period() {
+    // A "registry" that accepts connections and never answers: the first pass hangs.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", stall.local_addr().unwrap().port());
+    let work = Repo::new();
+    work.write(
+        "manifests/stream.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata:\n  name: rel\nspec:\n  source: {host}/src/release\n  target: {host}/dst/release\n  releases:\n    - version: 4.1.0\n      digest: sha256:{}\n---\napiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata:\n  name: stable\nspec:\n  stream: rel\n  versions: [4.1.0]\n",
+            "a".repeat(64)
+        ),
+    );
+    work.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - host: {host}\n      insecure: true\n"
+        ),
+    );
+    work.commit("stalling registry");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_relsync"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(work.path())
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("RELSYNC_READ_TIMEOUT", "60")
+        .env("RELSYNC_SHUTDOWN_GRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serve = Serve { child, port };
+    serve.wait_until("listening", |s| {
+        http_status(s.port, "/healthz") == Some(200)
+    });
+    assert_eq!(
+        http_status(port, "/readyz"),
+        Some(503),
+        "the first pass is under way"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        serve.terminate(),
+        Some(0),
+        "SIGTERM mid-pass is a graceful stop"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stall);
+}

@@ -5,7 +5,9 @@
 //! Environment (set by the Helm chart): `POD_NAME` (this replica's identity in the Lease;
 //! default: host name and process id), `POD_NAMESPACE` (the Lease's namespace; default:
 //! the kubeconfig context's), `RELSYNC_LEADER_ELECTION=false` (no election: one replica
-//! only), `RELSYNC_LEASE_NAME` (default `relsync-leader`).
+//! only), `RELSYNC_LEASE_NAME` (default `relsync-leader`), `RELSYNC_SHUTDOWN_GRACE` (how
+//! long a reconcile under way may go on after SIGTERM, in seconds; default 20, within
+//! Kubernetes' default 30 s termination grace period).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,26 +39,50 @@ fn identity() -> String {
         })
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn signal() {
+/// A future that completes on SIGTERM or Ctrl-C. The handlers are installed now, not
+/// when the future is first polled, so a signal during the first reconcile is not the
+/// default "die at once".
+fn signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `RELSYNC_SHUTDOWN_GRACE` (seconds), else 20 s.
+fn grace() -> Result<Duration, CliError> {
+    match std::env::var("RELSYNC_SHUTDOWN_GRACE") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                CliError::Usage(format!(
+                    "RELSYNC_SHUTDOWN_GRACE: `{v}` is not a number of seconds"
+                ))
+            }),
+        Err(_) => Ok(Duration::from_secs(20)),
     }
 }
 
@@ -127,7 +153,10 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
         _ => (Leadership::always(), None),
     };
 
-    let timing = Timing::for_interval(Duration::from_secs(config.sync.interval_seconds.max(1)));
+    let timing = Timing {
+        grace: grace()?,
+        ..Timing::for_interval(Duration::from_secs(config.sync.interval_seconds.max(1)))
+    };
     let reconciler = GitOps::new(
         settings.clone(),
         shared.clone(),
@@ -156,10 +185,11 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
             e.run(stopped(rx), on_change).await
         })
     });
+    let stop_signal = signal();
     let loop_stop = {
         let shared = shared.clone();
         async move {
-            signal().await;
+            stop_signal.await;
             tracing::info!("stopping: no new work; a reconcile under way finishes first");
             shared.set_ready(false);
         }

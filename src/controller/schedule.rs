@@ -8,8 +8,10 @@
 //!   leaves a permit: one more refresh after it, so no push is missed);
 //! - after a failed reconcile, again after [`error_policy`]'s backoff (exponential, capped),
 //!   sooner than the interval, until one succeeds;
-//! - a shutdown stops taking work: a reconcile under way is let finish (its copies too; a
-//!   run that dies anyway never leaves a tag on incomplete content), then the loop ends.
+//! - a shutdown stops taking work: a reconcile under way is let finish within
+//!   [`Timing::grace`], else abandoned (dropped between two awaits: content is always
+//!   written before names, so an abandoned copy never leaves a tag on incomplete
+//!   content), then the loop ends.
 
 use std::future::Future;
 use std::time::Duration;
@@ -51,6 +53,8 @@ pub struct Timing {
     /// After a webhook wakes the loop, how long to wait for the rest of a burst (they all
     /// cause one refresh).
     pub debounce: Duration,
+    /// At shutdown, how long a reconcile under way may go on before it is abandoned.
+    pub grace: Duration,
 }
 
 impl Timing {
@@ -63,6 +67,7 @@ impl Timing {
             backoff_base: Duration::from_secs(5).min(interval),
             backoff_max: interval.min(Duration::from_secs(300)),
             debounce: Duration::from_secs(1),
+            grace: Duration::from_secs(20),
         }
     }
 }
@@ -99,7 +104,18 @@ pub async fn run<R: Reconcile>(
     loop {
         passes += 1;
         let span = tracing::info_span!("reconcile", pass = passes, trigger = ?trigger);
-        let result = tracing::Instrument::instrument(reconciler.reconcile(trigger), span).await;
+        let pass = tracing::Instrument::instrument(reconciler.reconcile(trigger), span);
+        tokio::pin!(pass);
+        let result = tokio::select! {
+            r = &mut pass => r,
+            () = &mut shutdown => {
+                tracing::info!(grace = ?timing.grace, "stopping: letting the reconcile under way finish");
+                if tokio::time::timeout(timing.grace, &mut pass).await.is_err() {
+                    tracing::warn!("stopping: abandoned the reconcile under way after the grace period");
+                }
+                return passes;
+            }
+        };
         match result {
             Ok(()) => failures = 0,
             Err(e) => {
@@ -177,6 +193,7 @@ mod tests {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(60),
             debounce: Duration::from_secs(1),
+            grace: Duration::from_secs(20),
         }
     }
 
@@ -262,9 +279,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_lets_the_running_reconcile_finish() {
+    async fn shutdown_lets_the_running_reconcile_finish_within_the_grace_period() {
         let mut r = Recorder::new(vec![]);
-        r.work = Duration::from_secs(50);
+        r.work = Duration::from_secs(15);
         let shared = Shared::default();
         let stop = tokio::time::sleep(Duration::from_secs(10));
         let started = Instant::now();
@@ -272,8 +289,24 @@ mod tests {
         assert_eq!(passes, 1);
         assert_eq!(
             started.elapsed(),
-            Duration::from_secs(50),
+            Duration::from_secs(15),
             "the pass under way finished, no new one began"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_abandons_a_reconcile_that_outlasts_the_grace_period() {
+        let mut r = Recorder::new(vec![]);
+        r.work = Duration::from_secs(100);
+        let shared = Shared::default();
+        let stop = tokio::time::sleep(Duration::from_secs(10));
+        let started = Instant::now();
+        let passes = run(&r, &shared, timing(), fastrand::Rng::with_seed(3), stop).await;
+        assert_eq!(passes, 1);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(30),
+            "10 s + 20 s of grace"
         );
     }
 }
