@@ -12,7 +12,7 @@ mod order;
 mod parse;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 pub use config::{
     ClusterSettings, Config, GitSettings, RegistrySettings, SyncSettings, WebhookSettings,
@@ -82,10 +82,14 @@ pub struct ReleaseChannel {
 
 impl ReleaseChannel {
     /// The versions this channel publishes: `versions` minus `tombstones`.
+    ///
+    /// Linear in both lists (the tombstones are looked up in a set): a channel may list tens
+    /// of thousands of each within the parser's size budget.
     pub fn published(&self) -> impl Iterator<Item = &Located<String>> {
+        let tombstoned: HashSet<&str> = self.tombstones.iter().map(|t| t.value.as_str()).collect();
         self.versions
             .iter()
-            .filter(|v| !self.tombstones.iter().any(|t| t.value == v.value))
+            .filter(move |v| !tombstoned.contains(v.value.as_str()))
     }
 }
 

@@ -304,8 +304,13 @@ fn check_channel(
             }
         }
     }
+    // The first listing of each version, so that checking every tombstone stays linear.
+    let mut listed: HashMap<&str, &Located<String>> = HashMap::new();
+    for v in &c.versions {
+        listed.entry(v.value.as_str()).or_insert(v);
+    }
     for t in &c.tombstones {
-        if let Some(v) = c.versions.iter().find(|v| v.value == t.value) {
+        if let Some(v) = listed.get(t.value.as_str()) {
             diags.push(Diagnostic::warning(
                 t.span.clone(),
                 format!(
@@ -494,17 +499,22 @@ fn check_policies(
             if !both {
                 continue;
             }
+            let tombstoned = |c: &RawChannel| -> BTreeSet<String> {
+                c.tombstones.iter().map(|t| t.value.clone()).collect()
+            };
             let published = |c: &RawChannel| -> BTreeSet<String> {
+                let gone = tombstoned(c);
                 c.versions
                     .iter()
-                    .filter(|v| !c.tombstones.iter().any(|t| t.value == v.value))
+                    .filter(|v| !gone.contains(&v.value))
                     .map(|v| v.value.clone())
                     .collect()
             };
             let in_b = published(b);
+            let gone_from_a = tombstoned(a);
             let mut reported = BTreeSet::new();
             for v in &a.versions {
-                if a.tombstones.iter().any(|t| t.value == v.value)
+                if gone_from_a.contains(&v.value)
                     || in_b.contains(&v.value)
                     || !reported.insert(v.value.as_str())
                 {
