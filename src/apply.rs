@@ -41,7 +41,7 @@ use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryEr
 
 mod image_streams;
 
-pub use image_streams::ImageStreamTargets;
+pub use image_streams::{ImageStreamTargets, live_content};
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Default)]
@@ -363,9 +363,9 @@ pub async fn apply_with<E: MirrorEndpoint>(
         .collect();
     // ImageStreams last: a tag only points at registry content once it is in place.
     if !by_image_stream.is_empty() {
-        let missing = image_streams::content_not_in_place(plan, &outcomes);
+        let content = image_streams::content_check(plan, &outcomes);
         outcomes.extend(
-            image_streams::apply(options.image_streams.as_ref(), by_image_stream, &missing).await,
+            image_streams::apply(options.image_streams.as_ref(), by_image_stream, &content).await,
         );
     }
     outcomes.sort_by_key(|(i, _)| *i);

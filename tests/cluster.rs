@@ -572,3 +572,38 @@ fn two_channels_sharing_one_imagestream_are_applied_together_once() {
         "{tags:?}"
     );
 }
+
+#[test]
+fn sync_of_one_channel_never_points_a_shared_imagestream_at_content_not_mirrored() {
+    let c = ClusterRepo::new();
+    let next = "manifests/channels/4-scos-next.yaml";
+    let text = c.repo.read(next);
+    c.repo.write(
+        next,
+        &text.replace(
+            "  tags: [4-scos-next]\n",
+            "  tags: [4-scos-next]\n  imageStream:\n    namespace: origin\n    name: release-scos\n",
+        ),
+    );
+    c.repo.commit("next publishes into the same ImageStream");
+    // 4.16 (next's newest) is not in the target yet; --channel 4-scos-stable leaves its
+    // mirror out, but the ImageStream is applied whole.
+    let run = c.relsync(&["sync", "--channel", "4-scos-stable"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("not in the target registry"),
+        "{}",
+        run.stderr()
+    );
+    let tags = c.spec_tags();
+    assert!(
+        !tags.iter().any(|(_, from)| from == &pull(D416)),
+        "nothing points at 4.16: {tags:?}"
+    );
+    assert!(
+        tags.contains(&("4-scos-stable".into(), pull(D415))),
+        "{tags:?}"
+    );
+    c.relsync(&["sync"]).expect_code(0);
+    assert!(c.spec_tags().contains(&("4-scos-next".into(), pull(D416))));
+}

@@ -10,7 +10,9 @@ use super::{ApplyError, Outcome, log_outcome, span_of};
 use crate::cluster::{Cluster, ImageStreamApply};
 use crate::desired::DesiredImageStreamTag;
 use crate::manifest::ImageStreamRef;
-use crate::plan::{Action, ActionKind, ObservedImageStream, Plan, Target, pull_spec_digest};
+use crate::plan::{
+    Action, ActionKind, ObservedImageStream, ObservedState, Plan, Target, pull_spec_digest,
+};
 
 /// What applying ImageStreams needs beyond the plan: the cluster, every desired tag set
 /// (an ImageStream is applied whole) and what the plan saw.
@@ -22,14 +24,54 @@ pub struct ImageStreamTargets {
     pub desired: BTreeMap<ImageStreamRef, BTreeMap<String, DesiredImageStreamTag>>,
     /// The ImageStreams as the plan saw them (absent ones left out).
     pub observed: BTreeMap<ImageStreamRef, ObservedImageStream>,
+    /// The registry content the plan saw in place, as pull specs `repo@digest`
+    /// ([`live_content`]).
+    pub live: BTreeSet<String>,
 }
 
-/// `repo@digest` → why that registry content is not in place: some registry action that
-/// wanted `digest` in `repo` did not succeed, and none that did succeed wrote it.
-pub(super) fn content_not_in_place(
-    plan: &Plan,
-    outcomes: &[(usize, Outcome)],
-) -> BTreeMap<String, String> {
+/// Every `repo@digest` the observation saw in place in the target repositories.
+pub fn live_content(observed: &ObservedState) -> BTreeSet<String> {
+    let mut live = BTreeSet::new();
+    for (repo, o) in &observed.repos {
+        for d in o.tags.values().flatten() {
+            live.insert(format!("{repo}@{d}"));
+        }
+        for (d, present) in &o.manifests {
+            if *present {
+                live.insert(format!("{repo}@{d}"));
+            }
+        }
+    }
+    live
+}
+
+/// What registry content this run wrote or found in place, and why some is not: a
+/// pull spec `repo@digest` is in place when the plan saw it live or a registry action of
+/// this run succeeded on it; otherwise the reason is that of a failed action on it, or
+/// that it is not in the target at all (its copy was not part of this run, e.g. under
+/// `--channel`).
+pub(super) struct ContentCheck {
+    done: BTreeSet<String>,
+    failed: BTreeMap<String, String>,
+}
+
+impl ContentCheck {
+    /// Why `pull_spec` is not in place (`None`: it is).
+    pub(super) fn missing(&self, pull_spec: &str, live: &BTreeSet<String>) -> Option<String> {
+        if live.contains(pull_spec) || self.done.contains(pull_spec) {
+            return None;
+        }
+        Some(
+            self.failed
+                .get(pull_spec)
+                .cloned()
+                .unwrap_or_else(|| "it is not in the target registry".to_string()),
+        )
+    }
+}
+
+/// Sorts this run's registry outcomes into what got in place and what failed.
+pub(super) fn content_check(plan: &Plan, outcomes: &[(usize, Outcome)]) -> ContentCheck {
     let mut failed = BTreeMap::new();
     let mut done = BTreeSet::new();
     for (i, outcome) in outcomes {
@@ -54,14 +96,14 @@ pub(super) fn content_not_in_place(
         }
     }
     failed.retain(|spec, _| !done.contains(spec));
-    failed
+    ContentCheck { done, failed }
 }
 
 /// Applies every ImageStream that has actions; returns an outcome per action.
 pub(super) async fn apply(
     targets: Option<&ImageStreamTargets>,
     by_image_stream: BTreeMap<&ImageStreamRef, Vec<(usize, &Action)>>,
-    missing: &BTreeMap<String, String>,
+    content: &ContentCheck,
 ) -> Vec<(usize, Outcome)> {
     let Some(targets) = targets else {
         return by_image_stream
@@ -77,7 +119,7 @@ pub(super) async fn apply(
         .into_iter()
         .map(|(is, actions)| async move {
             let span = tracing::info_span!("apply", target = %format!("imagestream:{}/{}", is.namespace, is.name));
-            one(targets, is, actions, missing).instrument(span).await
+            one(targets, is, actions, content).instrument(span).await
         });
     futures_util::future::join_all(per_stream)
         .await
@@ -91,7 +133,7 @@ async fn one(
     targets: &ImageStreamTargets,
     is: &ImageStreamRef,
     actions: Vec<(usize, &Action)>,
-    missing: &BTreeMap<String, String>,
+    content: &ContentCheck,
 ) -> Vec<(usize, Outcome)> {
     let observed = targets.observed.get(is);
     let empty = BTreeMap::new();
@@ -101,12 +143,12 @@ async fn one(
     let mut tags = BTreeMap::new();
     let mut held = BTreeMap::new();
     for (tag, d) in desired {
-        match missing.get(&d.from) {
+        match content.missing(&d.from, &targets.live) {
             None => {
                 tags.insert(tag.clone(), d.from.clone());
             }
             Some(why) => {
-                held.insert(tag.clone(), (d.from.clone(), why.clone()));
+                held.insert(tag.clone(), (d.from.clone(), why));
                 if let Some(spec) = observed
                     .and_then(|o| o.spec_tags.get(tag))
                     .filter(|s| s.managed_by_relsync)

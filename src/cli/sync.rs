@@ -128,6 +128,7 @@ fn apply_planned(
             cluster,
             desired: planned.loaded.desired.image_streams.clone(),
             observed: planned.observed.image_streams.clone().unwrap_or_default(),
+            live: apply::live_content(&planned.observed),
         }),
         ..ApplyOptions::default()
     };

@@ -242,6 +242,7 @@ impl GitOps {
                 cluster,
                 desired: desired.image_streams.clone(),
                 observed: observed.image_streams.clone().unwrap_or_default(),
+                live: apply::live_content(observed),
             }),
             ..ApplyOptions::default()
         };
