@@ -1,8 +1,8 @@
 //! `relsync sync`: apply the plan. The only command (with `add`) that reads sources.
 //!
 //! Every sync that gets as far as a plan (not `--dry-run`) is recorded in the sync history
-//! ([`crate::state`]). A sync of the followed branch (no `--revision`) ends the rollback
-//! holds of what it synced: it is an explicit "follow Git again".
+//! ([`crate::state`]). A successful sync of the followed branch (no `--revision`) ends the
+//! rollback holds of what it synced: it is an explicit "follow Git again".
 
 use std::io::IsTerminal;
 
@@ -29,7 +29,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> Result<i32, CliError> {
     };
     let synced = sync(settings, &flags, args.dry_run, EntryKind::Sync)?;
     if let Some(planned) = &synced.planned
-        && !args.dry_run
+        && synced.outcome == Some(SyncOutcome::Succeeded)
         && settings.revision.is_none()
     {
         let channel = args.channel.as_deref();

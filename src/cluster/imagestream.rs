@@ -217,6 +217,14 @@ fn observed(object: &str, value: Value) -> Result<ObservedImageStream, ClusterEr
     })
 }
 
+/// Whether an observed `from` is a `DockerImage` pull spec (others are written
+/// `<kind>:…`, see [`observed`]).
+fn is_docker_image(from: &str) -> bool {
+    !from.is_empty()
+        && !from.starts_with("ImageStreamTag:")
+        && !from.starts_with("ImageStreamImage:")
+}
+
 /// The apply body: the ImageStream with only relsync's tags.
 fn body(is: &ImageStreamRef, tags: &BTreeMap<String, String>, rv: Option<&str>) -> Value {
     let mut metadata = json!({"name": is.name, "namespace": is.namespace});
@@ -339,6 +347,12 @@ impl Cluster {
         for (tag, from) in tags {
             let (planned, current) = (planned_from(&tag), now_from(&tag));
             if planned != current && current.as_ref() != Some(&from) {
+                // Left as the other writer set it: sent with its current `from` (so relsync
+                // keeps owning the tag's policies instead of dropping them), or not at all
+                // when it was removed.
+                if let Some(c) = current.as_ref().filter(|c| is_docker_image(c)) {
+                    kept.insert(tag.clone(), c.clone());
+                }
                 conflicts.push(TagConflict {
                     tag,
                     planned,

@@ -60,8 +60,17 @@ struct Memory {
     channels: BTreeMap<String, ChannelMemory>,
     /// Registry requests by status already counted into the metrics.
     counted_requests: BTreeMap<String, u64>,
-    /// The last pass's desired state and observation (for scoped passes).
-    last: Option<(DesiredState, ObservedState)>,
+    /// The last pass: what it read and observed (for scoped passes).
+    last: Option<LastPass>,
+}
+
+/// What the last pass read and observed.
+#[derive(Debug, Clone)]
+struct LastPass {
+    revision: String,
+    leader: bool,
+    desired: DesiredState,
+    observed: ObservedState,
 }
 
 /// The part of `next` that differs from `prev`: repositories and ImageStreams whose
@@ -124,7 +133,8 @@ impl std::fmt::Debug for GitOps {
 struct Read {
     ctx: Context,
     loaded: Loaded,
-    held_channels: BTreeSet<String>,
+    /// `(target, tag)` pairs a channel hold keeps as the rollback left them.
+    held: BTreeSet<(String, String)>,
 }
 
 impl GitOps {
@@ -186,29 +196,41 @@ impl GitOps {
             .iter()
             .find(|h| h.channel.is_none() && h.tip == tip.sha)
             .map(|h| h.revision.clone());
-        let held_channels = state
+        let channel_holds: Vec<(String, String)> = state
             .holds
             .iter()
             .filter(|h| h.tip == tip.sha)
-            .filter_map(|h| h.channel.clone())
+            .filter_map(|h| h.channel.clone().map(|c| (c, h.revision.clone())))
             .collect();
         let settings = Settings {
             revision: Some(whole.clone().unwrap_or(tip.sha.clone())),
             ..self.settings.clone()
         };
         let policies_at = whole.as_ref().map(|_| tip.sha.clone());
-        let (ctx, loaded) = tokio::task::spawn_blocking(move || {
+        let tip_sha = tip.sha.clone();
+        let (ctx, loaded, held) = tokio::task::spawn_blocking(move || {
             let loaded = ctx.desired_with(&settings, false, policies_at.as_deref())?;
-            Ok::<_, crate::cli::CliError>((ctx, loaded))
+            // What a held channel claims, at the tip and at the held revision: none of it
+            // is touched while the hold lasts.
+            let mut held = BTreeSet::new();
+            for (channel, revision) in &channel_holds {
+                let at = Settings {
+                    revision: Some(revision.clone()),
+                    ..settings.clone()
+                };
+                let then = ctx.desired_with(&at, false, Some(&tip_sha))?;
+                for desired in [&loaded.desired, &then.desired] {
+                    if let Some(claims) = desired.channel_claims.get(channel) {
+                        held.extend(claims.iter().cloned());
+                    }
+                }
+            }
+            Ok::<_, crate::cli::CliError>((ctx, loaded, held))
         })
         .await
         .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
         .map_err(|e| ReconcileError(e.to_string()))?;
-        Ok(Read {
-            ctx,
-            loaded,
-            held_channels,
-        })
+        Ok(Read { ctx, loaded, held })
     }
 
     /// Observes the registries and the cluster for `desired`.
@@ -300,7 +322,7 @@ impl GitOps {
             summary: report.summary(),
         };
         let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        if let Err(e) = store.update(|s| s.record(entry.clone())).await {
+        if let Err(e) = store.update(|s| s.record_repeat(entry.clone())).await {
             tracing::warn!(error = %e, "cannot record the sync in the history");
         }
         outcome
@@ -318,14 +340,23 @@ impl GitOps {
             };
             let drift = plan::drift(&read.loaded.revision, desired, observed, &narrowed);
             let counted = drift.items.iter().filter(|i| i.counts).count();
-            let m = memory.get(name).cloned().unwrap_or_default();
-            let state = if m.last_error.is_some() {
-                ChannelState::Degraded
-            } else if counted > 0 {
-                ChannelState::OutOfSync
-            } else {
+            let mut m = memory.get(name).cloned().unwrap_or_default();
+            let state = if counted == 0 {
+                // In sync: whatever went wrong before is over.
+                m.last_error = None;
                 ChannelState::Synced
+            } else if m.last_error.is_some() {
+                ChannelState::Degraded
+            } else {
+                ChannelState::OutOfSync
             };
+            if counted == 0 {
+                self.memory()
+                    .channels
+                    .entry(name.clone())
+                    .or_default()
+                    .last_error = None;
+            }
             self.shared.metrics.set_drift(name, counted);
             channels.push(ChannelStatus {
                 name: name.clone(),
@@ -337,7 +368,13 @@ impl GitOps {
             });
         }
         let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        let state = store.load().await.unwrap_or_default();
+        let state = match store.load().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sync history for the status");
+                Default::default()
+            }
+        };
         let leader = self.leadership.is_leader();
         self.shared.update_status(|s| {
             s.revision = Some(read.loaded.revision.clone());
@@ -387,7 +424,7 @@ impl GitOps {
             channel: None,
         };
         let git_changed = self.memory().synced.as_deref() != Some(&read.loaded.revision);
-        let mut observed = self.observe_for(&read, trigger, git_changed).await?;
+        let mut observed = self.observe_for(&read, trigger).await?;
         let mut plan = plan::plan(
             &read.loaded.revision,
             &read.loaded.desired,
@@ -395,16 +432,19 @@ impl GitOps {
             &read.loaded.manifests.policy,
             &options,
         );
-        // A held channel's tags stay as the rollback left them.
-        let held: BTreeSet<(String, String)> = read
-            .held_channels
+        // A held channel's tags stay as the rollback left them; an ImageStream is applied
+        // whole, so one holding any of them is left alone altogether.
+        let held_image_streams: BTreeSet<&str> = read
+            .held
             .iter()
-            .filter_map(|c| read.loaded.desired.channel_claims.get(c))
-            .flatten()
-            .cloned()
+            .map(|(target, _)| target.as_str())
+            .filter(|t| t.starts_with("imagestream:"))
             .collect();
-        plan.actions
-            .retain(|a: &Action| !held.contains(&(a.target.to_string(), a.tag.clone())));
+        plan.actions.retain(|a: &Action| {
+            let target = a.target.to_string();
+            !held_image_streams.contains(target.as_str())
+                && !read.held.contains(&(target, a.tag.clone()))
+        });
         let leader = self.leadership.is_leader();
         let wanted = config.sync.auto && (git_changed || config.sync.self_heal);
         tracing::info!(
@@ -417,7 +457,7 @@ impl GitOps {
         );
         if (!plan.actions.is_empty() || plan.refusal.is_some()) && wanted && leader {
             self.apply(&read, &plan, &observed).await;
-            observed = self.observe_for(&read, trigger, git_changed).await?;
+            observed = self.observe_for(&read, trigger).await?;
         } else if plan.actions.is_empty() && plan.refusal.is_none() {
             let mut memory = self.memory();
             memory.synced = Some(read.loaded.revision.clone());
@@ -427,7 +467,12 @@ impl GitOps {
             }
         }
         self.publish(&read, &observed, &options).await;
-        self.memory().last = Some((read.loaded.desired.clone(), observed));
+        self.memory().last = Some(LastPass {
+            revision: read.loaded.revision.clone(),
+            leader,
+            desired: read.loaded.desired.clone(),
+            observed,
+        });
         Ok(())
     }
 
@@ -437,16 +482,24 @@ impl GitOps {
         &self,
         read: &Read,
         trigger: Trigger,
-        git_changed: bool,
     ) -> Result<ObservedState, ReconcileError> {
         let desired = &read.loaded.desired;
-        let last = match (trigger, git_changed) {
-            (Trigger::Webhook, true) => self.memory().last.clone(),
+        let leader = self.leadership.is_leader();
+        // Scoped only when the last pass observed everything else under the same
+        // leadership at another revision; a replica that just became leader, or a webhook
+        // with Git unchanged, observes everything.
+        let last = match trigger {
+            Trigger::Webhook => self
+                .memory()
+                .last
+                .clone()
+                .filter(|l| l.revision != read.loaded.revision && l.leader == leader),
             _ => None,
         };
-        let Some((last_desired, last_observed)) = last else {
+        let Some(last) = last else {
             return self.observe(desired).await;
         };
+        let (last_desired, last_observed) = (last.desired, last.observed);
         let scope = changed_scope(&last_desired, desired);
         tracing::info!(
             repos = scope.repos.len(),

@@ -40,7 +40,13 @@ pub(super) fn update(
     change(&mut state);
     let text = state.to_json_within(None);
     let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text.as_bytes()).map_err(io(&tmp))?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+        // On disk before it replaces the old state: a crash leaves one or the other.
+        f.sync_all().map_err(io(&tmp))?;
+    }
     std::fs::rename(&tmp, path).map_err(io(path))?;
     drop(lock);
     Ok(state)

@@ -114,6 +114,24 @@ impl SyncState {
         self.history.insert(0, entry);
     }
 
+    /// Records a sync, but one that failed (or was refused) the same way at the same
+    /// revision as the newest entry replaces it instead of adding another: a controller
+    /// retrying a failing sync every few seconds keeps one entry, with its last time.
+    pub fn record_repeat(&mut self, entry: HistoryEntry) {
+        let repeat = self.history.first().is_some_and(|last| {
+            entry.outcome != SyncOutcome::Succeeded
+                && last.outcome == entry.outcome
+                && last.revision == entry.revision
+                && last.kind == entry.kind
+                && last.channel == entry.channel
+        });
+        if repeat {
+            self.history[0] = entry;
+        } else {
+            self.record(entry);
+        }
+    }
+
     /// Sets a hold, replacing one for the same channel.
     pub fn hold(&mut self, hold: Hold) {
         self.holds.retain(|h| h.channel != hold.channel);
@@ -308,6 +326,29 @@ mod tests {
             s.to_json_within(None).len(),
             serde_json::to_string_pretty(&s).unwrap().len()
         );
+    }
+
+    #[test]
+    fn a_repeated_failure_replaces_the_newest_entry_a_success_never_does() {
+        let mut s = SyncState::default();
+        let failed = |summary: &str| HistoryEntry {
+            outcome: SyncOutcome::Failed,
+            summary: summary.into(),
+            ..entry(1)
+        };
+        s.record_repeat(entry(1));
+        s.record_repeat(failed("first"));
+        s.record_repeat(failed("second"));
+        assert_eq!(s.history.len(), 2);
+        assert_eq!(s.history[0].summary, "second");
+        s.record_repeat(entry(1));
+        s.record_repeat(entry(1));
+        assert_eq!(s.history.len(), 4, "successes are all kept");
+        s.record_repeat(HistoryEntry {
+            revision: "other".into(),
+            ..failed("third")
+        });
+        assert_eq!(s.history.len(), 5, "another revision is another entry");
     }
 
     #[test]
