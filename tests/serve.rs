@@ -602,3 +602,100 @@ fn sigterm_during_the_first_reconcile_stops_gracefully_after_the_grace_period() 
     );
     drop(stall);
 }
+
+#[test]
+fn serve_keeps_a_channel_holds_tags_and_imagestream_until_the_branch_moves() {
+    let api = KubeApi::start();
+    api.add_namespace("origin");
+    api.add_namespace("relsync");
+    let repo = Repo::example();
+    let config = repo.read("relsync.yaml");
+    repo.write(
+        "relsync.yaml",
+        &config
+            .replace("cluster: {enabled: false}", "cluster: {enabled: true}")
+            .replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+    );
+    let config = repo.read("relsync.yaml");
+    repo.write(
+        "relsync.yaml",
+        &format!("{config}  webhook: {{secretEnv: RELSYNC_WEBHOOK_SECRET}}\n"),
+    );
+    let first = repo.commit("cluster on");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let env = [
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("RELSYNC_LEADER_ELECTION", "false"),
+    ];
+    let stable_is = || {
+        api.get(
+            crate::kube_api::Resource::ImageStreams,
+            "origin",
+            "release-scos",
+        )
+        .and_then(|is| {
+            is["spec"]["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "4-scos-stable")
+                .map(|t| t["from"]["name"].as_str().unwrap().to_string())
+        })
+    };
+    let d415 = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
+    let d416 = "sha256:9afceaa133fd2232faa1dbb70d2aa72a40bcc103e66d3dbdb01423f748cf0f92";
+    let serve = Serve::start(repo.path(), &env);
+    assert!(stable_is().unwrap().ends_with(d415));
+
+    // Promote 4.16 into stable: the webhook moves the ImageStream's floating tag.
+    let stable = "manifests/channels/4-scos-stable.yaml";
+    let text = repo.read(stable);
+    repo.write(
+        stable,
+        &text.replace(
+            "    - 4.15.0-0.okd-scos-2024-01-18-223523\n",
+            "    - 4.15.0-0.okd-scos-2024-01-18-223523\n    - 4.16.0-0.okd-scos-2024-09-24-151747\n",
+        ),
+    );
+    repo.commit("stable: promote 4.16");
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("stable on 4.16", |_| stable_is().unwrap().ends_with(d416));
+
+    // Roll stable back: the hold keeps it (registry and ImageStream) through webhooks.
+    repo.relsync_env(
+        &[
+            "rollback",
+            "--to-revision",
+            &first,
+            "--channel",
+            "4-scos-stable",
+        ],
+        &env,
+    )
+    .expect_code(0);
+    assert!(stable_is().unwrap().ends_with(d415));
+    let passes = || {
+        metric(
+            &serve.get("/metrics"),
+            "relsync_reconcile_duration_seconds_count",
+        )
+    };
+    let before = passes().unwrap();
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("a pass after the rollback", |_| passes().unwrap() > before);
+    assert!(
+        stable_is().unwrap().ends_with(d415),
+        "the hold keeps the ImageStream as the rollback left it"
+    );
+
+    // The branch moves on: serve follows Git again.
+    repo.write("manifests/NOTES.md", "4.16 fixed\n");
+    repo.commit("fix");
+    assert_eq!(serve.push_hook(), 202);
+    serve.wait_until("stable back on 4.16", |_| {
+        stable_is().unwrap().ends_with(d416)
+    });
+    assert_eq!(serve.terminate(), Some(0));
+}
