@@ -1,8 +1,10 @@
 //! The one integration-test binary (ripgrep style): each module covers one area, helpers
-//! live in `util`.
+//! live in `util`, the fault-injection proxy in `fault_proxy` and the test Kubernetes API
+//! server in `kube_api`.
 
-mod util;
 mod fault_proxy;
+mod kube_api;
+mod util;
 
 mod chart;
 mod check;
@@ -12,7 +14,6 @@ mod faults;
 mod git_remote;
 mod history;
 mod hostile;
-mod kube_api;
 mod kube_api_tests;
 mod manifests;
 mod mirror;
