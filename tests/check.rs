@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use crate::util::{Repo, Run, copy_dir, free_port, project};
+use crate::util::{Repo, Run, free_port, project};
 
 const R1: &str = "4.14.0-0.okd-scos-2023-09-29-232633";
 const R2: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
@@ -20,49 +20,12 @@ const POLICY: &str = "policies/default.yaml";
 /// Long enough ago for any feeder delay.
 const PAST: &str = "2020-01-01T00:00:00Z";
 
-/// Commits everything; the author date is `author_date`, the committer date `committer_date`
-/// (`None`: now).
-fn commit_at(repo: &Repo, message: &str, author_date: &str, committer_date: Option<&str>) {
-    repo.git(&["add", "-A"]);
-    let mut cmd = std::process::Command::new("git");
-    cmd.args(["commit", "-q", "--allow-empty", "-m", message])
-        .current_dir(repo.path())
-        .env("GIT_AUTHOR_NAME", "Test Author")
-        .env("GIT_AUTHOR_EMAIL", "author@example.org")
-        .env("GIT_COMMITTER_NAME", "Test Committer")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.org")
-        .env("GIT_AUTHOR_DATE", author_date)
-        .env_remove("GIT_COMMITTER_DATE");
-    if let Some(d) = committer_date {
-        cmd.env("GIT_COMMITTER_DATE", d);
-    }
-    let out = cmd
-        .output()
-        .expect("git must be installed to run these tests");
-    assert!(
-        out.status.success(),
-        "git commit: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn commit_dated(repo: &Repo, message: &str, date: &str) {
-    commit_at(repo, message, date, Some(date));
-}
-
 /// The bundled example on `main`, committed at `date`, after `edit` of the files.
 fn example_on_main(date: &str, edit: impl FnOnce(&Repo)) -> Repo {
     let repo = Repo::new();
-    for dir in ["manifests", "policies", "example"] {
-        copy_dir(&project().join(dir), &repo.path().join(dir));
-    }
-    std::fs::copy(
-        project().join("relsync.yaml"),
-        repo.path().join("relsync.yaml"),
-    )
-    .unwrap();
+    repo.copy_example();
     edit(&repo);
-    commit_dated(&repo, "example", date);
+    repo.commit_dated("example", date);
     repo
 }
 
@@ -103,14 +66,7 @@ fn line_of(repo: &Repo, file: &str, text: &str) -> usize {
 }
 
 fn relsync_in(dir: &Path, args: &[&str]) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run(out)
+    crate::util::relsync_in(dir, args, &[])
 }
 
 fn check(repo: &Repo, extra: &[&str]) -> Run {
@@ -237,7 +193,7 @@ fn recent_feeder_listing(comment: &str) -> Repo {
             &format!("    - {R4}{comment}\n"),
         );
     }
-    commit_at(&repo, "next: 4.16", PAST, None);
+    repo.commit_at("next: 4.16", PAST, None);
     pr_branch(&repo);
     list_after(&repo, STABLE, R3, R4);
     repo.commit("promote 4.16 to stable");
@@ -322,7 +278,7 @@ fn check_measures_the_feeder_delay_on_the_base_first_parent_chain_only() {
     });
     repo.git(&["switch", "-q", "-c", "side"]);
     list_after(&repo, NEXT, R3, R4);
-    commit_dated(&repo, "next: 4.16 (side)", PAST);
+    repo.commit_dated("next: 4.16 (side)", PAST);
     repo.git(&["switch", "-q", "main"]);
     repo.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
     pr_branch(&repo);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{Content, Repo, TestRegistry, block_on, copy_dir, image_index, project};
+use crate::util::{Content, Repo, TestRegistry, block_on, image_index, project};
 
 const R1: &str = "4.14.0-0.okd-scos-2023-09-29-232633";
 const R2: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
@@ -18,55 +18,16 @@ const SOURCE_LAYOUT: &str = "example/registry.ci.openshift.org/origin/release-sc
 /// Long enough ago for any feeder delay.
 const PAST: &str = "2020-01-01T00:00:00Z";
 
-/// Commits everything with author and committer dates `date`.
-fn commit_dated(repo: &Repo, message: &str, date: &str) {
-    repo.git(&["add", "-A"]);
-    let out = std::process::Command::new("git")
-        .args(["commit", "-q", "--allow-empty", "-m", message])
-        .current_dir(repo.path())
-        .env("GIT_AUTHOR_NAME", "Test Author")
-        .env("GIT_AUTHOR_EMAIL", "author@example.org")
-        .env("GIT_COMMITTER_NAME", "Test Committer")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.org")
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
-        .output()
-        .expect("git must be installed to run these tests");
-    assert!(
-        out.status.success(),
-        "git commit: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The bundled example in a new repository, committed at `date`.
 fn example_at(date: &str) -> Repo {
     let repo = Repo::new();
-    for dir in ["manifests", "policies", "example"] {
-        copy_dir(&project().join(dir), &repo.path().join(dir));
-    }
-    std::fs::copy(
-        project().join("relsync.yaml"),
-        repo.path().join("relsync.yaml"),
-    )
-    .unwrap();
-    commit_dated(&repo, "example", date);
+    repo.copy_example();
+    repo.commit_dated("example", date);
     repo
 }
 
 fn relsync_in(dir: &Path, args: &[&str]) -> crate::util::Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("GIT_AUTHOR_NAME")
-        .env_remove("GIT_AUTHOR_EMAIL")
-        .env_remove("GIT_COMMITTER_NAME")
-        .env_remove("GIT_COMMITTER_EMAIL")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    crate::util::Run(out)
+    crate::util::relsync_in(dir, args, &[])
 }
 
 /// `text` with the line `line` inserted before the line that is exactly `before` (which must
@@ -111,7 +72,7 @@ fn promote_lands_at_its_semver_position() {
         .read(STABLE)
         .replace(&format!("    - {R3}\n"), &format!("    - {R4}\n"));
     repo.write(STABLE, &stable);
-    commit_dated(&repo, "stable: 4.16 without 4.15", PAST);
+    repo.commit_dated("stable: 4.16 without 4.15", PAST);
     relsync_in(repo.path(), &["promote", R3, "--to", "4-scos-stable"]).expect_code(0);
     assert_eq!(
         repo.read(STABLE),
@@ -142,7 +103,7 @@ fn promote_under_listed_order_follows_the_stream_listing() {
         "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata:\n  name: ga\nspec:\n  stream: ga\n  versions:\n  - '{ec1}'   # quoted on purpose\n  - '{ga}'\n"
     );
     repo.write("manifests/channels/ga.yaml", &channel);
-    commit_dated(&repo, "ga stream", PAST);
+    repo.commit_dated("ga stream", PAST);
     let run = relsync_in(repo.path(), &["promote", ec2, "--to", "ga"]);
     run.expect_code(0);
     assert_eq!(
@@ -183,19 +144,12 @@ fn feeder_delay_runs_from_the_first_first_parent_commit_listing_the_version() {
 
     // Not listed in the past, listed only now: refused.
     let repo = Repo::new();
-    for dir in ["manifests", "policies", "example"] {
-        copy_dir(&project().join(dir), &repo.path().join(dir));
-    }
-    std::fs::copy(
-        project().join("relsync.yaml"),
-        repo.path().join("relsync.yaml"),
-    )
-    .unwrap();
+    repo.copy_example();
     let next = repo.read(NEXT);
     let without = next.replace(&format!("    - {R4}\n"), "");
     assert_ne!(without, next);
     repo.write(NEXT, &without);
-    commit_dated(&repo, "example without 4.16 in next", PAST);
+    repo.commit_dated("example without 4.16 in next", PAST);
     // In the working tree only: not committed, so not on the branch.
     repo.write(NEXT, &next);
     let run = relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]);
@@ -250,7 +204,7 @@ fn promote_refuses_a_channel_subsets_violation_at_the_new_entry() {
     assert_ne!(no_feeder, stable);
     repo.write(STABLE, &no_feeder);
     repo.write(NEXT, &repo.read(NEXT).replace(&format!("    - {R4}\n"), ""));
-    commit_dated(&repo, "stable without feeder, next without 4.16", PAST);
+    repo.commit_dated("stable without feeder, next without 4.16", PAST);
     let run = relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]);
     run.expect_code(1);
     assert!(
@@ -279,7 +233,7 @@ fn promote_refuses_to_move_an_immutable_floating_tag() {
             "immutableTags: '^4-scos-stable$'",
         ),
     );
-    commit_dated(&repo, "stable's floating tag is immutable", PAST);
+    repo.commit_dated("stable's floating tag is immutable", PAST);
     let before = repo.read(STABLE);
     let run = relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]);
     run.expect_code(1);
@@ -466,7 +420,7 @@ fn promote_on_a_real_cincinnati_channel_inserts_one_line_in_order() {
         "  feeder:\n    channel: fast-4.14\n    delay: PT48H\n",
     );
     repo.write("manifests/channels/stable-4.14.yaml", &stable_text);
-    commit_dated(&repo, "real channels", PAST);
+    repo.commit_dated("real channels", PAST);
 
     let version = fast
         .iter()
@@ -735,24 +689,13 @@ fn feeder_delay_counts_first_parent_commits_only() {
     // 4.16 entered next on a side branch long ago, but reached main only with today's merge:
     // on main's first-parent history it has been in next since the merge.
     let repo = Repo::new();
-    for dir in ["manifests", "policies", "example"] {
-        copy_dir(&project().join(dir), &repo.path().join(dir));
-    }
-    std::fs::copy(
-        project().join("relsync.yaml"),
-        repo.path().join("relsync.yaml"),
-    )
-    .unwrap();
+    repo.copy_example();
     let next = repo.read(NEXT);
     repo.write(NEXT, &next.replace(&format!("    - {R4}\n"), ""));
-    commit_dated(
-        &repo,
-        "example without 4.16 in next",
-        "2019-12-01T00:00:00Z",
-    );
+    repo.commit_dated("example without 4.16 in next", "2019-12-01T00:00:00Z");
     repo.git(&["switch", "-q", "-c", "side"]);
     repo.write(NEXT, &next);
-    commit_dated(&repo, "next: 4.16", PAST);
+    repo.commit_dated("next: 4.16", PAST);
     repo.git(&["switch", "-q", "main"]);
     repo.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
     let run = relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"]);

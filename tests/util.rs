@@ -1222,30 +1222,68 @@ impl Repo {
     /// A repository holding a copy of the bundled example, committed.
     pub fn example() -> Repo {
         let repo = Repo::new();
+        repo.copy_example();
+        repo.commit("example");
+        repo
+    }
+
+    /// Copies the bundled example (manifests, policies, layouts, relsync.yaml) in,
+    /// uncommitted.
+    pub fn copy_example(&self) {
         for dir in ["manifests", "policies", "example"] {
-            copy_dir(&project().join(dir), &repo.path().join(dir));
+            copy_dir(&project().join(dir), &self.path().join(dir));
         }
         std::fs::copy(
             project().join("relsync.yaml"),
-            repo.path().join("relsync.yaml"),
+            self.path().join("relsync.yaml"),
         )
         .unwrap();
-        repo.commit("example");
-        repo
+    }
+
+    /// Commits everything with the author date `author_date` and the committer date
+    /// `committer_date` (`None`: now), e.g. `2026-01-01T00:00:00Z` or `@1700000000 +0000`.
+    pub fn commit_at(&self, message: &str, author_date: &str, committer_date: Option<&str>) {
+        self.git(&["add", "-A"]);
+        let mut cmd = self.git_command(&["commit", "-q", "--allow-empty", "-m", message]);
+        cmd.env("GIT_AUTHOR_DATE", author_date)
+            .env_remove("GIT_COMMITTER_DATE");
+        if let Some(d) = committer_date {
+            cmd.env("GIT_COMMITTER_DATE", d);
+        }
+        let out = cmd
+            .output()
+            .expect("git must be installed to run these tests");
+        assert!(
+            out.status.success(),
+            "git commit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Commits everything, authored and committed at `date`.
+    pub fn commit_dated(&self, message: &str, date: &str) {
+        self.commit_at(message, date, Some(date));
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn git(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(args)
+    /// `git ARGS` in the repository, as "Test Author" and "Test Committer".
+    pub fn git_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("git");
+        cmd.args(args)
             .current_dir(self.path())
             .env("GIT_AUTHOR_NAME", "Test Author")
             .env("GIT_AUTHOR_EMAIL", "author@example.org")
             .env("GIT_COMMITTER_NAME", "Test Committer")
-            .env("GIT_COMMITTER_EMAIL", "committer@example.org")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.org");
+        cmd
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self
+            .git_command(args)
             .output()
             .expect("git must be installed to run these tests");
         assert!(
@@ -1278,17 +1316,27 @@ impl Repo {
 
     /// `relsync` with extra environment variables (e.g. `KUBECONFIG`).
     pub fn relsync_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"));
-        cmd.args(args)
-            .current_dir(self.path())
-            .env_remove("RUST_LOG")
-            .env_remove("KUBECONFIG")
-            .env("NO_COLOR", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Run(cmd.output().unwrap())
+        relsync_in(self.path(), args, env)
     }
+}
+
+/// `relsync ARGS` run in `dir` with `env` added, no `RUST_LOG`, `KUBECONFIG` or Git
+/// identity inherited from the test's environment, no colour.
+pub fn relsync_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("GIT_AUTHOR_NAME")
+        .env_remove("GIT_AUTHOR_EMAIL")
+        .env_remove("GIT_COMMITTER_NAME")
+        .env_remove("GIT_COMMITTER_EMAIL")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run(cmd.output().unwrap())
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
