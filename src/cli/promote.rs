@@ -22,6 +22,7 @@ use crate::desired::{self, DesiredState};
 use crate::git::{self, history};
 use crate::manifest::edit::{self, Change};
 use crate::manifest::{self, Policy};
+use crate::report;
 
 /// Runs `promote`.
 pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<i32, CliError> {
@@ -174,32 +175,12 @@ fn check_feeder(
         return Err(CliError::Refused(format!(
             "{version} entered channel {feeder} in commit {} on {branch} {} ago; channel {channel} requires {} in {feeder} ({} to go)",
             &first.commit[..12.min(first.commit.len())],
-            duration(elapsed),
-            duration(delay),
-            duration(delay - elapsed)
+            report::check::duration(elapsed),
+            report::check::duration(delay),
+            report::check::duration(delay - elapsed)
         )));
     }
     Ok(())
-}
-
-/// `3d4h`, `5h12m`, `40s`.
-fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3_600,
-        secs % 3_600 / 60,
-        secs % 60,
-    );
-    let mut out = String::new();
-    for (n, unit) in [(d, "d"), (h, "h"), (m, "m")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if out.is_empty() || (d == 0 && h == 0 && s > 0) {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }
 
 /// The first tag matching `immutableTags` that holds one digest before the edit and
@@ -222,18 +203,4 @@ fn moved_immutable(old: &DesiredState, new: &DesiredState, policy: &Policy) -> O
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(0), "0s");
-        assert_eq!(duration(40), "40s");
-        assert_eq!(duration(72 * 3600), "3d");
-        assert_eq!(duration(5 * 3600 + 12 * 60 + 3), "5h12m");
-        assert_eq!(duration(61), "1m1s");
-    }
 }
