@@ -30,6 +30,9 @@
 //! 4. After that apply, without `--channel`, drift counts nothing on a repository except
 //!    those conflicts and unresolved immutable tags, and no ImageStream item is `missing`
 //!    or `extra`.
+//! 5. Every rendering of the first plan and drift (text with and without colour, JSON,
+//!    Markdown) works and ends with a newline; the JSON keeps the contract's counts and
+//!    `inSync`.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -497,6 +500,46 @@ fn check_agreement(
     }
 }
 
+/// Property 5: every rendering of the plan and the drift works and ends with a newline,
+/// and the JSON ones keep DESIGN.md's contract: one `actions` entry per action, one `items`
+/// entry per drift item, `inSync` as `Drift::in_sync`.
+fn check_reports(p: &Plan, d: &plan::Drift) {
+    use relsync::report::{Format, Style, render_drift, render_plan};
+    for format in [Format::Text, Format::Json, Format::Markdown] {
+        for color in [false, true] {
+            let style = Style { color };
+            let out = render_plan(p, format, style);
+            assert!(
+                out.ends_with('\n'),
+                "{format:?} plan does not end with a newline"
+            );
+            let out = render_drift(d, format, style);
+            assert!(
+                out.ends_with('\n'),
+                "{format:?} drift does not end with a newline"
+            );
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&render_plan(p, Format::Json, Style::default()))
+            .expect("plan JSON parses");
+    assert_eq!(json["revision"], p.revision.as_str());
+    assert_eq!(
+        json["actions"].as_array().map(Vec::len),
+        Some(p.actions.len()),
+        "plan JSON"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_drift(d, Format::Json, Style::default()))
+            .expect("drift JSON parses");
+    assert_eq!(json["inSync"], d.in_sync(), "drift JSON inSync");
+    assert_eq!(
+        json["items"].as_array().map(Vec::len),
+        Some(d.items.len()),
+        "drift JSON"
+    );
+}
+
 /// With `RELSYNC_FUZZ_STATS` set, each input prints how far it got (`stage: load-refused`,
 /// `derive-refused`, `planned`), to measure how much of the corpus reaches the planner:
 /// `RELSYNC_FUZZ_STATS=1 <binary> -runs=0 fuzz/corpus/plan 2>&1 | grep -c 'stage: planned'`.
@@ -542,6 +585,7 @@ fuzz_target!(|input: Input| {
 
     // 2. Plan and drift agree.
     check_agreement(&first, &desired, &live, policy, &options);
+    check_reports(&first, &plan::drift("r1", &desired, &live, &options));
 
     // 3. A refused plan writes nothing; accepting its deletes lifts the refusal only.
     if let Some(plan::Refusal::DeleteCap { deletes, max }) = first.refusal.clone() {
