@@ -458,69 +458,25 @@ fn files_over_16_mib_are_refused_before_parsing() {
     );
 }
 
-/// A stream of `2n` releases, channels `a` and `b` each listing the first `n` and
-/// tombstoning the other `n`, and a policy `channelSubsets: [[a, b]]`.
-fn large_channels(n: usize) -> Vec<SourceFile> {
-    let head = "apiVersion: relsync.dev/v1alpha1\n";
-    let mut stream = format!(
-        "{head}kind: ReleaseStream\nmetadata: {{name: s}}\nspec:\n  source: r.example/a\n  target: q.example/a\n  releases:\n"
-    );
-    for i in 0..2 * n {
-        stream += &format!("    - {{version: 1.{i}.0, digest: 'sha256:{i:064x}'}}\n");
-    }
-    let channel = |name: &str| {
-        let mut c = format!(
-            "{head}kind: ReleaseChannel\nmetadata: {{name: {name}}}\nspec:\n  stream: s\n  tags: [{name}]\n  versions:\n"
-        );
-        for i in 0..n {
-            c += &format!("    - 1.{i}.0\n");
-        }
-        c += "  tombstones:\n";
-        for i in n..2 * n {
-            c += &format!("    - 1.{i}.0\n");
-        }
-        c
-    };
-    let policy =
-        format!("{head}kind: Policy\nmetadata: {{name: p}}\nspec:\n  channelSubsets: [[a, b]]\n");
-    vec![
-        file("manifests/s.yaml", &stream),
-        file("manifests/a.yaml", &channel("a")),
-        file("manifests/b.yaml", &channel("b")),
-        file("policies/p.yaml", &policy),
-    ]
-}
-
-/// Regression (found by the scaling checks of RELIABILITY.md): `ReleaseChannel::published`
-/// and two checks in validation looked every version up in the channel's tombstone list, so
-/// a channel with `n` versions and `n` tombstones took O(n²) time: a 10 MB channel (40,000
-/// of each, well under the 16 MiB file budget) took 19 s to validate in a release build,
-/// and each doubling of `n` four times longer. Load and derive must grow linearly: 8 times the
-/// input takes about 8 times as long now (25 times before the fix, the small case having
-/// its own quadratic share); 16 is the line.
+/// Regression (found by the scaling checks of RELIABILITY.md): a channel with `n`
+/// versions and `n` tombstones looked every version up in the tombstone list (O(n²): a
+/// 10 MB channel took 19 s to validate). How load and derive scale is measured by
+/// `cargo bench --bench manifest_scaling`, not timed here; this checks that such channels
+/// load and derive right.
 #[test]
-fn tombstone_lookups_were_quadratic_in_channel_size() {
-    let time = |n: usize| {
-        let files = large_channels(n);
-        (0..3)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                let m = manifest::load(&files, "policies").expect("large channels are valid");
-                let d = desired::derive(&m).expect("large channels derive");
-                assert_eq!(d.repos["q.example/a"].tags.len(), n + 2);
-                assert_eq!(d.repos["q.example/a"].absent.len(), n);
-                started.elapsed()
-            })
-            .min()
-            .expect("three runs")
-    };
-    let small = time(1_000);
-    let large = time(8_000);
-    let ratio = large.as_secs_f64() / small.as_secs_f64();
-    assert!(
-        ratio < 16.0,
-        "8x the versions and tombstones took {ratio:.1}x as long ({small:?} → {large:?}): not linear"
+fn large_channels_with_as_many_tombstones_load_and_derive() {
+    let n = 2_000;
+    let files = crate::large_channels::large_channels(n);
+    let m = manifest::load(&files, "policies").expect("large channels are valid");
+    let d = desired::derive(&m).expect("large channels derive");
+    let repo = &d.repos["q.example/a"];
+    assert_eq!(repo.tags.len(), n + 2, "n versions and two floating tags");
+    assert_eq!(
+        repo.absent.len(),
+        n,
+        "every tombstone is an explicit delete"
     );
+    assert_eq!(repo.tags["a"].version, format!("1.{}.0", n - 1));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 mod fault_proxy;
 mod kube_api;
+mod large_channels;
 mod util;
 
 mod chart;
