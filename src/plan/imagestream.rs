@@ -1,8 +1,9 @@
 //! PURE: planning and drift of cluster ImageStreams (`image.openshift.io/v1`).
 //!
-//! The cluster adapter reads each ImageStream the desired state names (and any it knows
-//! relsync manages) into an [`ObservedImageStream`]; this module compares it with
-//! `DesiredState::image_streams`. Immutable-tag policy (`immutableTags`) applies to registry
+//! The cluster adapter reads each ImageStream the desired state names into an
+//! [`ObservedImageStream`]; this module compares it with `DesiredState::image_streams`
+//! (an ImageStream no channel names any more is not observed, so its tags are neither
+//! reported nor dropped). Immutable-tag policy (`immutableTags`) applies to registry
 //! tags only: an ImageStream tag is a pointer the cluster re-imports, so it is always moved
 //! to what Git says.
 
