@@ -58,6 +58,32 @@ pub struct ApplyOptions {
     /// The cluster and what its ImageStream actions need (`None`: the cluster is off, and
     /// a plan then has no ImageStream action).
     pub image_streams: Option<ImageStreamTargets>,
+    /// Asked just before every name is written (a tag created, moved or deleted, an
+    /// ImageStream applied): `false` stops the writes of the run from there (`serve` stops
+    /// writing the moment it loses leadership). `None`: always allowed.
+    pub may_write: Option<WriteGuard>,
+}
+
+/// Whether writes may go on; see [`ApplyOptions::may_write`].
+#[derive(Clone)]
+pub struct WriteGuard(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl WriteGuard {
+    /// A guard asking `allowed`.
+    pub fn new(allowed: impl Fn() -> bool + Send + Sync + 'static) -> WriteGuard {
+        WriteGuard(Arc::new(allowed))
+    }
+
+    /// Whether writes may go on.
+    pub fn allowed(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for WriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteGuard(..)")
+    }
 }
 
 /// For each target repository, where Git says each desired digest comes from.
@@ -107,6 +133,9 @@ pub enum ApplyError {
     /// An action this version cannot carry out.
     #[error("{0}")]
     Unsupported(String),
+    /// Writes were stopped (the write guard said no: `serve` lost its leadership).
+    #[error("not written: this replica stopped leading")]
+    Stopped,
     /// The cluster refused or could not be reached (shared by every tag of one apply).
     #[error(transparent)]
     Cluster(Arc<crate::cluster::ClusterError>),
@@ -365,7 +394,13 @@ pub async fn apply_with<E: MirrorEndpoint>(
     if !by_image_stream.is_empty() {
         let content = image_streams::content_check(plan, &outcomes);
         outcomes.extend(
-            image_streams::apply(options.image_streams.as_ref(), by_image_stream, &content).await,
+            image_streams::apply(
+                options.image_streams.as_ref(),
+                by_image_stream,
+                &content,
+                options.may_write.as_ref(),
+            )
+            .await,
         );
     }
     outcomes.sort_by_key(|(i, _)| *i);
@@ -394,6 +429,16 @@ struct Run<'a, E> {
     concurrency: usize,
     /// (target, digest) → source, from the plan's mirror actions.
     plan_sources: HashMap<(String, Digest), String>,
+}
+
+impl<E: MirrorEndpoint> Run<'_, E> {
+    /// Fails with [`ApplyError::Stopped`] once the write guard says no.
+    fn may_write(&self) -> Result<(), ApplyError> {
+        match &self.options.may_write {
+            Some(g) if !g.allowed() => Err(ApplyError::Stopped),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The tracing span of an action.
@@ -606,7 +651,8 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             Err(_) => raw,
         };
 
-        // Then the tag, if it still holds what the plan saw.
+        // Then the tag, if it still holds what the plan saw (and writes may go on).
+        self.may_write()?;
         let _guard = if repo.registry_host().is_none() {
             Some(tag_lock.lock().await)
         } else {
@@ -657,6 +703,7 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         a: &Action,
         state: &mut DeleteState,
     ) -> Result<Outcome, ApplyError> {
+        self.may_write()?;
         let name = repo.name().to_string();
         let live = repo.fresh();
         // Gone already: by an earlier delete by digest of this run, or by someone else.
@@ -980,6 +1027,39 @@ mod tests {
             summary.contains("1 images mirrored (4 blobs")
                 && summary.contains("tags: 2 created, 1 moved, 1 deleted; 0 failed, 0 conflicts"),
             "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_write_guard_saying_no_stops_every_name_write_but_content_may_land() {
+        let (reg, _src, dst, r) = setup(2);
+        let p = plan(vec![
+            action(ActionKind::Mirror, "2.0", None, Some(&r[1])),
+            action(ActionKind::Retag, "stable", Some(&r[0]), Some(&r[1])),
+            action(ActionKind::Delete, "old", Some(&r[0]), None),
+        ]);
+        let open = opener(&reg);
+        let options = ApplyOptions {
+            may_write: Some(WriteGuard::new(|| false)),
+            ..options()
+        };
+        let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options));
+        assert_eq!(report.failed(), 3, "{:?}", report.problems());
+        assert!(
+            report
+                .results
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::Failed(ApplyError::Stopped)))
+        );
+        assert_eq!(dst.tag("2.0"), None);
+        assert_eq!(dst.tag("stable"), Some(r[0].clone()));
+        assert_eq!(dst.tag("old"), Some(r[0].clone()));
+        assert!(
+            !writes(&reg)
+                .iter()
+                .any(|w| w.starts_with("delete") || w.ends_with(" 2.0") || w.ends_with(" stable")),
+            "{:?}",
+            writes(&reg)
         );
     }
 

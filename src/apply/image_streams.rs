@@ -104,7 +104,15 @@ pub(super) async fn apply(
     targets: Option<&ImageStreamTargets>,
     by_image_stream: BTreeMap<&ImageStreamRef, Vec<(usize, &Action)>>,
     content: &ContentCheck,
+    may_write: Option<&super::WriteGuard>,
 ) -> Vec<(usize, Outcome)> {
+    if may_write.is_some_and(|g| !g.allowed()) {
+        return by_image_stream
+            .into_values()
+            .flatten()
+            .map(|(i, _)| (i, Outcome::Failed(ApplyError::Stopped)))
+            .collect();
+    }
     let Some(targets) = targets else {
         return by_image_stream
             .into_values()

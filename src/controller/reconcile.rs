@@ -266,6 +266,10 @@ impl GitOps {
                 observed: observed.image_streams.clone().unwrap_or_default(),
                 live: apply::live_content(observed),
             }),
+            may_write: Some({
+                let leadership = self.leadership.clone();
+                apply::WriteGuard::new(move || leadership.is_leader())
+            }),
             ..ApplyOptions::default()
         };
         let report = apply::apply(plan, &self.registries, &options).await;
