@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use super::markdown::{self, cell, version_cell};
 use super::{count, digest_and_version, drift_note, drift_summary, short_revision, state_word};
 use crate::digest::Digest;
 use crate::plan::{Action, Drift, DriftItem, DriftState, Plan};
@@ -324,11 +325,6 @@ fn change_word(c: FileChange) -> &'static str {
     }
 }
 
-/// Escapes a table cell: pipes, and line breaks folded into spaces.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
 /// A table cell of prose that may hold `code spans`: outside them, `*`, `_` and `<` are
 /// escaped so globs and versions read as written.
 fn prose(s: &str) -> String {
@@ -350,14 +346,6 @@ fn prose(s: &str) -> String {
 
 fn code(s: &str) -> String {
     format!("`{}`", cell(s).replace('`', "'"))
-}
-
-fn md_version(d: Option<&Digest>, v: Option<&str>) -> String {
-    match (d, v) {
-        (None, _) => "—".to_string(),
-        (Some(d), Some(v)) => format!("{} (`{}`)", code(v), d.short()),
-        (Some(d), None) => code(&d.short()),
-    }
 }
 
 /// The Markdown rendering, a pull-request comment: a summary line, a table of tag changes,
@@ -390,8 +378,8 @@ pub fn markdown(report: &CheckReport) -> String {
                 a.action,
                 code(&a.target.to_string()),
                 code(&a.tag),
-                md_version(a.from.as_ref(), a.from_version.as_deref()),
-                md_version(a.to.as_ref(), a.to_version.as_deref()),
+                version_cell(a.from.as_ref(), a.from_version.as_deref()),
+                version_cell(a.to.as_ref(), a.to_version.as_deref()),
             ));
         }
     }
@@ -424,22 +412,7 @@ pub fn markdown(report: &CheckReport) -> String {
     if let LiveDrift::Checked(d) = &report.live {
         let rows: Vec<&DriftItem> = drift_rows(d).collect();
         if !rows.is_empty() {
-            out.push_str("\n| state | target | tag | desired | live | note |\n");
-            out.push_str("|---|---|---|---|---|---|\n");
-            for i in rows {
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
-                    state_word(i.state),
-                    code(&i.target.to_string()),
-                    code(&i.tag),
-                    md_version(i.desired.as_ref(), None),
-                    md_version(i.actual.as_ref(), None),
-                    match drift_note(i) {
-                        n if n.is_empty() => "—".to_string(),
-                        n => cell(&n),
-                    },
-                ));
-            }
+            out.push_str(&markdown::drift_table(&rows, "live"));
         }
         out.push_str("\nLive drift is where the registry differs from the base; it does not change the verdict.\n");
     }

@@ -2,10 +2,10 @@
 
 use super::{drift_note, drift_summary, plan_summary, short_revision, state_word, target_diffs};
 use crate::digest::Digest;
-use crate::plan::{Drift, DriftState, Plan};
+use crate::plan::{Drift, DriftItem, DriftState, Plan};
 
 /// Escapes a table cell: pipes, and line breaks folded into spaces.
-fn cell(s: &str) -> String {
+pub(super) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
@@ -19,7 +19,7 @@ fn code(s: &str) -> String {
 }
 
 /// `version` (`sha256:…`), `sha256:…`, or an em dash.
-fn version_cell(d: Option<&Digest>, version: Option<&str>) -> String {
+pub(super) fn version_cell(d: Option<&Digest>, version: Option<&str>) -> String {
     match (d, version) {
         (None, _) => "—".to_string(),
         (Some(d), Some(v)) => format!("{} (`{}`)", code(v), d.short()),
@@ -73,21 +73,9 @@ pub(super) fn plan(plan: &Plan) -> String {
     out
 }
 
-pub(super) fn drift(drift: &Drift) -> String {
-    let mut out = format!(
-        "#### relsync drift for `{}`\n\n**{}**\n",
-        short_revision(&drift.revision),
-        drift_summary(drift)
-    );
-    let rows: Vec<_> = drift
-        .items
-        .iter()
-        .filter(|i| i.state != DriftState::Ok)
-        .collect();
-    if rows.is_empty() {
-        return out;
-    }
-    out.push_str("\n| state | target | tag | desired | actual | note |\n");
+/// A table of drift items (after a blank line); the live column is headed `actual`.
+pub(super) fn drift_table(rows: &[&DriftItem], actual: &str) -> String {
+    let mut out = format!("\n| state | target | tag | desired | {actual} | note |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     for i in rows {
         out.push_str(&format!(
@@ -103,6 +91,24 @@ pub(super) fn drift(drift: &Drift) -> String {
             },
         ));
     }
+    out
+}
+
+pub(super) fn drift(drift: &Drift) -> String {
+    let mut out = format!(
+        "#### relsync drift for `{}`\n\n**{}**\n",
+        short_revision(&drift.revision),
+        drift_summary(drift)
+    );
+    let rows: Vec<_> = drift
+        .items
+        .iter()
+        .filter(|i| i.state != DriftState::Ok)
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(&drift_table(&rows, "actual"));
     for (_, diff) in target_diffs(drift) {
         out.push_str("\n```diff\n");
         out.push_str(&diff);
