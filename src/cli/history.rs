@@ -3,6 +3,7 @@
 
 use super::{CliError, Context, HistoryArgs, OutputFormat, Settings};
 use crate::cluster::Cluster;
+use crate::report;
 use crate::state::StateStore;
 
 /// Prints the history; exit 0.
@@ -57,7 +58,7 @@ fn render(state: &crate::state::SyncState, markdown: bool) -> String {
         out.push('\n');
     }
     let header = ["TIME", "REVISION", "KIND", "OUTCOME", "AUTHOR", "SUMMARY"];
-    let rows: Vec<[String; 6]> = state
+    let rows: Vec<Vec<String>> = state
         .history
         .iter()
         .map(|e| {
@@ -65,7 +66,7 @@ fn render(state: &crate::state::SyncState, markdown: bool) -> String {
                 Some(c) => format!("{} ({c})", kind_name(e.kind)),
                 None => kind_name(e.kind).to_string(),
             };
-            [
+            vec![
                 e.time.clone(),
                 short(&e.revision).to_string(),
                 kind,
@@ -75,36 +76,11 @@ fn render(state: &crate::state::SyncState, markdown: bool) -> String {
             ]
         })
         .collect();
-    if markdown {
-        out.push_str(&format!("| {} |\n", header.join(" | ")));
-        out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
-        for r in &rows {
-            let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
-            out.push_str(&format!("| {} |\n", cells.join(" | ")));
-        }
-        return out;
-    }
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(header.to_vec()));
-    for r in &rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-    }
+    out.push_str(&if markdown {
+        report::markdown_table(&header, &rows)
+    } else {
+        report::text_table(&header, &rows)
+    });
     out
 }
 

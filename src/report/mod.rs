@@ -89,6 +89,23 @@ pub fn render_drift(drift: &Drift, format: Format, style: Style) -> String {
     }
 }
 
+/// An aligned plain-text table of `rows` under `header`, drawn as the `text` format draws
+/// its tables (two spaces between columns, no colour).
+pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    text::plain_table(header, rows)
+}
+
+/// A Markdown table of `rows` under `header`, every cell escaped.
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| markdown::cell(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
 /// Pretty JSON with a trailing newline.
 fn json<T: Serialize>(value: &T) -> String {
     // Plans and drift hold only strings, booleans, nulls and lists: serializing them into a

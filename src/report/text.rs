@@ -87,6 +87,15 @@ fn table(header: &[&str], rows: Vec<Vec<Cell>>, style: Style) -> String {
     out
 }
 
+/// [`table`] of plain cells.
+pub(super) fn plain_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows = rows
+        .iter()
+        .map(|r| r.iter().map(|c| Cell::plain(c.as_str())).collect())
+        .collect();
+    table(header, rows, Style::default())
+}
+
 /// A version, unless it is the tag itself (a version tag's own action says it already).
 fn unless_tag<'a>(version: Option<&'a str>, tag: &str) -> Option<&'a str> {
     version.filter(|v| crate::desired::version_tag(v) != tag)
