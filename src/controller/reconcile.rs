@@ -35,7 +35,7 @@ use crate::git;
 use crate::observe::{self, ObserveOptions};
 use crate::plan::{self, Action, ObservedState, Plan, PlanOptions};
 use crate::registry::Registries;
-use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome};
+use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome, SyncState};
 
 /// How many history entries the status page shows.
 const RECENT_HISTORY: usize = 20;
@@ -133,6 +133,8 @@ impl std::fmt::Debug for GitOps {
 struct Read {
     ctx: Context,
     loaded: Loaded,
+    /// The history and holds as read at the start of the pass (updated by its sync).
+    state: SyncState,
     /// `(target, tag)` pairs a channel hold keeps as the rollback left them.
     held: BTreeSet<(String, String)>,
 }
@@ -230,7 +232,12 @@ impl GitOps {
         .await
         .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
         .map_err(|e| ReconcileError(e.to_string()))?;
-        Ok(Read { ctx, loaded, held })
+        Ok(Read {
+            ctx,
+            loaded,
+            state,
+            held,
+        })
     }
 
     /// Observes the registries and the cluster for `desired`.
@@ -255,7 +262,7 @@ impl GitOps {
     }
 
     /// Applies `plan`, records it, and notes per channel what went wrong.
-    async fn apply(&self, read: &Read, plan: &Plan, observed: &ObservedState) -> SyncOutcome {
+    async fn apply(&self, read: &mut Read, plan: &Plan, observed: &ObservedState) -> SyncOutcome {
         let desired = &read.loaded.desired;
         let options = ApplyOptions {
             progress: false,
@@ -326,14 +333,15 @@ impl GitOps {
             summary: report.summary(),
         };
         let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        if let Err(e) = store.update(|s| s.record_repeat(entry.clone())).await {
-            tracing::warn!(error = %e, "cannot record the sync in the history");
+        match store.update(|s| s.record_repeat(entry.clone())).await {
+            Ok(state) => read.state = state,
+            Err(e) => tracing::warn!(error = %e, "cannot record the sync in the history"),
         }
         outcome
     }
 
     /// Publishes the status of every channel and the metrics.
-    async fn publish(&self, read: &Read, observed: &ObservedState, options: &PlanOptions) {
+    fn publish(&self, read: &Read, observed: &ObservedState, options: &PlanOptions) {
         let desired = &read.loaded.desired;
         let memory = self.memory().channels.clone();
         let mut channels = Vec::new();
@@ -371,14 +379,7 @@ impl GitOps {
                 drift: drift.items,
             });
         }
-        let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        let state = match store.load().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the sync history for the status");
-                Default::default()
-            }
-        };
+        let state = read.state.clone();
         let leader = self.leadership.is_leader();
         self.shared.update_status(|s| {
             s.revision = Some(read.loaded.revision.clone());
@@ -420,7 +421,7 @@ impl GitOps {
     }
 
     async fn pass(&self, trigger: Trigger) -> Result<(), ReconcileError> {
-        let read = self.read().await?;
+        let mut read = self.read().await?;
         let config = &read.ctx.config;
         let options = PlanOptions {
             prune: config.sync.prune,
@@ -460,7 +461,7 @@ impl GitOps {
             "planned"
         );
         if (!plan.actions.is_empty() || plan.refusal.is_some()) && wanted && leader {
-            self.apply(&read, &plan, &observed).await;
+            self.apply(&mut read, &plan, &observed).await;
             observed = self.observe_for(&read, trigger).await?;
         } else if plan.actions.is_empty() && plan.refusal.is_none() {
             let mut memory = self.memory();
@@ -470,7 +471,7 @@ impl GitOps {
                 m.last_error = None;
             }
         }
-        self.publish(&read, &observed, &options).await;
+        self.publish(&read, &observed, &options);
         self.memory().last = Some(LastPass {
             revision: read.loaded.revision.clone(),
             leader,
