@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::desired::{DesiredState, is_signature_tag};
 use crate::digest::Digest;
 use crate::manifest::ImageStreamRef;
-use crate::plan::{Action, ActionKind, Plan, Refusal, Target};
+use crate::plan::{Action, ActionKind, ObservedState, Plan, Refusal, Target};
 use crate::progress::Progress;
 use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, parse_manifest};
 use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryError, RetryPolicy};
@@ -83,6 +83,27 @@ impl WriteGuard {
 impl std::fmt::Debug for WriteGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WriteGuard(..)")
+    }
+}
+
+impl ApplyOptions {
+    /// The options to apply a plan made from `desired` and `observed`: where content may
+    /// be copied from and, with a `cluster`, what its ImageStream actions need.
+    pub fn for_plan(
+        desired: &DesiredState,
+        observed: &ObservedState,
+        cluster: Option<crate::cluster::Cluster>,
+    ) -> ApplyOptions {
+        ApplyOptions {
+            sources: content_sources(desired),
+            image_streams: cluster.map(|cluster| ImageStreamTargets {
+                cluster,
+                desired: desired.image_streams.clone(),
+                observed: observed.image_streams.clone().unwrap_or_default(),
+                live: live_content(observed),
+            }),
+            ..ApplyOptions::default()
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 
 use super::planned::{self, PlanFlags, Planned};
 use super::{CliError, Settings, SyncArgs};
-use crate::apply::{self, ApplyOptions, ApplyReport, ImageStreamTargets};
+use crate::apply::{self, ApplyOptions, ApplyReport};
 use crate::git;
 use crate::report::{self, Format};
 use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome};
@@ -123,14 +123,11 @@ fn apply_planned(
 ) -> ApplyReport {
     let options = ApplyOptions {
         progress: std::io::stderr().is_terminal(),
-        sources: apply::content_sources(&planned.loaded.desired),
-        image_streams: planned.cluster.clone().map(|cluster| ImageStreamTargets {
-            cluster,
-            desired: planned.loaded.desired.image_streams.clone(),
-            observed: planned.observed.image_streams.clone().unwrap_or_default(),
-            live: apply::live_content(&planned.observed),
-        }),
-        ..ApplyOptions::default()
+        ..ApplyOptions::for_plan(
+            &planned.loaded.desired,
+            &planned.observed,
+            planned.cluster.clone(),
+        )
     };
     let mut report = runtime.block_on(apply::apply(&planned.plan, &planned.registries, &options));
     // The summary's duration is the whole command's: reading Git, observing, planning too.

@@ -27,7 +27,7 @@ use super::Shared;
 use super::leader::Leadership;
 use super::schedule::{Reconcile, Trigger};
 use super::status::{ChannelState, ChannelStatus};
-use crate::apply::{self, ApplyOptions, ImageStreamTargets};
+use crate::apply::{self, ApplyOptions};
 use crate::cli::{Context, Loaded, Settings};
 use crate::cluster::Cluster;
 use crate::desired::DesiredState;
@@ -265,19 +265,11 @@ impl GitOps {
     async fn apply(&self, read: &mut Read, plan: &Plan, observed: &ObservedState) -> SyncOutcome {
         let desired = &read.loaded.desired;
         let options = ApplyOptions {
-            progress: false,
-            sources: apply::content_sources(desired),
-            image_streams: self.cluster.clone().map(|cluster| ImageStreamTargets {
-                cluster,
-                desired: desired.image_streams.clone(),
-                observed: observed.image_streams.clone().unwrap_or_default(),
-                live: apply::live_content(observed),
-            }),
             may_write: Some({
                 let leadership = self.leadership.clone();
                 apply::WriteGuard::new(move || leadership.is_leader())
             }),
-            ..ApplyOptions::default()
+            ..ApplyOptions::for_plan(desired, observed, self.cluster.clone())
         };
         let report = apply::apply(plan, &self.registries, &options).await;
         let ok = report.succeeded() && plan.conflicts.is_empty();
