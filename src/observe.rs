@@ -28,6 +28,9 @@ pub enum ObserveError {
     /// A registry or layout could not be read.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The cluster could not be read.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// An observation task died (a panic or a cancelled runtime).
     #[error("an observation task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -82,6 +85,30 @@ pub async fn observe(
         state.repos.insert(name, observed?);
     }
     Ok(state)
+}
+
+/// [`observe`], and, with a `cluster`, the ImageStreams `desired` names, concurrently
+/// (`ObservedState::image_streams` stays `None` without one).
+pub async fn observe_all(
+    desired: &DesiredState,
+    registries: &Registries,
+    cluster: Option<&crate::cluster::Cluster>,
+    options: &ObserveOptions,
+) -> Result<ObservedState, ObserveError> {
+    let image_streams = async {
+        match cluster {
+            Some(c) => c
+                .observe_image_streams(desired.image_streams.keys())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (observed, image_streams) =
+        tokio::join!(observe(desired, registries, options), image_streams);
+    let mut observed = observed?;
+    observed.image_streams = image_streams?;
+    Ok(observed)
 }
 
 async fn observe_repo(

@@ -81,21 +81,12 @@ pub fn observe_now(
         true => Some(runtime.block_on(Cluster::connect())?),
         false => None,
     };
-    let (observed, image_streams) = runtime.block_on(async {
-        let registry = observe::observe(&loaded.desired, &registries, &observe_options);
-        let cluster = async {
-            match &cluster {
-                Some(c) => c
-                    .observe_image_streams(loaded.desired.image_streams.keys())
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        };
-        tokio::join!(registry, cluster)
-    });
-    let mut observed = observed?;
-    observed.image_streams = image_streams?;
+    let observed = runtime.block_on(observe::observe_all(
+        &loaded.desired,
+        &registries,
+        cluster.as_ref(),
+        &observe_options,
+    ))?;
     tracing::debug!(
         requests = registries.request_count(),
         "registry requests to observe"

@@ -245,20 +245,9 @@ impl GitOps {
         let options = ObserveOptions {
             resolve_unclaimed: true,
         };
-        let registry = observe::observe(desired, &self.registries, &options);
-        let cluster = async {
-            match &self.cluster {
-                Some(c) => c
-                    .observe_image_streams(desired.image_streams.keys())
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        };
-        let (observed, image_streams) = tokio::join!(registry, cluster);
-        let mut observed = observed.map_err(|e| ReconcileError(e.to_string()))?;
-        observed.image_streams = image_streams.map_err(|e| ReconcileError(e.to_string()))?;
-        Ok(observed)
+        observe::observe_all(desired, &self.registries, self.cluster.as_ref(), &options)
+            .await
+            .map_err(|e| ReconcileError(e.to_string()))
     }
 
     /// Applies `plan`, records it, and notes per channel what went wrong.
