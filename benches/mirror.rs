@@ -14,7 +14,12 @@
 //! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3` (which to run), `MIRROR_BENCH_RUNS=3`
 //! (runs per timed figure), `MIRROR_BENCH_SKOPEO_ONLY=1` (measure skopeo alone, for a
 //! baseline while `relsync sync` is not available), `MIRROR_BENCH_CONCURRENCY=N`
-//! (relsync's `sync.concurrency` and the plain copy's parallelism; default 8).
+//! (relsync's `sync.concurrency` and the plain copy's parallelism; default 8). For
+//! looking inside relsync's runs: `MIRROR_BENCH_WRAP="perf record -g -o relsync.data --"`
+//! (a command prefixed to each relsync run), `MIRROR_BENCH_RUST_LOG=relsync=debug` (its
+//! `RUST_LOG`; each run's log is then kept in `target/mirror-bench-relsync-N.log`). The
+//! registries keep their storage under `TMPDIR` (e.g. `TMPDIR=/dev/shm` to leave the disk
+//! out of the measurement).
 //!
 //! Data scheme (deterministic, the same on every run):
 //! - release r = 0..40 has version `4.20.r`, an OCI image index with two platform images
@@ -535,14 +540,17 @@ impl Outcome {
 fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
     let rss_file = tempfile::NamedTempFile::new().expect("temp file");
     let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-f")
-        .arg("%M %U %S")
-        .arg("-o")
-        .arg(rss_file.path())
-        .arg(program)
+    cmd.arg("-f").arg("%M %U %S").arg("-o").arg(rss_file.path());
+    let relsync = program == env!("CARGO_BIN_EXE_relsync");
+    let knob = |name: &str| std::env::var(name).ok().filter(|_| relsync);
+    if let Some(wrap) = knob("MIRROR_BENCH_WRAP") {
+        cmd.args(wrap.split_whitespace());
+    }
+    cmd.arg(program)
         .args(args)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
+        .envs(knob("MIRROR_BENCH_RUST_LOG").map(|l| ("RUST_LOG", l)))
         .stdin(Stdio::null());
     if let Some(d) = dir {
         cmd.current_dir(d);
@@ -554,6 +562,14 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
         .output()
         .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
     let wall = started.elapsed();
+    if knob("MIRROR_BENCH_RUST_LOG").is_some() {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("target/mirror-bench-relsync-{n}.log"));
+        std::fs::write(&log, &out.stderr).expect("relsync log");
+        println!("    relsync's log: {}", log.display());
+    }
     note_compilers();
     let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
     let fields: Vec<f64> = measured

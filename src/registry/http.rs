@@ -98,6 +98,47 @@ pub struct HttpRegistry {
     retry: RetryPolicy,
 }
 
+/// The reqwest client for hosts that trust the system roots plus the certificates of
+/// `ca_file`. Building one loads the system's certificate store, which takes a noticeable
+/// part of a short run's start, so [`super::Registries`] makes one per `ca_file` and every
+/// host that shares the setting shares it (connections are still pooled per host).
+/// `host` only names the host in errors.
+pub(crate) fn http_client(
+    host: &str,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(read_idle_timeout(host)?);
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca).map_err(|source| RegistryError::CaFile {
+            host: host.to_string(),
+            path: ca.to_path_buf(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            RegistryError::Client {
+                host: host.to_string(),
+                source,
+            }
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::Settings {
+                host: host.to_string(),
+                message: format!("caFile {} holds no PEM certificate", ca.display()),
+            });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|source| RegistryError::Client {
+        host: host.to_string(),
+        source,
+    })
+}
+
 impl HttpRegistry {
     /// A client for `host`: plain HTTP when `insecure`, else HTTPS with the system roots
     /// plus the certificates of `ca_file`; at most `concurrency` requests in flight; every
@@ -112,44 +153,34 @@ impl HttpRegistry {
         requests: Arc<AtomicU64>,
         writes: Arc<AtomicU64>,
     ) -> Result<HttpRegistry, RegistryError> {
+        let client = http_client(host, ca_file)?;
+        HttpRegistry::with_client(
+            host,
+            insecure,
+            client,
+            credentials,
+            concurrency,
+            requests,
+            writes,
+        )
+    }
+
+    /// [`HttpRegistry::new`] with a reqwest client made beforehand, possibly shared with
+    /// other hosts (their connections are still pooled per host).
+    pub fn with_client(
+        host: &str,
+        insecure: bool,
+        client: reqwest::Client,
+        credentials: Option<Credentials>,
+        concurrency: usize,
+        requests: Arc<AtomicU64>,
+        writes: Arc<AtomicU64>,
+    ) -> Result<HttpRegistry, RegistryError> {
         let scheme = if insecure { "http" } else { "https" };
         let base_str = format!("{scheme}://{host}");
         let base = Url::parse(&format!("{base_str}/")).map_err(|e| RegistryError::Settings {
             host: host.to_string(),
             message: format!("not a usable host ({e})"),
-        })?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(read_idle_timeout(host)?);
-        if insecure {
-            builder = builder.https_only(false);
-        }
-        if let Some(ca) = ca_file {
-            let pem = std::fs::read(ca).map_err(|source| RegistryError::CaFile {
-                host: host.to_string(),
-                path: ca.to_path_buf(),
-                source,
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-                RegistryError::Client {
-                    host: host.to_string(),
-                    source,
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Settings {
-                    host: host.to_string(),
-                    message: format!("caFile {} holds no PEM certificate", ca.display()),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|source| RegistryError::Client {
-            host: host.to_string(),
-            source,
         })?;
         Ok(HttpRegistry {
             host: host.to_string(),

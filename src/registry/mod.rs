@@ -473,6 +473,9 @@ pub struct Registries {
     config_dir: PathBuf,
     hosts: HashMap<String, HostSettings>,
     clients: Mutex<HashMap<String, Arc<HttpRegistry>>>,
+    /// reqwest clients by `caFile` (`None`: the system roots only), shared by the hosts
+    /// with that setting: each one loads the certificate store once.
+    http_clients: Mutex<HashMap<Option<PathBuf>, reqwest::Client>>,
     lookup: CredentialLookup,
     concurrency: usize,
     requests: Arc<AtomicU64>,
@@ -527,6 +530,7 @@ impl Registries {
             config_dir: config_dir.to_path_buf(),
             hosts,
             clients: Mutex::new(HashMap::new()),
+            http_clients: Mutex::new(HashMap::new()),
             lookup,
             concurrency: config.sync.concurrency.max(1),
             requests: Arc::new(AtomicU64::new(0)),
@@ -638,11 +642,25 @@ impl Registries {
             settings.username_env.as_deref(),
             settings.password_env.as_deref(),
         )?;
+        let http = {
+            let mut http_clients = self
+                .http_clients
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match http_clients.get(&settings.ca_file) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = http::http_client(host, settings.ca_file.as_deref())?;
+                    http_clients.insert(settings.ca_file.clone(), c.clone());
+                    c
+                }
+            }
+        };
         let client = Arc::new(
-            HttpRegistry::new(
+            HttpRegistry::with_client(
                 host,
                 settings.insecure,
-                settings.ca_file.as_deref(),
+                http,
                 credentials,
                 self.concurrency,
                 self.requests.clone(),
@@ -850,5 +868,34 @@ mod tests {
         assert!(!is_valid_tag("a/b"));
         assert!(!is_valid_tag(""));
         assert!(!is_valid_tag(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn hosts_with_the_same_ca_file_share_one_http_client() {
+        // Building a reqwest client loads the system certificate store: once per caFile.
+        let mut plain = settings("127.0.0.1:5000");
+        plain.insecure = true;
+        let mut with_ca = settings("registry.internal");
+        with_ca.ca_file = Some("tests/data/registry-tls/ca.pem".to_string());
+        let config = config_with(vec![plain, settings("quay.io"), with_ca]);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let r = Registries::from_config_with(&config, dir, no_creds()).unwrap();
+        for repo in [
+            "127.0.0.1:5000/a/b",
+            "quay.io/okd/scos-release",
+            "ghcr.io/x/y",
+            "registry.internal/c/d",
+            "quay.io/other/repo",
+        ] {
+            r.repository(repo).unwrap();
+        }
+        let clients = r.http_clients.lock().unwrap();
+        assert_eq!(clients.len(), 2, "{:?}", clients.keys().collect::<Vec<_>>());
+        assert!(clients.contains_key(&Some(dir.join("tests/data/registry-tls/ca.pem"))));
+        assert_eq!(
+            r.clients.lock().unwrap().len(),
+            4,
+            "one HttpRegistry per host"
+        );
     }
 }
