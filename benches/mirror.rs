@@ -1013,6 +1013,10 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
     );
     let (mut relsync_times, mut skopeo_times) = (Vec::new(), Vec::new());
     let mut floor_times = Vec::new();
+    // The registries' own CPU time during each plain copy, divided by the cores: the wall
+    // time under which no client can copy this data between these two registries.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut bound_times = Vec::new();
     let mut last = None;
     for run in 0..bench.runs {
         // The floor: a plain streaming copy by this process into a third fresh registry.
@@ -1036,6 +1040,7 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
         );
         bench.failures.extend(problems);
         floor_times.push(floor);
+        bound_times.push((ft[0].cpu + ft[1].cpu) / cores);
         drop(dst_floor);
         let dst_relsync = TestRegistry::start();
         let dst_skopeo = TestRegistry::start();
@@ -1047,15 +1052,17 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
             let (out, t) = observed(&[&source.registry, &dst_relsync], || relsync_sync(&repo));
             bench.check_relsync(&format!("workload 1 run {run}"), &out);
             println!(
-                "  run {run} relsync: {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)\n    relsync: {}",
+                "  run {run} relsync: {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read, CPU {}; target: {} requests ({} writes), CPU {}\n    relsync: {}",
                 secs(out.wall),
                 out.code,
                 secs(out.cpu),
                 out.rss_kib,
                 t[0].requests,
                 mib(t[0].bytes_out),
+                secs(t[0].cpu),
                 t[1].requests,
                 t[1].writes,
+                secs(t[1].cpu),
                 out.last_line()
             );
             Some((out, t))
@@ -1066,15 +1073,17 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
             });
             bench.check_skopeo(&format!("workload 1 run {run}"), &out);
             println!(
-                "  run {run} skopeo:  {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read; target: {} requests ({} writes)",
+                "  run {run} skopeo:  {} (exit {:?}, CPU {}, peak RSS {} KiB) — source: {} requests, {} read, CPU {}; target: {} requests ({} writes), CPU {}",
                 secs(out.wall),
                 out.code,
                 secs(out.cpu),
                 out.rss_kib,
                 t[0].requests,
                 mib(t[0].bytes_out),
+                secs(t[0].cpu),
                 t[1].requests,
                 t[1].writes,
+                secs(t[1].cpu),
             );
             (out, t)
         };
@@ -1144,6 +1153,15 @@ fn workload_initial(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &So
         &secs(median(&floor_times)),
         "",
         &ratio(s_med, median(&floor_times)),
+        "",
+    ]);
+    bench.table.row([
+        &format!(
+            "   registries' own CPU in the plain copy / {cores} cores (median; no client is faster)"
+        ),
+        &secs(median(&bound_times)),
+        "",
+        &ratio(s_med, median(&bound_times)),
         "",
     ]);
     if let Some((r, (_, s_t, s_stored))) = last {
