@@ -38,12 +38,14 @@ pub fn run(settings: &Settings, args: &RollbackArgs) -> Result<i32, CliError> {
         channel: args.channel.clone(),
         time: crate::state::now(),
     };
-    runtime.block_on(store.update(|s| {
-        s.release_moved(&tip.sha);
-        s.hold(hold.clone());
+    let (tip_sha, held) = (tip.sha.clone(), hold.clone());
+    runtime.block_on(store.update(move |s| {
+        s.release_moved(&tip_sha);
+        s.hold(held.clone());
     }))?;
     let take_back = || {
-        if let Err(e) = runtime.block_on(store.update(|s| s.holds.retain(|h| h != &hold))) {
+        let hold = hold.clone();
+        if let Err(e) = runtime.block_on(store.update(move |s| s.holds.retain(|h| h != &hold))) {
             eprintln!(
                 "warning: cannot take back the hold in {}: {e}",
                 store.describe()

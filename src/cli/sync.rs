@@ -32,12 +32,12 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> Result<i32, CliError> {
         && synced.outcome == Some(SyncOutcome::Succeeded)
         && settings.revision.is_none()
     {
-        let channel = args.channel.as_deref();
+        let channel = args.channel.clone();
         let runtime = super::runtime()?;
         let store = state_store(planned);
-        let released = runtime.block_on(store.update(|s| {
+        let released = runtime.block_on(store.update(move |s| {
             s.holds
-                .retain(|h| channel.is_some() && h.channel.as_deref() != channel);
+                .retain(|h| channel.is_some() && h.channel != channel);
         }));
         if let Err(e) = released {
             eprintln!("warning: cannot update {}: {e}", store.describe());
@@ -174,7 +174,7 @@ fn record(
         summary,
     };
     let store = state_store(planned);
-    if let Err(e) = runtime.block_on(store.update(|s| s.record(entry.clone()))) {
+    if let Err(e) = runtime.block_on(store.update(move |s| s.record(entry.clone()))) {
         eprintln!(
             "warning: cannot record the sync in {}: {e}",
             store.describe()

@@ -185,7 +185,8 @@ impl GitOps {
             .await
             .map_err(|e| ReconcileError(e.to_string()))?;
         if state.holds.iter().any(|h| h.tip != tip.sha) && self.leadership.is_leader() {
-            match store.update(|s| drop(s.release_moved(&tip.sha))).await {
+            let sha = tip.sha.clone();
+            match store.update(move |s| drop(s.release_moved(&sha))).await {
                 Ok(s) => {
                     tracing::info!(tip = tip.sha, "the branch moved: rollback holds ended");
                     state = s;
@@ -314,7 +315,11 @@ impl GitOps {
             summary: report.summary(),
         };
         let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        match store.update(|s| s.record_repeat(entry.clone())).await {
+        let recorded = entry.clone();
+        match store
+            .update(move |s| s.record_repeat(recorded.clone()))
+            .await
+        {
             Ok(state) => read.state = state,
             Err(e) => tracing::warn!(error = %e, "cannot record the sync in the history"),
         }

@@ -233,7 +233,10 @@ impl StateStore {
     /// Reads the state (empty when there is none yet).
     pub async fn load(&self) -> Result<SyncState, StateError> {
         match self {
-            StateStore::File(p) => file::load(p),
+            StateStore::File(p) => {
+                let path = p.clone();
+                blocking(p, move || file::load(&path)).await
+            }
             StateStore::ConfigMap(c) => c
                 .read_state(CONFIG_MAP, CONFIG_MAP_KEY)
                 .await?
@@ -244,10 +247,18 @@ impl StateStore {
     }
 
     /// Reads, changes with `change`, and writes back, atomically with respect to other
-    /// relsync processes; returns the state written.
-    pub async fn update(&self, change: impl Fn(&mut SyncState)) -> Result<SyncState, StateError> {
+    /// relsync processes; returns the state written. The file is locked, read and written
+    /// on a blocking thread, so waiting for another process's lock never holds up the
+    /// runtime.
+    pub async fn update(
+        &self,
+        change: impl Fn(&mut SyncState) + Send + Sync + 'static,
+    ) -> Result<SyncState, StateError> {
         match self {
-            StateStore::File(p) => file::update(p, change),
+            StateStore::File(p) => {
+                let path = p.clone();
+                blocking(p, move || file::update(&path, change)).await
+            }
             StateStore::ConfigMap(c) => {
                 let place = self.describe();
                 let updated = c
@@ -263,6 +274,25 @@ impl StateStore {
                 parse(&place, &updated)
             }
         }
+    }
+}
+
+/// Runs file work on tokio's blocking threads. A panic there is carried on; a runtime
+/// shutting down is an interrupted I/O on `path`.
+async fn blocking<T: Send + 'static>(
+    path: &std::path::Path,
+    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StateError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the runtime is shutting down",
+            ),
+        }),
     }
 }
 
@@ -367,5 +397,42 @@ mod tests {
         let released = s.release_moved("t2");
         assert_eq!(released.len(), 1);
         assert_eq!(s.holds.len(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_another_process_s_state_lock_does_not_stop_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path(), None);
+        let lock_path = dir.path().join(".relsync").join("state.lock");
+        std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+        // "Another process": a second open file description holding the flock, released
+        // once the runtime has shown it still runs tasks (or after 10 s, so that a
+        // blocked runtime fails the test instead of hanging it).
+        let held = std::fs::File::create(&lock_path).unwrap();
+        held.lock().unwrap();
+        let (progress_tx, progress_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let progressed = progress_rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok();
+            drop(held);
+            progressed
+        });
+
+        let update = tokio::spawn(async move { store.update(|s| s.record(entry(1))).await });
+        // Other tasks of this one-thread runtime run while the update waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let waiting = !update.is_finished();
+        progress_tx.send(()).ok();
+        let state = update.await.unwrap().unwrap();
+        assert!(
+            holder.join().unwrap(),
+            "the runtime stood still while the lock was held"
+        );
+        assert!(waiting, "the update did not wait for the lock");
+        assert_eq!(state.history.len(), 1);
     }
 }
