@@ -29,12 +29,15 @@
 //!   cluster on, the ConfigMap `relsync-state`.
 //! - [`controller`]: `serve`, the Argo CD-style loop with its HTTP surface.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
+//! - `blocking`: runs file work (locks, fsync, renames) off the async threads, for the
+//!   `oci:` layouts and the state file.
 //!
 //! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
 pub mod apply;
+mod blocking;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -505,16 +505,11 @@ async fn refuse_link(dir: &Path, rel: &Path) -> Result<(), RegistryError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        // A panic in file work is a bug: let it surface as one.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled (the runtime is shutting down): the work did not happen.
-        Err(e) => Err(RegistryError::Io {
-            path: PathBuf::new(),
-            source: std::io::Error::other(format!("file work cancelled: {e}")),
-        }),
-    }
+    crate::blocking::run(f, |source| RegistryError::Io {
+        path: PathBuf::new(),
+        source,
+    })
+    .await
 }
 
 /// Creates `dir/.tmp-<random>` and locks it (`flock`, released when the file is closed,

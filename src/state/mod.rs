@@ -277,23 +277,13 @@ impl StateStore {
     }
 }
 
-/// Runs file work on tokio's blocking threads. A panic there is carried on; a runtime
-/// shutting down is an interrupted I/O on `path`.
+/// Runs file work on tokio's blocking threads; a cancelled run is an I/O error on `path`.
 async fn blocking<T: Send + 'static>(
     path: &std::path::Path,
     work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(StateError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "the runtime is shutting down",
-            ),
-        }),
-    }
+    let path = path.to_path_buf();
+    crate::blocking::run(work, |source| StateError::Io { path, source }).await
 }
 
 /// Parses stored state.
