@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::digest::Digest;
-use crate::plan::{DriftItem, DriftState};
+use crate::plan::DriftItem;
 use crate::state::{EntryKind, HistoryEntry, Hold};
 
 use super::status::{ChannelState, ChannelStatus, Status};
@@ -270,7 +270,7 @@ fn render_channel(out: &mut String, c: &ChannelStatus) {
 }
 
 fn render_drift_row(out: &mut String, item: &DriftItem) {
-    let state = drift_state(item.state);
+    let state = item.state.word();
     let message = match &item.message {
         Some(m) => format!("<div class=\"msg\">{}</div>", escape(m)),
         None => String::new(),
@@ -325,18 +325,6 @@ fn render_history(out: &mut String, history: &[HistoryEntry]) {
         );
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
-}
-
-/// The word DESIGN.md's drift JSON uses for a state.
-fn drift_state(state: DriftState) -> &'static str {
-    match state {
-        DriftState::Missing => "missing",
-        DriftState::Moved => "moved",
-        DriftState::Extra => "extra",
-        DriftState::Ok => "ok",
-        DriftState::Importing => "importing",
-        DriftState::ImportFailed => "import-failed",
-    }
 }
 
 /// The id of a channel's section.

@@ -232,6 +232,20 @@ pub enum DriftState {
     ImportFailed,
 }
 
+impl DriftState {
+    /// The word DESIGN.md's drift JSON uses, written the same in every format.
+    pub fn word(self) -> &'static str {
+        match self {
+            DriftState::Missing => "missing",
+            DriftState::Moved => "moved",
+            DriftState::Extra => "extra",
+            DriftState::Ok => "ok",
+            DriftState::Importing => "importing",
+            DriftState::ImportFailed => "import-failed",
+        }
+    }
+}
+
 /// One row of a drift report. Serializes exactly as DESIGN.md's JSON contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DriftItem {

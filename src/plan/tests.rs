@@ -1265,3 +1265,17 @@ fn pull_spec_digests() {
         Some(dg(2))
     );
 }
+
+#[test]
+fn a_drift_state_s_word_is_its_json_spelling() {
+    for state in [
+        DriftState::Missing,
+        DriftState::Moved,
+        DriftState::Extra,
+        DriftState::Ok,
+        DriftState::Importing,
+        DriftState::ImportFailed,
+    ] {
+        assert_eq!(serde_json::to_value(state).unwrap(), state.word());
+    }
+}

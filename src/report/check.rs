@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::markdown::{self, cell, version_cell};
-use super::{count, digest_and_version, drift_note, drift_summary, short_revision, state_word};
+use super::{count, digest_and_version, drift_note, drift_summary, short_revision};
 use crate::digest::Digest;
 use crate::plan::{Action, Drift, DriftItem, DriftState, Plan};
 
@@ -274,7 +274,7 @@ pub fn text(report: &CheckReport) -> String {
         for i in drift_rows(d) {
             out.push_str(&format!(
                 "  {:<8} {}:{}  desired {}  live {}{}\n",
-                state_word(i.state),
+                i.state.word(),
                 i.target,
                 i.tag,
                 digest_and_version(i.desired.as_ref(), None),

@@ -1,6 +1,6 @@
 //! The `markdown` format: tables for a pull-request comment.
 
-use super::{drift_note, drift_summary, plan_summary, short_revision, state_word, target_diffs};
+use super::{drift_note, drift_summary, plan_summary, short_revision, target_diffs};
 use crate::digest::Digest;
 use crate::plan::{Drift, DriftItem, DriftState, Plan};
 
@@ -80,7 +80,7 @@ pub(super) fn drift_table(rows: &[&DriftItem], actual: &str) -> String {
     for i in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
-            state_word(i.state),
+            i.state.word(),
             code(&i.target.to_string()),
             code(&i.tag),
             version_cell(i.desired.as_ref(), None),

@@ -208,7 +208,7 @@ fn drift_summary(drift: &Drift) -> String {
                     .iter()
                     .filter(|i| i.state == *s && i.counts)
                     .count();
-                (n > 0).then(|| format!("{n} {}", state_word(*s)))
+                (n > 0).then(|| format!("{n} {}", s.word()))
             })
             .collect();
         format!(
@@ -235,18 +235,6 @@ fn drift_summary(drift: &Drift) -> String {
         ));
     }
     out
-}
-
-/// A drift state as written in every format.
-fn state_word(s: DriftState) -> &'static str {
-    match s {
-        DriftState::Missing => "missing",
-        DriftState::Moved => "moved",
-        DriftState::Extra => "extra",
-        DriftState::Ok => "ok",
-        DriftState::Importing => "importing",
-        DriftState::ImportFailed => "import-failed",
-    }
 }
 
 /// The note shown beside a drift item: its message, and whether it counts.

@@ -1,7 +1,7 @@
 //! The `text` format: aligned tables, short digests, ANSI colour on request.
 
 use super::{
-    Style, digest_and_version, drift_note, drift_summary, plan_summary, short_revision, state_word,
+    Style, digest_and_version, drift_note, drift_summary, plan_summary, short_revision,
     target_diffs,
 };
 use crate::plan::{ActionKind, Drift, DriftState, Plan};
@@ -182,7 +182,7 @@ pub(super) fn drift(drift: &Drift, style: Style) -> String {
         .filter(|i| i.state != DriftState::Ok)
         .map(|i| {
             vec![
-                Cell::colored(state_word(i.state), state_color(i.state)),
+                Cell::colored(i.state.word(), state_color(i.state)),
                 Cell::plain(i.target.to_string()),
                 Cell::plain(i.tag.clone()),
                 Cell::plain(digest_and_version(i.desired.as_ref(), None)),
