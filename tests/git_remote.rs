@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use base64::Engine as _;
 
-use crate::util::{Repo, Run, copy_dir, free_port, project};
+use crate::util::{Repo, Run, ServerThread, copy_dir, free_port, project};
 
 /// `git daemon` serving every repository below a base directory on a free loopback port;
 /// killed on drop.
@@ -456,8 +456,7 @@ fn add_and_promote_refuse_a_remote_which_has_no_working_tree() {
 pub struct GitHttp {
     port: u16,
     refused: Arc<AtomicU64>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 struct HttpState {
@@ -480,44 +479,16 @@ impl GitHttp {
             ),
             refused: refused.clone(),
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(cgi).with_state(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let app = axum::Router::new().fallback(cgi).with_state(state);
         GitHttp {
             port,
             refused,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: ServerThread::serve(listener, app),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for GitHttp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -756,8 +756,7 @@ struct ProxyState {
 /// Runs on its own thread; stopped on drop.
 pub struct PagingProxy {
     state: Arc<ProxyState>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl PagingProxy {
@@ -787,28 +786,12 @@ impl PagingProxy {
             faults_served: AtomicU64::new(0),
             storage_auth: Mutex::new(Vec::new()),
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(proxy_handler).with_state(st);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .expect("proxy server");
-            });
-        });
+        let app = axum::Router::new()
+            .fallback(proxy_handler)
+            .with_state(state.clone());
         PagingProxy {
             state,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: ServerThread::serve(listener, app),
         }
     }
 
@@ -865,7 +848,40 @@ impl PagingProxy {
     }
 }
 
-impl Drop for PagingProxy {
+/// An axum app served on its own thread and one-thread runtime (so that it answers while
+/// a test blocks); stopped and joined on drop.
+pub struct ServerThread {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Serves `app` on `listener` (bound, non-blocking) until dropped.
+    pub fn serve(listener: TcpListener, app: axum::Router) -> ServerThread {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .expect("test server");
+            });
+        });
+        ServerThread {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerThread {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
