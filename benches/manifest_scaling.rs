@@ -1,4 +1,4 @@
-//! How `manifest::load` + `desired::derive` scale with the size of a channel: a stream of
+//! How `desired::load` + `desired::derive` scale with the size of a channel: a stream of
 //! `2n` releases and two channels each listing `n` versions and tombstoning `n` (the shape
 //! that was O(n²) before the fix recorded in RELIABILITY.md). Prints the time per size and
 //! the ratio of each size to the previous; exits 1 when doubling `n` costs 3x or more
@@ -11,14 +11,14 @@ mod large_channels;
 
 use std::time::{Duration, Instant};
 
-use relsync::{desired, manifest};
+use relsync::desired;
 
 fn time(n: usize) -> Duration {
     let files = large_channels::large_channels(n);
     (0..5)
         .map(|_| {
             let started = Instant::now();
-            let m = manifest::load(&files, "policies").expect("valid");
+            let m = desired::load(&files, "policies").expect("valid");
             let d = desired::derive(&m).expect("derives");
             assert_eq!(d.repos["q.example/a"].absent.len(), n);
             started.elapsed()

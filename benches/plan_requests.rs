@@ -89,7 +89,7 @@ async fn run() {
             contents: channel.into_bytes(),
         });
     }
-    let manifests = relsync::manifest::load(&files, "policies").unwrap_or_else(|d| {
+    let manifests = relsync::desired::load(&files, "policies").unwrap_or_else(|d| {
         panic!(
             "bench manifests invalid: {:?}",
             d.iter().map(|x| x.to_string()).collect::<Vec<_>>()

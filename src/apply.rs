@@ -31,13 +31,14 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use crate::desired::{DesiredState, is_signature_tag};
+use crate::desired::DesiredState;
 use crate::digest::Digest;
 use crate::manifest::ImageStreamRef;
 use crate::plan::{Action, ActionKind, ObservedState, Plan, Refusal, Target};
 use crate::progress::Progress;
 use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, parse_manifest};
 use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryError, RetryPolicy};
+use crate::tag::is_signature_tag;
 
 mod image_streams;
 

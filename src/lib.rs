@@ -51,3 +51,4 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod state;
+pub mod tag;

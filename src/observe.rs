@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use tokio::task::JoinSet;
 
-use crate::desired::{DesiredState, is_signature_tag};
+use crate::desired::DesiredState;
 use crate::digest::Digest;
 use crate::plan::{ObservedRepo, ObservedState};
 use crate::registry::{Registries, RegistryError, Repository, TargetReader};
+use crate::tag::{is_signature_tag, is_valid_tag};
 
 /// What to observe beyond the tags Git names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -131,7 +132,7 @@ async fn observe_repo(
         if !wanted.named.contains(&tag) && !options.resolve_unclaimed {
             continue;
         }
-        if !wanted.named.contains(&tag) && !crate::registry::is_valid_tag(&tag) {
+        if !wanted.named.contains(&tag) && !is_valid_tag(&tag) {
             tracing::warn!(
                 repo = reader.name(),
                 tag,

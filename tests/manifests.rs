@@ -54,7 +54,7 @@ fn load_case(dir: &Path) -> (Diagnostics, bool) {
     let mut all = Diagnostics::default();
     let mut failed = true;
     if !manifests.is_empty() {
-        match manifest::load(&manifests, "policies") {
+        match desired::load(&manifests, "policies") {
             Ok(m) => {
                 failed = false;
                 all.0.extend(m.warnings.0);
@@ -150,7 +150,7 @@ spec:
   tombstones:
     - 1.1.0
 ";
-    let m = manifest::load(
+    let m = desired::load(
         &[
             file("manifests/app.yaml", STREAM),
             file("manifests/stable.yaml", channel),
@@ -212,7 +212,7 @@ spec:
   immutableTags: '^\\d+\\.\\d+\\.\\d+$'
   maxDeletesPerSync: 3
 ";
-    let m = manifest::load(
+    let m = desired::load(
         &[
             file("manifests/app.yaml", STREAM),
             file("manifests/channels.yml", channels),
@@ -279,7 +279,7 @@ fn the_bundled_example_validates() {
         files.iter().any(|f| f.path.starts_with("policies/")),
         "the example has a policy"
     );
-    let m = manifest::load(&files, "policies").unwrap_or_else(|d| panic!("{d}"));
+    let m = desired::load(&files, "policies").unwrap_or_else(|d| panic!("{d}"));
     assert!(m.streams.contains_key("4-scos"));
     assert!(m.channels.contains_key("4-scos-next"));
     assert!(m.channels.contains_key("4-scos-stable"));
@@ -292,7 +292,7 @@ fn the_bundled_example_validates() {
 
 #[test]
 fn an_empty_set_and_empty_files_are_valid() {
-    let m = manifest::load(
+    let m = desired::load(
         &[
             file("manifests/empty.yaml", ""),
             file(
@@ -427,7 +427,7 @@ fn scalar_alias_amplification_fails_fast() {
         text.push_str("    - *v\n");
     }
     let started = std::time::Instant::now();
-    let err = manifest::load(&[file("manifests/bomb.yaml", &text)], "policies")
+    let err = desired::load(&[file("manifests/bomb.yaml", &text)], "policies")
         .expect_err("an alias bomb is refused");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let msg = err.to_string();
@@ -444,7 +444,7 @@ fn scalar_alias_amplification_fails_fast() {
 #[test]
 fn files_over_16_mib_are_refused_before_parsing() {
     let big = vec![b'#'; 16 * 1024 * 1024 + 1];
-    let err = manifest::load(
+    let err = desired::load(
         &[SourceFile {
             path: "manifests/big.yaml".into(),
             contents: big,
@@ -467,7 +467,7 @@ fn files_over_16_mib_are_refused_before_parsing() {
 fn large_channels_with_as_many_tombstones_load_and_derive() {
     let n = 2_000;
     let files = crate::large_channels::large_channels(n);
-    let m = manifest::load(&files, "policies").expect("large channels are valid");
+    let m = desired::load(&files, "policies").expect("large channels are valid");
     let d = desired::derive(&m).expect("large channels derive");
     let repo = &d.repos["q.example/a"];
     assert_eq!(repo.tags.len(), n + 2, "n versions and two floating tags");
@@ -610,7 +610,7 @@ fn real_cincinnati_channels_validate_and_newest_versions_are_right() {
     );
     assert_eq!(plus.len(), 14, "README/issue: 14 such pairs");
 
-    let m = manifest::load(&files, "policies").unwrap_or_else(|d| panic!("real data:\n{d}"));
+    let m = desired::load(&files, "policies").unwrap_or_else(|d| panic!("real data:\n{d}"));
     assert_eq!(m.streams["ocp"].releases.len(), 1_384);
     assert_eq!(m.channels.len(), 76);
     let with_feeder = m.channels.values().filter(|c| c.feeder.is_some()).count();
@@ -673,7 +673,7 @@ fn real_cincinnati_channels_validate_and_newest_versions_are_right() {
 
 #[test]
 fn odd_yaml_is_reported_cleanly() {
-    let errors = |text: &str| match manifest::load(&[file("manifests/x.yaml", text)], "policies") {
+    let errors = |text: &str| match desired::load(&[file("manifests/x.yaml", text)], "policies") {
         Ok(_) => panic!("accepted:\n{text}"),
         Err(d) => d.to_string(),
     };
@@ -725,7 +725,7 @@ fn odd_yaml_is_reported_cleanly() {
     let ok = format!(
         "{STREAM}...\n# trailing\n---\n---\napiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: &n next}}\nspec:\n  stream: app\n  tags: [*n]\n  versions: [1.0.0]\n"
     );
-    let m = manifest::load(&[file("manifests/x.yaml", &ok)], "policies")
+    let m = desired::load(&[file("manifests/x.yaml", &ok)], "policies")
         .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(m.channels["next"].tags[0].value, "next");
     assert_eq!(

@@ -9,12 +9,13 @@
 //! not allowed by `allowedSources`, or the manifests are invalid before or after the edit.
 
 use super::{AddArgs, CliError, Context, Settings};
-use crate::desired::{self, is_valid_tag, version_tag};
+use crate::desired;
 use crate::digest::Digest;
 use crate::git;
 use crate::manifest::edit::{self, Change, EditError};
-use crate::manifest::{self, Manifests, Order, SourceFile};
+use crate::manifest::{Manifests, Order, SourceFile};
 use crate::registry::{Registries, TargetReader};
+use crate::tag::{is_valid_tag, version_tag};
 
 /// The working tree's manifest and policy files, and the manifests they make (invalid
 /// manifests are refused with every problem).
@@ -25,7 +26,7 @@ pub(super) fn load_worktree(ctx: &Context) -> Result<(Vec<SourceFile>, Manifests
     ];
     let snapshot = git::read_worktree(ctx.worktree()?, &dirs)?;
     let manifests =
-        manifest::load(&snapshot.files, &ctx.config.git.policies).map_err(CliError::Invalid)?;
+        desired::load(&snapshot.files, &ctx.config.git.policies).map_err(CliError::Invalid)?;
     Ok((snapshot.files, manifests))
 }
 
@@ -112,6 +113,7 @@ pub fn run(settings: &Settings, args: &AddArgs) -> Result<i32, CliError> {
             version,
             digest: &digest,
         },
+        desired::load,
     )
     .map_err(edit_error)?;
     // Adding a release publishes nothing: the desired tags must not change.

@@ -68,7 +68,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> Result<i32, CliError> {
     let (head_policies, head_manifests) = split(&head_snap.files, policies_dir);
 
     // The base: its policies judge, its desired state is the "registry" of the change.
-    let base = manifest::load(&base_snap.files, policies_dir).map_err(|d| {
+    let base = desired::load(&base_snap.files, policies_dir).map_err(|d| {
         CliError::Refused(format!(
             "the base {} is invalid, so it cannot judge the head (fix the base first):\n{}",
             args.base,
@@ -78,14 +78,14 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> Result<i32, CliError> {
     let base_desired = desired::derive(&base).map_err(CliError::Invalid)?;
 
     // The head: alone, with its own policies, and with the base's policies.
-    let alone = manifest::load(&head_manifests, policies_dir);
-    let own = manifest::load(&head_snap.files, policies_dir);
+    let alone = desired::load(&head_manifests, policies_dir);
+    let own = desired::load(&head_snap.files, policies_dir);
     let with_base: Vec<SourceFile> = head_manifests
         .iter()
         .chain(base_policies.iter())
         .cloned()
         .collect();
-    let judged = manifest::load(&with_base, policies_dir);
+    let judged = desired::load(&with_base, policies_dir);
     let alone_errors = errors(&alone);
     let base_rule_problems: Vec<Diagnostic> = errors(&judged)
         .into_iter()
@@ -270,7 +270,7 @@ fn print(report: &CheckReport, output: OutputFormat) {
     );
 }
 
-/// The files under the policies directory (as `manifest::load` decides it), and the others.
+/// The files under the policies directory (as `desired::load` decides it), and the others.
 fn split(files: &[SourceFile], policies_dir: &str) -> (Vec<SourceFile>, Vec<SourceFile>) {
     let prefix = policies_dir.trim_end_matches('/');
     files.iter().cloned().partition(|f| {
@@ -471,7 +471,7 @@ fn feeder_verdict(
                 let key = (feeder.to_string(), version.to_string());
                 if !firsts.contains_key(&key) {
                     let lists = |files: &[SourceFile]| {
-                        manifest::load(files, policies).is_ok_and(|m| {
+                        desired::load(files, policies).is_ok_and(|m| {
                             m.channels
                                 .get(feeder)
                                 .is_some_and(|c| c.published().any(|p| p.value == version))

@@ -157,8 +157,8 @@ impl Context {
             snapshot.files.extend(tip.files);
             snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
         }
-        let manifests = manifest::load(&snapshot.files, &self.config.git.policies)
-            .map_err(CliError::Invalid)?;
+        let manifests =
+            desired::load(&snapshot.files, &self.config.git.policies).map_err(CliError::Invalid)?;
         for w in manifests.warnings.iter() {
             eprintln!("{w}");
         }

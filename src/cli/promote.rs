@@ -90,6 +90,7 @@ pub fn run(settings: &Settings, args: &PromoteArgs) -> Result<i32, CliError> {
             channel: name,
             version,
         },
+        desired::load,
     )
     .map_err(edit_error)?;
     let old = desired::derive(&before).map_err(CliError::Invalid)?;
@@ -145,7 +146,7 @@ fn check_feeder(
 ) -> Result<(), CliError> {
     let policies = ctx.config.git.policies.as_str();
     let lists = |files: &[manifest::SourceFile]| {
-        manifest::load(files, policies).is_ok_and(|m| {
+        desired::load(files, policies).is_ok_and(|m| {
             m.channels
                 .get(feeder)
                 .is_some_and(|c| c.published().any(|v| v.value == version))

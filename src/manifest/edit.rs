@@ -19,6 +19,10 @@ use std::cmp::Ordering;
 use super::{Diagnostics, Located, Manifests, Order, ReleaseChannel, ReleaseStream, SourceFile};
 use crate::digest::Digest;
 
+/// How manifests are loaded and judged: files and the policies directory in, the manifests or
+/// every problem out.
+pub type Load = fn(&[SourceFile], &str) -> Result<Manifests, Diagnostics>;
+
 /// Why an edit was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -94,9 +98,12 @@ pub struct Edited {
     pub manifests: Manifests,
 }
 
-/// Makes `change` in the text of `files` (every manifest and policy file, as [`super::load`]
-/// reads them), parses and validates the result, and checks that exactly the intended entry
-/// was added. `before` is `load(files, policies_dir)`.
+/// Makes `change` in the text of `files` (every manifest and policy file, as
+/// [`super::validate`] reads them), parses and validates the result with `load`, and checks
+/// that exactly the intended entry was added. `before` is `load(files, policies_dir)`.
+///
+/// `load` is how the caller judges manifests: [`crate::desired::load`] also reports the
+/// problems of the derived state, which this layer does not know of.
 ///
 /// The position: a channel's new version goes where the stream's order puts it when the
 /// channel's list is sorted by that order (ascending or descending), else last. A stream's
@@ -107,6 +114,7 @@ pub fn edit(
     policies_dir: &str,
     before: &Manifests,
     change: Change<'_>,
+    load: Load,
 ) -> Result<Edited, EditError> {
     let (path, index, insert) = match change {
         Change::Promote { channel, version } => {
@@ -184,7 +192,7 @@ pub fn edit(
             }
         })
         .collect();
-    let after = super::load(&edited_files, policies_dir).map_err(EditError::Invalid)?;
+    let after = load(&edited_files, policies_dir).map_err(EditError::Invalid)?;
     verify(before, &after, change, index).map_err(|detail| EditError::NotExact {
         path: path.clone(),
         detail,
@@ -878,6 +886,11 @@ fn values(list: &[Located<String>]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    /// The manifest layer's own judgement (no derived-state checks), for these tests.
+    fn load(files: &[SourceFile], policies_dir: &str) -> Result<Manifests, Diagnostics> {
+        super::super::validate(files, policies_dir).into_result()
+    }
+
     use super::*;
 
     fn file(path: &str, text: &str) -> SourceFile {
@@ -910,7 +923,7 @@ mod tests {
     }
 
     fn promote(files: &[SourceFile], version: &str) -> Result<Edited, EditError> {
-        let before = super::super::load(files, "policies").expect("valid before");
+        let before = load(files, "policies").expect("valid before");
         edit(
             files,
             "policies",
@@ -919,6 +932,7 @@ mod tests {
                 channel: "next",
                 version,
             },
+            load,
         )
     }
 
@@ -1008,7 +1022,7 @@ mod tests {
     fn add_release_in_order_or_last() {
         let s = stream("semver", &releases3());
         let files = [file("s.yaml", &s)];
-        let before = super::super::load(&files, "policies").unwrap();
+        let before = load(&files, "policies").unwrap();
         let d = Digest::parse(&format!("sha256:{}", "5".repeat(64))).unwrap();
         let e = edit(
             &files,
@@ -1019,6 +1033,7 @@ mod tests {
                 version: "1.1.5",
                 digest: &d,
             },
+            load,
         )
         .unwrap();
         assert_eq!(
@@ -1038,6 +1053,7 @@ mod tests {
                 version: "2.0.0",
                 digest: &d,
             },
+            load,
         )
         .unwrap();
         assert_eq!(
@@ -1048,7 +1064,7 @@ mod tests {
         // A stream with no releases yet.
         let s = stream("listed", " []\n");
         let files = [file("s.yaml", &s)];
-        let before = super::super::load(&files, "policies").unwrap();
+        let before = load(&files, "policies").unwrap();
         let e = edit(
             &files,
             "policies",
@@ -1058,6 +1074,7 @@ mod tests {
                 version: "x-1",
                 digest: &d,
             },
+            load,
         )
         .unwrap();
         assert_eq!(
@@ -1078,7 +1095,7 @@ mod tests {
             channel(" []\n").replace("name: next", "name: other")
         );
         let files = [file("s.yaml", &s), file("c.yaml", &two)];
-        let before = super::super::load(&files, "policies").unwrap();
+        let before = load(&files, "policies").unwrap();
         let e = edit(
             &files,
             "policies",
@@ -1087,6 +1104,7 @@ mod tests {
                 channel: "other",
                 version: "1.2.0",
             },
+            load,
         )
         .unwrap();
         let (head, tail) = two.split_at(two.find("---").unwrap());
@@ -1113,7 +1131,7 @@ mod tests {
             &format!("\n    - {{version: 1.0.0, digest: {D1}}}\n"),
         );
         let files = [file("s.yaml", &s)];
-        let before = super::super::load(&files, "policies").unwrap();
+        let before = load(&files, "policies").unwrap();
         let err = edit(
             &files,
             "policies",
@@ -1123,6 +1141,7 @@ mod tests {
                 version: "1.1.0",
                 digest: &Digest::parse(D2).unwrap(),
             },
+            load,
         )
         .unwrap_err();
         assert_eq!(

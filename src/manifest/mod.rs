@@ -1,9 +1,10 @@
 //! PURE: the YAML kinds of the desired-state repository and of `relsync.yaml`, parsed with
 //! serde-saphyr (budgets on) and checked, every problem reported as `file:line:col: message`.
 //!
-//! Entry points: [`load`] for the manifests and policies of a revision, [`load_config`] for
-//! `relsync.yaml`. Both collect every problem they can find in one run instead of stopping at
-//! the first.
+//! Entry points: [`validate`] for the manifests and policies of a revision, [`load_config`]
+//! for `relsync.yaml`. Both collect every problem they can find in one run instead of stopping
+//! at the first. The checks that need the derived state belong to [`crate::desired`], which
+//! imports this module and never the other way round: [`crate::desired::load`] runs both.
 
 mod config;
 mod diagnostic;
@@ -53,7 +54,7 @@ pub struct ReleaseStream {
 /// One release of a stream: a version pinned by digest.
 #[derive(Debug, Clone)]
 pub struct Release {
-    /// The version string (its registry tag is [`crate::desired::version_tag`] of it).
+    /// The version string (its registry tag is [`crate::tag::version_tag`] of it).
     pub version: Located<String>,
     /// The payload's digest.
     pub digest: Located<Digest>,
@@ -146,10 +147,34 @@ pub struct Manifests {
     pub warnings: Diagnostics,
 }
 
+/// What [`validate`] found: the manifests that passed and every problem, errors and warnings.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The documents that passed their checks (those with errors are left out);
+    /// [`Manifests::warnings`] is empty, the warnings are in `problems`.
+    pub manifests: Manifests,
+    /// Every problem found, sorted by place; the manifests are valid when none is an error.
+    pub problems: Diagnostics,
+}
+
+impl Validated {
+    /// The manifests (with the warnings) when no problem is an error, else every problem.
+    pub fn into_result(self) -> Result<Manifests, Diagnostics> {
+        if self.problems.has_errors() {
+            Err(self.problems)
+        } else {
+            Ok(Manifests {
+                warnings: self.problems,
+                ..self.manifests
+            })
+        }
+    }
+}
+
 /// Parses and validates every file: manifests (ReleaseStream, ReleaseChannel) and policies
-/// (Policy, which must live under `policies_dir`). Returns every problem found, errors and
-/// warnings, when any error is found.
-pub fn load(files: &[SourceFile], policies_dir: &str) -> Result<Manifests, Diagnostics> {
+/// (Policy, which must live under `policies_dir`), collecting every problem found. The checks
+/// that need the derived state are `desired`'s: [`crate::desired::load`] runs both.
+pub fn validate(files: &[SourceFile], policies_dir: &str) -> Validated {
     let docs = parse::parse_files(files, policies_dir);
     validate::validate(docs)
 }

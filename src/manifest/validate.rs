@@ -8,13 +8,10 @@ use globset::{GlobBuilder, GlobMatcher};
 use super::parse::{Kind, ParsedDocs, RawChannel, RawPolicy, RawStream, parse_duration, shown};
 use super::{
     Diagnostic, Diagnostics, Feeder, Located, Manifests, Order, Policy, Release, ReleaseChannel,
-    ReleaseStream,
+    ReleaseStream, Validated,
 };
-use crate::desired::{is_valid_tag, version_tag};
 use crate::digest::Digest;
-
-const TAG_RULE: &str =
-    "a tag is 1 to 128 letters, digits, `_`, `.` and `-`, and starts with a letter, digit or `_`";
+use crate::tag::{TAG_RULE, is_valid_tag, version_tag};
 
 fn check_tag(diags: &mut Diagnostics, tag: &Located<String>, what: &str) -> bool {
     if is_valid_tag(&tag.value) {
@@ -28,7 +25,7 @@ fn check_tag(diags: &mut Diagnostics, tag: &Located<String>, what: &str) -> bool
     }
 }
 
-pub(super) fn validate(docs: ParsedDocs) -> Result<Manifests, Diagnostics> {
+pub(super) fn validate(docs: ParsedDocs) -> Validated {
     let ParsedDocs {
         mut problems,
         mut streams,
@@ -92,24 +89,10 @@ pub(super) fn validate(docs: ParsedDocs) -> Result<Manifests, Diagnostics> {
         policy,
         warnings: Diagnostics::default(),
     };
-    if diags.has_errors() {
-        // Every problem in one run: the checks that need the derived state (claims, ties,
-        // floating tags) run on what did parse, so fixing one error does not reveal the
-        // next. Documents that failed are left out, so they cause no second error here.
-        if let Err(derived) = crate::desired::derive(&manifests) {
-            for d in derived.0 {
-                if !problems.0.contains(&d) {
-                    problems.push(d);
-                }
-            }
-            problems.sort();
-        }
-        return Err(problems);
+    Validated {
+        manifests,
+        problems,
     }
-    Ok(Manifests {
-        warnings: problems,
-        ..manifests
-    })
 }
 
 /// Keeps the first document of each name; reports the others naming both places.
@@ -543,19 +526,4 @@ fn regex_error(e: &regex::Error) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid");
     line.trim().trim_start_matches("error: ").to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_syntax() {
-        for ok in ["latest", "4.14.0", "_x", "4.2.14_amd64", &"a".repeat(128)] {
-            assert!(is_valid_tag(ok), "{ok}");
-        }
-        for bad in ["", ".x", "-x", "a+b", "a/b", "a b", &"a".repeat(129), "é"] {
-            assert!(!is_valid_tag(bad), "{bad}");
-        }
-    }
 }

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use super::{Action, ActionKind, DriftItem, DriftState, Target, Wanted, move_verdict};
-use crate::desired::{DesiredImageStreamTag, DesiredState, KnownRelease, version_tag};
+use crate::desired::{DesiredImageStreamTag, DesiredState, KnownRelease};
 use crate::digest::Digest;
 use crate::manifest::ImageStreamRef;
+use crate::tag::version_tag;
 
 /// One `spec.tags[]` entry of an ImageStream, as the adapter read it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

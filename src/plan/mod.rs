@@ -471,8 +471,8 @@ pub fn plan(
 fn is_extra(want: &crate::desired::DesiredRepo, tag: &str) -> bool {
     !want.tags.contains_key(tag)
         && !want.absent.contains_key(tag)
-        && !crate::desired::is_signature_tag(tag)
-        && crate::desired::is_valid_tag(tag)
+        && !crate::tag::is_signature_tag(tag)
+        && crate::tag::is_valid_tag(tag)
 }
 
 /// A delete action.

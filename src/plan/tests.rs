@@ -1,9 +1,10 @@
 //! Table-driven tests of the planner and of drift.
 
 use super::*;
+use crate::desired::derive;
 use crate::desired::testing::{Builder, dg, policy};
-use crate::desired::{derive, is_signature_tag};
 use crate::manifest::{Manifests, Order, Policy};
+use crate::tag::is_signature_tag;
 
 const A: &str = "quay.io/okd/a";
 const B: &str = "quay.io/okd/b";

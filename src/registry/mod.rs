@@ -715,7 +715,7 @@ fn check_repository_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub use crate::desired::is_valid_tag;
+use crate::tag::is_valid_tag;
 
 /// `Ok` when `tag` fits the distribution grammar, else [`RegistryError::InvalidTag`] naming
 /// the repository: every backend checks a tag before it reaches a URL or `index.json`.

@@ -98,7 +98,7 @@ pub(super) fn plain_table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// A version, unless it is the tag itself (a version tag's own action says it already).
 fn unless_tag<'a>(version: Option<&'a str>, tag: &str) -> Option<&'a str> {
-    version.filter(|v| crate::desired::version_tag(v) != tag)
+    version.filter(|v| crate::tag::version_tag(v) != tag)
 }
 
 /// One side of a move, as short as it can be and still say what it is: the version when Git
