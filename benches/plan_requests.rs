@@ -11,7 +11,8 @@ mod util;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use relsync::manifest::{Config, Located, RegistrySettings, SourceFile, Span};
+use relsync::config::{Config, RegistrySettings};
+use relsync::manifest::{Located, SourceFile, Span};
 use relsync::observe::{ObserveOptions, observe};
 use relsync::plan::PlanOptions;
 use relsync::registry::Registries;

@@ -15,7 +15,7 @@
 //!    by digest only when no other live tag (tags the plan deletes aside) and no tag the
 //!    plan writes holds that digest, else the tag is left and the reason reported.
 //!
-//! Then, once every registry target is done, the ImageStreams (`image_streams`): each
+//! Then, once every registry target is done, the ImageStreams (`image_stream`): each
 //! ImageStream with an action is applied once, with its whole desired tag set, by
 //! server-side apply; a tag whose registry content did not get in place in this run keeps
 //! what it pointed to (or stays absent) and its action fails.
@@ -40,9 +40,9 @@ use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError, MirrorStats, 
 use crate::registry::{CasDeletion, CasWrite, RawManifest, Registries, RegistryError, RetryPolicy};
 use crate::tag::is_signature_tag;
 
-mod image_streams;
+mod image_stream;
 
-pub use image_streams::{ImageStreamTargets, live_content};
+pub use image_stream::{ImageStreamTargets, live_content};
 
 /// How to apply a plan.
 #[derive(Debug, Clone, Default)]
@@ -414,9 +414,9 @@ pub async fn apply_with<E: MirrorEndpoint>(
         .collect();
     // ImageStreams last: a tag only points at registry content once it is in place.
     if !by_image_stream.is_empty() {
-        let content = image_streams::content_check(plan, &outcomes);
+        let content = image_stream::content_check(plan, &outcomes);
         outcomes.extend(
-            image_streams::apply(
+            image_stream::apply(
                 options.image_streams.as_ref(),
                 by_image_stream,
                 &content,

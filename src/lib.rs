@@ -5,11 +5,14 @@
 //!
 //! The crate is split into a pure core and adapters, as `DESIGN.md` lays out:
 //!
+//! - [`tag`] (pure leaf): the registry tag grammar and the version → tag rule.
 //! - [`manifest`] (pure): parses and validates the YAML kinds (`ReleaseStream`,
-//!   `ReleaseChannel`, `Policy`, `Config`) with `file:line:col` spans; `manifest::edit`
+//!   `ReleaseChannel`, `Policy`) with `file:line:col` spans; `manifest::edit`
 //!   makes the byte-preserving text edits of `add` and `promote`.
+//! - [`config`]: `relsync.yaml` (`kind: Config`), the connection settings, read with the
+//!   manifests' document reader.
 //! - [`desired`] (pure): turns validated manifests into the [`desired::DesiredState`]:
-//!   for each target repository, tag → digest.
+//!   for each target repository, tag → digest; [`desired::load`] validates and derives.
 //! - [`plan`] (pure): compares desired with [`plan::ObservedState`] and produces a
 //!   [`plan::Plan`] (ordered actions) and a [`plan::Drift`] (the difference itself).
 //! - [`report`] (pure): renders plans, drift and `check` verdicts as text, JSON and
@@ -40,6 +43,7 @@ pub mod apply;
 mod blocking;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod controller;
 pub mod desired;
 pub mod digest;

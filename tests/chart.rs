@@ -351,12 +351,12 @@ fn env_names(c: &Value) -> Vec<String> {
 }
 
 /// relsync.yaml from the chart's ConfigMap, through relsync's own (strict) config parser.
-fn shipped_config(objects: &[Value]) -> relsync::manifest::Config {
+fn shipped_config(objects: &[Value]) -> relsync::config::Config {
     let cm = find(objects, "ConfigMap", NAMESPACE, "okd-relsync-config");
     let text = cm["data"]["relsync.yaml"]
         .as_str()
         .expect("data relsync.yaml");
-    relsync::manifest::load_config("relsync.yaml", text.as_bytes())
+    relsync::config::load("relsync.yaml", text.as_bytes())
         .unwrap_or_else(|d| panic!("the chart's relsync.yaml is refused by relsync: {d}\n{text}"))
 }
 

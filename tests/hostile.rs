@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use relsync::config::{Config, RegistrySettings};
 use relsync::digest::Digest;
-use relsync::manifest::{Config, Located, RegistrySettings, Span};
+use relsync::manifest::{Located, Span};
 use relsync::registry::{CredentialLookup, Registries, TargetReader};
 
 use crate::util::{

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use relsync::config;
 use relsync::desired;
 use relsync::digest::Digest;
 use relsync::manifest::{self, Diagnostics, Severity, SourceFile};
@@ -43,7 +44,7 @@ fn read_tree(dir: &Path) -> Vec<SourceFile> {
 }
 
 /// Loads a corpus case: the manifests and policies (`load`), and `relsync.yaml` when present
-/// (`load_config`). Returns all diagnostics, sorted, and whether each load failed.
+/// (`config::load`). Returns all diagnostics, sorted, and whether each load failed.
 fn load_case(dir: &Path) -> (Diagnostics, bool) {
     let files: Vec<SourceFile> = read_tree(dir)
         .into_iter()
@@ -63,7 +64,7 @@ fn load_case(dir: &Path) -> (Diagnostics, bool) {
         }
     }
     if let Some(cfg) = config.first() {
-        match manifest::load_config(&cfg.path, &cfg.contents) {
+        match config::load(&cfg.path, &cfg.contents) {
             Ok(_) => failed = false,
             Err(d) => all.0.extend(d.0),
         }
@@ -285,7 +286,7 @@ fn the_bundled_example_validates() {
     assert!(m.channels.contains_key("4-scos-stable"));
     assert!(!m.policy.names.is_empty());
     let config = std::fs::read(root.join("relsync.yaml")).expect("relsync.yaml");
-    let c = manifest::load_config("relsync.yaml", &config).unwrap_or_else(|d| panic!("{d}"));
+    let c = config::load("relsync.yaml", &config).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.git.path, "manifests");
     assert_eq!(c.git.policies, "policies");
 }
@@ -332,8 +333,7 @@ spec:
     interval: 1h30m
   webhook: {secretEnv: HOOK_SECRET}
 ";
-    let c = manifest::load_config("conf/relsync.yaml", text.as_bytes())
-        .unwrap_or_else(|d| panic!("{d}"));
+    let c = config::load("conf/relsync.yaml", text.as_bytes()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.git.repo.value, "../state");
     assert_eq!(c.git.repo.span.to_string(), "conf/relsync.yaml:4:15");
     assert_eq!(c.git.revision, "HEAD");
@@ -359,8 +359,7 @@ spec:
     assert_eq!(c.webhook.secret_env.as_deref(), Some("HOOK_SECRET"));
 
     let minimal = "apiVersion: relsync.dev/v1alpha1\nkind: Config\n";
-    let c =
-        manifest::load_config("relsync.yaml", minimal.as_bytes()).unwrap_or_else(|d| panic!("{d}"));
+    let c = config::load("relsync.yaml", minimal.as_bytes()).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(c.git.repo.value, ".");
     assert_eq!(c.git.path, "manifests");
     assert_eq!(c.sync.concurrency, 8);
@@ -370,7 +369,7 @@ spec:
 }
 
 fn config_errors(text: &str) -> String {
-    match manifest::load_config("relsync.yaml", text.as_bytes()) {
+    match config::load("relsync.yaml", text.as_bytes()) {
         Ok(c) => panic!("accepted: {c:?}"),
         Err(d) => d.to_string(),
     }

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use relsync::config::{Config, RegistrySettings};
 use relsync::desired::{AbsentTag, DesiredRepo, DesiredState, DesiredTag, TagKind};
 use relsync::digest::Digest;
-use relsync::manifest::{Config, Located, RegistrySettings, Span, VersionKey};
+use relsync::manifest::{Located, Span, VersionKey};
 use relsync::observe::{ObserveOptions, observe};
 use relsync::plan::ObservedRepo;
 use relsync::registry::{

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use relsync::config::{Config, RegistrySettings};
 use relsync::controller::http::{METRICS_CONTENT_TYPE, serve};
 use relsync::controller::{ChannelState, ChannelStatus, Secret, Shared, Status};
 use relsync::digest::Digest;
-use relsync::manifest::{Config, ImageStreamRef, Located, RegistrySettings, Span};
+use relsync::manifest::{ImageStreamRef, Located, Span};
 use relsync::plan::{DriftItem, DriftState, Target};
 use relsync::registry::{CredentialLookup, Registries, TargetReader};
 use relsync::state::{EntryKind, HistoryEntry, Hold, SyncOutcome};

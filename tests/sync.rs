@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use relsync::config::Config;
 use relsync::digest::Digest;
-use relsync::manifest::Config;
 use relsync::registry::mirror::{Mirror, parse_manifest};
 use relsync::registry::{Registries, RetryPolicy};
 use serde_json::Value;

@@ -4,10 +4,10 @@
 //! Input format: the bytes are split at NUL bytes into at most [`MAX_FILES`] files. A file
 //! whose bytes start with `#P` is placed under `policies/` (where `Policy` documents must
 //! live), every other one under `manifests/`. Every file also goes, on its own, through
-//! `load_config`.
+//! `config::load`.
 //!
 //! Properties (any violation aborts the run, which libFuzzer records as a crash):
-//! - `manifest::load`, `manifest::load_config`, and on success `desired::derive`,
+//! - `desired::load`, `config::load`, and on success `desired::derive`,
 //!   `plan::plan` and `plan::drift` (against an empty live state) never panic;
 //! - libFuzzer's `-timeout` and `-rss_limit_mb` (set by `scripts/fuzz.sh`) bound time and
 //!   memory: the parser's budgets must keep any input within them;
@@ -17,7 +17,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relsync::manifest::{self, Diagnostics, SourceFile};
+use relsync::manifest::{Diagnostics, SourceFile};
 use relsync::plan::{self, ObservedState, PlanOptions};
 
 /// Most files one input is split into.
@@ -58,8 +58,8 @@ fn check_diagnostics(d: &Diagnostics, failed: bool) {
 fuzz_target!(|data: &[u8]| {
     let files = files_of(data);
 
-    let first = manifest::load(&files, "policies");
-    let again = manifest::load(&files, "policies");
+    let first = relsync::desired::load(&files, "policies");
+    let again = relsync::desired::load(&files, "policies");
     match (&first, &again) {
         (Ok(a), Ok(b)) => assert_eq!(a.warnings, b.warnings, "load is not deterministic"),
         (Err(a), Err(b)) => assert_eq!(a, b, "load is not deterministic"),
@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     for f in &files {
-        match manifest::load_config(&f.path, &f.contents) {
+        match relsync::config::load(&f.path, &f.contents) {
             Ok(_) => {}
             Err(d) => check_diagnostics(&d, true),
         }

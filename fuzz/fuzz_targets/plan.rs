@@ -10,7 +10,7 @@
 //! pull specs, other kinds; relsync's or another manager's) and status tags (imported
 //! image, generation, import failure).
 //!
-//! The manifests are written out as YAML and go through the real `manifest::load` and
+//! The manifests are written out as YAML and go through the real `desired::load` and
 //! `desired::derive`; inputs they refuse end the run early (that path is
 //! `manifest_parse`'s job).
 //!
@@ -41,7 +41,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use relsync::desired::{self, DesiredState};
 use relsync::digest::Digest;
-use relsync::manifest::{self, ImageStreamRef, Policy, SourceFile};
+use relsync::manifest::{ImageStreamRef, Policy, SourceFile};
 use relsync::plan::{
     self, ActionKind, DriftState, ImportFailure, ObservedImageStream, ObservedSpecTag,
     ObservedState, ObservedStatusTag, Plan, PlanOptions, Target,
@@ -552,7 +552,7 @@ fn stage(name: &str) {
 
 fuzz_target!(|input: Input| {
     let files = manifests(&input);
-    let m = match manifest::load(&files, "policies") {
+    let m = match desired::load(&files, "policies") {
         Ok(m) => m,
         Err(d) => {
             stage(&format!("load-refused: {}", d.0[0].message));

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Settings};
+use crate::config::{self, Config};
 use crate::desired::{self, DesiredState};
 use crate::git;
-use crate::manifest::{self, Config, Manifests};
+use crate::manifest::Manifests;
 
 /// The config and the repository it points at.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl Context {
                     source,
                 })?;
                 let shown = path.display().to_string();
-                let config = manifest::load_config(&shown, &bytes).map_err(CliError::Invalid)?;
+                let config = config::load(&shown, &bytes).map_err(CliError::Invalid)?;
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let dir = if dir.as_os_str().is_empty() {
                     PathBuf::from(".")

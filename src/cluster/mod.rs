@@ -8,13 +8,13 @@
 //! on transient answers (429, 5xx, connection errors and timeouts); other answers become a
 //! [`ClusterError`] naming the object and carrying the API server's message.
 
-mod imagestream;
+mod image_stream;
 mod state;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use imagestream::{ImageStreamApplied, ImageStreamApply, TagConflict};
+pub use image_stream::{ImageStreamApplied, ImageStreamApply, TagConflict};
 
 /// The field manager relsync applies under.
 pub const FIELD_MANAGER: &str = "relsync";

@@ -1,23 +1,19 @@
-//! PURE: the YAML kinds of the desired-state repository and of `relsync.yaml`, parsed with
-//! serde-saphyr (budgets on) and checked, every problem reported as `file:line:col: message`.
+//! PURE: the YAML kinds of the desired-state repository, parsed with serde-saphyr (budgets
+//! on) and checked, every problem reported as `file:line:col: message`. (`relsync.yaml`, whose
+//! `kind: Config` is read by the same document reader, is [`crate::config`].)
 //!
-//! Entry points: [`validate`] for the manifests and policies of a revision, [`load_config`]
-//! for `relsync.yaml`. Both collect every problem they can find in one run instead of stopping
-//! at the first. The checks that need the derived state belong to [`crate::desired`], which
+//! Entry point: [`validate`] for the manifests and policies of a revision. It collects every
+//! problem it can find in one run instead of stopping at the first. The checks that need the derived state belong to [`crate::desired`], which
 //! imports this module and never the other way round: [`crate::desired::load`] runs both.
 
-mod config;
 mod diagnostic;
 pub mod edit;
 mod order;
-mod parse;
+pub(crate) mod parse;
 mod validate;
 
 use std::collections::{BTreeMap, HashSet};
 
-pub use config::{
-    ClusterSettings, Config, GitSettings, RegistrySettings, SyncSettings, WebhookSettings,
-};
 pub use diagnostic::{Diagnostic, Diagnostics, Located, Severity, Span};
 pub use order::{Order, VersionKey};
 
@@ -177,9 +173,4 @@ impl Validated {
 pub fn validate(files: &[SourceFile], policies_dir: &str) -> Validated {
     let docs = parse::parse_files(files, policies_dir);
     validate::validate(docs)
-}
-
-/// Parses `relsync.yaml` (kind `Config`). `path` is used in messages only.
-pub fn load_config(path: &str, contents: &[u8]) -> Result<Config, Diagnostics> {
-    config::parse_config(path, contents)
 }

@@ -10,9 +10,9 @@ use crate::desired::DesiredState;
 use crate::digest::Digest;
 use crate::manifest::{ImageStreamRef, VersionKey};
 
-mod imagestream;
+mod image_stream;
 
-pub use imagestream::{
+pub use image_stream::{
     ImportFailure, ObservedImageStream, ObservedSpecTag, ObservedStatusTag, pull_spec_digest,
 };
 
@@ -417,7 +417,7 @@ pub fn plan(
     // ImageStreams, when the cluster was observed; `Target::ImageStream` sorts after every
     // repository.
     if let Some(live) = &observed.image_streams {
-        imagestream::plan(desired, live, &mut actions);
+        image_stream::plan(desired, live, &mut actions);
     }
 
     let deletes = actions
@@ -650,7 +650,7 @@ pub fn drift(
 
     // ImageStream items, when the cluster was observed.
     if let Some(live) = &observed.image_streams {
-        imagestream::drift(desired, live, &mut items);
+        image_stream::drift(desired, live, &mut items);
     }
 
     if let Some(channel) = &options.channel {

@@ -32,8 +32,8 @@ pub use http::{HttpRegistry, HttpRepository};
 pub use layout::LayoutRepository;
 pub use retry::{RetryPolicy, parse_retry_after, retryable_status};
 
+use crate::config::Config;
 use crate::digest::{Digest, DigestError};
-use crate::manifest::Config;
 
 /// The four manifest media types a resolving HEAD accepts (with fewer, distribution 2.8
 /// answers 404 or the digest of one platform's child).
@@ -733,7 +733,8 @@ pub(crate) fn check_tag(repo: &str, tag: &str) -> Result<(), RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Located, RegistrySettings, Span};
+    use crate::config::RegistrySettings;
+    use crate::manifest::{Located, Span};
 
     fn settings(host: &str) -> RegistrySettings {
         RegistrySettings {

@@ -1,12 +1,14 @@
-//! `relsync.yaml`: where Git is, how to reach registries and the cluster, how to sync.
+//! `relsync.yaml`, the connection settings: where Git is, how to reach registries and the
+//! cluster, how to sync. Not a manifest: it is read from beside the repository, not from a
+//! revision, but with the same strict document reader as the manifests ([`load`]).
 
 use serde_saphyr::Spanned;
 
-use super::Span;
-use super::diagnostic::{Diagnostics, Located};
-use super::parse::{
-    DocCtx, DocDe, Kind, RegistryDe, check_spec_fields, header, non_empty, parse_duration, required,
+use crate::manifest::parse::{
+    DocCtx, DocDe, Kind, RegistryDe, check_spec_fields, for_each_document, header, non_empty,
+    parse_duration, required, shown,
 };
+use crate::manifest::{Diagnostic, Diagnostics, Located, Span};
 
 /// The whole `relsync.yaml` (`kind: Config`).
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,7 @@ pub struct GitSettings {
 impl Default for GitSettings {
     fn default() -> Self {
         GitSettings {
-            repo: Located::new(".".to_string(), super::Span::file("relsync.yaml")),
+            repo: Located::new(".".to_string(), Span::file("relsync.yaml")),
             revision: "HEAD".to_string(),
             path: "manifests".to_string(),
             policies: "policies".to_string(),
@@ -112,13 +114,42 @@ pub struct WebhookSettings {
     pub secret_env: Option<String>,
 }
 
-pub(super) fn parse_config(path: &str, contents: &[u8]) -> Result<Config, Diagnostics> {
-    super::parse::parse_config(path, contents)
+/// Parses `relsync.yaml` (kind `Config`), every problem at once. `path` is used in messages
+/// only.
+pub fn load(path: &str, contents: &[u8]) -> Result<Config, Diagnostics> {
+    let mut problems = Diagnostics::default();
+    let mut config = None;
+    let mut count = 0;
+    for_each_document(path, contents, &mut problems, |ctx, doc| {
+        count += 1;
+        if count > 1 {
+            ctx.error(
+                ctx.span(doc.referenced),
+                "a config file holds one document (found a second one)",
+            );
+            return;
+        }
+        config = from_document(ctx, doc);
+    });
+    if count == 0 && !problems.has_errors() {
+        problems.push(Diagnostic::error(
+            Span::file(path),
+            "no Config document found (expected `kind: Config`)",
+        ));
+    }
+    for d in problems.0.iter_mut() {
+        d.message = shown(&d.message);
+    }
+    problems.sort();
+    match config {
+        Some(c) if !problems.has_errors() => Ok(c),
+        _ => Err(problems),
+    }
 }
 
 /// Builds the config from its one document; problems go to `ctx`. Returns `None` when the
 /// document is not a usable Config (the problems say why).
-pub(super) fn from_document(ctx: &DocCtx<'_>, doc: Spanned<DocDe>) -> Option<Config> {
+fn from_document(ctx: &DocCtx<'_>, doc: Spanned<DocDe>) -> Option<Config> {
     let root = doc.referenced;
     let DocDe {
         api_version,
