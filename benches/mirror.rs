@@ -36,7 +36,7 @@
 //! - workload 3: one OCI image manifest (not an index) `5.0.0` with a config and one layer of
 //!   exactly 1 GiB of fastrand bytes, streamed into the source with one chunked PATCH.
 
-#[path = "../tests/util.rs"]
+#[path = "../tests/util/mod.rs"]
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -5,7 +5,7 @@
 //! The goal: one tag list per repository plus one HEAD per tag Git names, 50 + 1,000 =
 //! 1,050 requests. Results go to BENCHMARKS.md.
 
-#[path = "../tests/util.rs"]
+#[path = "../tests/util/mod.rs"]
 mod util;
 
 use std::fmt::Write as _;

@@ -1,0 +1,215 @@
+//! Real `docker-registry` (distribution 2.8) processes on free loopback ports, plain or
+//! TLS, open or with htpasswd auth.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{DOCKER_REGISTRY, Pusher, free_port};
+
+/// A `docker-registry` (distribution 2.8) process on a free loopback port, with its own
+/// config file and storage in a temporary directory; killed on drop.
+pub struct TestRegistry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    basic: Option<(String, String)>,
+    tls: bool,
+}
+
+/// The test CA and server certificate for [`TestRegistry::start_tls`].
+pub fn tls_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-tls")
+}
+
+impl TestRegistry {
+    /// Starts an anonymous registry (no auth, deletes enabled).
+    pub fn start() -> TestRegistry {
+        Self::launch(None, false)
+    }
+
+    /// Starts a registry that requires htpasswd basic auth for `user`/`password`.
+    pub fn start_with_basic_auth(user: &str, password: &str) -> TestRegistry {
+        Self::launch(Some((user.to_string(), password.to_string())), false)
+    }
+
+    /// Starts an anonymous registry serving HTTPS only, with the certificate of
+    /// [`tls_dir`] (signed by the test CA `tls_dir()/ca.pem`).
+    pub fn start_tls() -> TestRegistry {
+        Self::launch(None, true)
+    }
+
+    /// Starts a registry serving HTTPS only (as [`TestRegistry::start_tls`]) that requires
+    /// htpasswd basic auth for `user`/`password`.
+    pub fn start_tls_with_basic_auth(user: &str, password: &str) -> TestRegistry {
+        Self::launch(Some((user.to_string(), password.to_string())), true)
+    }
+
+    fn launch(basic: Option<(String, String)>, tls: bool) -> TestRegistry {
+        assert!(
+            Path::new(DOCKER_REGISTRY).exists(),
+            "{DOCKER_REGISTRY} is missing: install Debian's docker-registry package (apt-get install docker-registry); registry tests cannot run without it"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = dir.path().join("storage");
+        std::fs::create_dir_all(&storage).expect("storage dir");
+        let mut config = format!(
+            "version: 0.1\n\
+             log:\n  level: warn\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n\
+             http:\n  addr: 127.0.0.1:5000\n  secret: relsync-test-secret\n",
+            storage.display()
+        );
+        if tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls_dir().join("server.pem").display(),
+                tls_dir().join("server.key").display()
+            ));
+        }
+        if let Some((user, password)) = &basic {
+            let hash = bcrypt::hash(password, 4).expect("bcrypt");
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: relsync-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("config");
+        let log_path = dir.path().join("registry.log");
+
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let mut cmd = Command::new(DOCKER_REGISTRY);
+            cmd.arg("serve").arg(&config_path);
+            // distribution reads REGISTRY_* variables as config overrides: drop any from
+            // the developer's environment (REGISTRY_AUTH_FILE would become `auth.file`).
+            for (k, _) in std::env::vars_os() {
+                if k.to_string_lossy().starts_with("REGISTRY_") {
+                    cmd.env_remove(k);
+                }
+            }
+            let mut child = cmd
+                .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+                .env(
+                    "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                    storage.as_os_str(),
+                )
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {DOCKER_REGISTRY}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(_status)) = child.try_wait() {
+                    break;
+                }
+                if let Some(status) = http_status(port, "/v2/")
+                    && (status == 200
+                        || (status == 401 && basic.is_some())
+                        // A TLS port answers plain HTTP with 400.
+                        || (status == 400 && tls))
+                {
+                    return TestRegistry {
+                        child,
+                        port,
+                        dir,
+                        basic,
+                        tls,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("docker-registry did not come up on a loopback port; its log:\n{last_log}");
+    }
+
+    /// Every request the registry served so far, as `METHOD /path` from its own access log
+    /// (an independent count of what a client sent, e.g. to prove a sync wrote nothing).
+    pub fn served_requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let start = line.find('"')? + 1;
+                let request = &line[start..];
+                let mut parts = request.split_whitespace();
+                let method = parts.next()?;
+                let path = parts.next()?;
+                matches!(method, "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE")
+                    .then(|| format!("{method} {path}"))
+            })
+            .collect()
+    }
+
+    /// The write requests (POST, PUT, PATCH, DELETE) among [`TestRegistry::served_requests`].
+    pub fn served_writes(&self) -> Vec<String> {
+        self.served_requests()
+            .into_iter()
+            .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+            .collect()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`, the host part of repository strings.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS registry).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Where it stores content.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    /// A pusher for this registry (with its basic credentials, if any).
+    pub fn pusher(&self) -> Pusher {
+        Pusher::new(&self.base_url(), self.basic.clone())
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status of a plain `GET path` on loopback `port`, or `None` if nothing answers.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let head = std::str::from_utf8(&buf[..n]).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
