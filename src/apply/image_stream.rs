@@ -18,7 +18,7 @@ use crate::plan::{
 /// (an ImageStream is applied whole) and what the plan saw.
 #[derive(Debug, Clone)]
 pub struct ImageStreamTargets {
-    /// The cluster.
+    /// The cluster adapter the ImageStreams are applied through (server-side apply).
     pub cluster: Cluster,
     /// ImageStream → tag → desired image, for every ImageStream Git names.
     pub desired: BTreeMap<ImageStreamRef, BTreeMap<String, DesiredImageStreamTag>>,

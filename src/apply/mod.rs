@@ -157,9 +157,9 @@ pub enum ApplyError {
         "{target}: content {digest} is not in the target and no source is known to copy it from"
     )]
     NoSource {
-        /// The target.
+        /// The target repository that lacks the content.
         target: String,
-        /// The content.
+        /// The digest of the missing manifest.
         digest: Digest,
     },
     /// An action this version cannot carry out.

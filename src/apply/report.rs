@@ -25,7 +25,7 @@ pub enum Outcome {
     },
     /// A delete that cannot be made safely: the tag is left.
     Left {
-        /// Why.
+        /// Why the delete is not safe (shown to the user as is).
         reason: String,
     },
     /// The action failed.

@@ -51,9 +51,9 @@ pub struct AbsentTag {
 /// A release the stream catalogue knows, for mapping a live digest back to a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownRelease {
-    /// The stream.
+    /// The name of the stream whose catalogue lists the release.
     pub stream: String,
-    /// The version.
+    /// The release's version string, as the stream writes it (`+` not yet replaced).
     pub version: String,
     /// Its sort key under the stream's order.
     pub key: VersionKey,
@@ -76,9 +76,9 @@ pub struct DesiredRepo {
 pub struct DesiredImageStreamTag {
     /// The pull spec `<target>@<digest>`.
     pub from: String,
-    /// The digest.
+    /// The release digest the ImageStream tag must point at (the `@` part of `from`).
     pub digest: Digest,
-    /// The version.
+    /// The version that digest is, for messages and drift reports.
     pub version: String,
     /// The channels that claim it.
     pub channels: BTreeSet<String>,

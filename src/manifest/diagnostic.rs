@@ -47,7 +47,7 @@ impl fmt::Display for Span {
 /// A value with the place it was written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Located<T> {
-    /// The value.
+    /// The value as parsed (a string, a digest, a compiled regex...).
     pub value: T,
     /// Where it was written.
     pub span: Span,
@@ -131,7 +131,7 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
-    /// Adds one.
+    /// Adds a problem at the end (call [`Diagnostics::sort`] to order them by place).
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }

@@ -93,9 +93,9 @@ impl ReleaseChannel {
 /// A cluster ImageStream, `namespace/name`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ImageStreamRef {
-    /// Namespace.
+    /// The Kubernetes namespace the ImageStream lives in (`imageStream.namespace`).
     pub namespace: String,
-    /// Name.
+    /// The ImageStream's `metadata.name` in that namespace (`imageStream.name`).
     pub name: String,
 }
 

@@ -77,18 +77,18 @@ pub enum EditError {
 pub enum Change<'a> {
     /// Add `version` to channel `channel`'s `versions`.
     Promote {
-        /// The channel.
+        /// The name of the channel whose `versions` gains the entry.
         channel: &'a str,
         /// The version (a release of the channel's stream).
         version: &'a str,
     },
     /// Add a release to stream `stream`'s `releases`.
     AddRelease {
-        /// The stream.
+        /// The name of the stream whose `releases` gains the entry.
         stream: &'a str,
-        /// The new version.
+        /// The version string of the new release (not yet in the stream).
         version: &'a str,
-        /// Its digest.
+        /// The digest the new release pins (resolved by the caller from the source).
         digest: &'a Digest,
     },
 }
