@@ -4,7 +4,7 @@
 //!
 //! - `types`: the desired state itself ([`DesiredState`] and its parts);
 //! - `order`: a version's sort key and a channel's newest version ([`newest_version`]);
-//! - `derive`: manifests → [`DesiredState`] ([`derive`]), with the checks that need it.
+//! - `derive`: manifests → [`DesiredState`] ([`derive()`]), with the checks that need it.
 //!
 //! [`load`] is the whole way from files to manifests that validation and derivation both
 //! judged: the manifest layer validates, and this one adds derivation's problems.
@@ -31,7 +31,7 @@ use crate::manifest::{self, Diagnostics, Manifests, SourceFile, Validated};
 /// did parse and their errors are added, so fixing one error does not reveal the next.
 /// Documents that failed are left out, so they cause no second error here.
 ///
-/// `Ok` means validation passed (warnings are in [`Manifests::warnings`]); [`derive`] may
+/// `Ok` means validation passed (warnings are in [`Manifests::warnings`]); [`derive()`] may
 /// still refuse the manifests, with its own errors only.
 pub fn load(files: &[SourceFile], policies_dir: &str) -> Result<Manifests, Diagnostics> {
     let Validated {

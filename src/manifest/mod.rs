@@ -139,7 +139,8 @@ pub struct Manifests {
     pub channels: BTreeMap<String, ReleaseChannel>,
     /// The merged policy (empty when the repository has none).
     pub policy: Policy,
-    /// Warnings found while validating (errors make [`load`] fail instead).
+    /// Warnings found while validating, filled in by [`Validated::into_result`] and
+    /// [`crate::desired::load`] (errors make those fail instead).
     pub warnings: Diagnostics,
 }
 
