@@ -16,7 +16,6 @@
 //! changes.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +32,7 @@ use super::content::{
 use super::verify::{Verifier, check_manifest, digest_like, sniff_media_type};
 use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, check_tag};
 use crate::digest::Digest;
+use crate::fs_durable::{FileLock, FsError, RemoveOnDrop, sync_dir, write_durably};
 
 /// The largest `index.json` read.
 const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
@@ -248,7 +248,7 @@ impl LayoutRepository {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.dir.clone());
-        let guard = TempFile(Some(tmp.clone()));
+        let guard = RemoveOnDrop(Some(tmp.clone()));
         let io = |source| RegistryError::Io {
             path: tmp.clone(),
             source,
@@ -290,7 +290,7 @@ impl LayoutRepository {
         let dir = self.dir.clone();
         let sweep = !self.swept.swap(true, Ordering::Relaxed);
         blocking(move || {
-            let _lock = IndexLock::acquire(&dir)?;
+            let _lock = lock_layout(&dir)?;
             ensure_layout_locked(&dir)?;
             if sweep {
                 sweep_leftovers(&dir);
@@ -315,7 +315,7 @@ impl LayoutRepository {
             if !create && !dir.join("index.json").exists() {
                 return Ok(change(&mut Vec::new()).1);
             }
-            let _lock = IndexLock::acquire(&dir)?;
+            let _lock = lock_layout(&dir)?;
             ensure_layout_locked(&dir)?;
             let index_path = dir.join("index.json");
             let bytes = std::fs::read(&index_path).map_err(|source| RegistryError::Io {
@@ -505,7 +505,7 @@ async fn refuse_link(dir: &Path, rel: &Path) -> Result<(), RegistryError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    crate::blocking::run(f, |source| RegistryError::Io {
+    crate::fs_durable::run(f, |source| RegistryError::Io {
         path: PathBuf::new(),
         source,
     })
@@ -606,63 +606,22 @@ fn sweep_leftovers(dir: &Path) {
     }
 }
 
-/// Removes a temporary file when dropped, unless kept.
-struct TempFile(Option<PathBuf>);
+/// The exclusive lock on the layout at `dir`, held until dropped: on the directory itself,
+/// so that no lock file is left in the layout (`index.json.lock` where a directory cannot
+/// be locked).
+fn lock_layout(dir: &Path) -> Result<FileLock, RegistryError> {
+    FileLock::directory(dir, "index.json.lock").map_err(fs_error)
+}
 
-impl TempFile {
-    fn keep(mut self) {
-        self.0 = None;
+/// A failed file operation as a [`RegistryError::Io`].
+fn fs_error(e: FsError) -> RegistryError {
+    RegistryError::Io {
+        path: e.path,
+        source: e.source,
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// An exclusive lock on a layout, held until dropped: on the layout directory itself
-/// (`flock` on its descriptor, so that no lock file is left in the layout), or, where a
-/// directory cannot be opened as a file, on `index.json.lock`.
-struct IndexLock(std::fs::File);
-
-impl IndexLock {
-    fn acquire(dir: &Path) -> Result<IndexLock, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        #[cfg(unix)]
-        let (path, file) = (dir.to_path_buf(), std::fs::File::open(dir));
-        #[cfg(not(unix))]
-        let (path, file) = {
-            let path = dir.join("index.json.lock");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path);
-            (path, file)
-        };
-        let io = |source| RegistryError::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = file.map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(IndexLock(file))
-    }
-}
-
-impl Drop for IndexLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-/// Creates what is missing of a layout at `dir`; the caller holds its [`IndexLock`].
+/// Creates what is missing of a layout at `dir`; the caller holds its lock ([`lock_layout`]).
 fn ensure_layout_locked(dir: &Path) -> Result<(), RegistryError> {
     let blobs = dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).map_err(|source| RegistryError::Io {
@@ -709,47 +668,13 @@ fn ensure_layout_locked(dir: &Path) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// Writes `dir/name` by writing `dir/name.tmp-<random>`, syncing it, renaming it over
-/// `name` and syncing the directory.
+/// Writes `dir/name` durably ([`write_durably`]).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RegistryError> {
-    let tmp = dir.join(format!("{name}.tmp-{:016x}", fastrand::u64(..)));
-    let guard = TempFile(Some(tmp.clone()));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RegistryError::Io { path, source }
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    let target = dir.join(name);
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
-    guard.keep();
-    sync_dir(dir)
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| RegistryError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    write_durably(&dir.join(name), bytes).map_err(fs_error)
 }
 
 async fn sync_dir_async(dir: PathBuf) -> Result<(), RegistryError> {
-    blocking(move || sync_dir(&dir)).await
+    blocking(move || sync_dir(&dir).map_err(fs_error)).await
 }
 
 /// Reads the index of the layout at `dir`; a missing `index.json` is an empty repository.
