@@ -482,38 +482,35 @@ impl HttpRegistry {
         context: &str,
         limit: u64,
     ) -> Result<Answer, RegistryError> {
-        let tries = self.retry.tries.max(1);
-        let mut attempt = 1;
-        loop {
-            let resp = self
-                .send(
-                    method.clone(),
-                    url.clone(),
-                    headers.clone(),
-                    None,
-                    scope,
-                    context,
-                )
-                .await?;
-            let status = resp.status();
-            let answer_headers = resp.headers().clone();
-            match read_bounded(resp, limit, context).await {
-                Ok(body) => {
-                    return Ok(Answer {
+        let (result, _) = retry(&self.retry, |attempt| {
+            let (method, url, headers) = (method.clone(), url.clone(), headers.clone());
+            async move {
+                let resp = match self.send(method, url, headers, None, scope, context).await {
+                    Ok(resp) => resp,
+                    // Retried inside already, or not worth it.
+                    Err(e) => return Outcome::Done(Err(e)),
+                };
+                let status = resp.status();
+                let answer_headers = resp.headers().clone();
+                match read_bounded(resp, limit, context).await {
+                    Ok(body) => Outcome::Done(Ok(Answer {
                         status,
                         headers: answer_headers,
                         body: Bytes::from(body),
-                    });
+                    })),
+                    Err(e) if e.is_retryable() => {
+                        tracing::debug!(context, attempt, error = %e, "answer broke off");
+                        Outcome::Retry {
+                            value: Err(e),
+                            retry_after: None,
+                        }
+                    }
+                    Err(e) => Outcome::Done(Err(e)),
                 }
-                Err(e) if attempt < tries && e.is_retryable() => {
-                    let wait = self.retry.delay(attempt, None);
-                    tracing::debug!(context, attempt, error = %e, wait_ms = wait.as_millis() as u64, "answer broke off; retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
             }
-        }
+        })
+        .await;
+        result
     }
 
     /// Sends a request whose body is a stream, once: a stream cannot be replayed, so
@@ -1434,37 +1431,46 @@ impl ContentStore for HttpRepository {
         })?;
         headers.insert(CONTENT_TYPE, ct);
         let url = self.url(&format!("manifests/{reference}"))?;
-        let tries = self.registry.retry.tries.max(1);
-        let mut attempt = 1;
-        let resp = loop {
-            let resp = self
-                .registry
-                .send(
-                    Method::PUT,
-                    url.clone(),
-                    headers.clone(),
-                    Some(manifest.bytes.clone()),
-                    &self.push_scope,
-                    &context,
-                )
-                .await?;
-            if matches!(resp.status(), StatusCode::CREATED | StatusCode::OK) {
-                break resp;
+        let (result, _) = retry(&self.registry.retry, |attempt| {
+            let (url, headers, context) = (url.clone(), headers.clone(), context.as_str());
+            async move {
+                let sent = self
+                    .registry
+                    .send(
+                        Method::PUT,
+                        url,
+                        headers,
+                        Some(manifest.bytes.clone()),
+                        &self.push_scope,
+                        context,
+                    )
+                    .await;
+                let resp = match sent {
+                    Ok(resp) if matches!(resp.status(), StatusCode::CREATED | StatusCode::OK) => {
+                        return Outcome::Done(Ok(resp));
+                    }
+                    Ok(resp) => resp,
+                    Err(e) => return Outcome::Done(Err(e)),
+                };
+                let err = status_error(resp, context).await;
+                // relsync computed the digest from these very bytes, so DIGEST_INVALID is
+                // never about the request: distribution's filesystem storage answers it while
+                // another client rewrites a link this manifest's check reads (two syncs
+                // pushing the same content). Worth another try, like a 5xx.
+                let racing = matches!(&err, RegistryError::Status { status: 400, code: Some(c), .. } if c == "DIGEST_INVALID");
+                if racing {
+                    tracing::debug!(%context, attempt, "DIGEST_INVALID on a manifest write");
+                    Outcome::Retry {
+                        value: Err(err),
+                        retry_after: None,
+                    }
+                } else {
+                    Outcome::Done(Err(err))
+                }
             }
-            let err = status_error(resp, &context).await;
-            // relsync computed the digest from these very bytes, so DIGEST_INVALID is never
-            // about the request: distribution's filesystem storage answers it while another
-            // client rewrites a link this manifest's check reads (two syncs pushing the
-            // same content). Worth another try, like a 5xx.
-            let racing = matches!(&err, RegistryError::Status { status: 400, code: Some(c), .. } if c == "DIGEST_INVALID");
-            if !racing || attempt >= tries {
-                return Err(err);
-            }
-            let wait = self.registry.retry.delay(attempt, None);
-            tracing::debug!(%context, attempt, wait_ms = wait.as_millis() as u64, "DIGEST_INVALID on a manifest write; retrying");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        };
+        })
+        .await;
+        let resp = result?;
         if let Some(stored) = content_digest(resp.headers())
             && stored.algorithm() == manifest.digest.algorithm()
             && stored != manifest.digest

@@ -32,6 +32,7 @@ use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
+use super::retry::redo;
 use super::{
     ContentStore, MANIFEST_MEDIA_TYPES, RawManifest, RegistryError, Repository, RetryPolicy,
     TargetReader,
@@ -268,40 +269,6 @@ pub fn parse_manifest(
         }
     }
     Ok(parsed)
-}
-
-/// Runs `op` until it succeeds, fails with an error that is not retryable
-/// ([`RegistryError::is_retryable`]), or has been tried `policy.tries` times, waiting with
-/// exponential backoff and jitter in between; returns the last error with the number of
-/// tries made.
-pub async fn with_retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    what: &str,
-    mut op: F,
-) -> Result<T, (RegistryError, u32)>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, RegistryError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < policy.tries.max(1) && e.is_retryable() => {
-                let delay = policy.delay(attempt, None);
-                tracing::debug!(
-                    what,
-                    attempt,
-                    delay_ms = delay.as_millis() as u64,
-                    error = %e,
-                    "retrying"
-                );
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => return Err((e, attempt)),
-        }
-    }
 }
 
 /// "failed" or "failed after N tries".
@@ -825,14 +792,14 @@ impl Mirror {
         Ok(outcome)
     }
 
-    /// [`with_retry`] with this engine's policy, counting retries.
+    /// [`redo`] with this engine's policy, counting retries.
     async fn retrying<R, F, Fut>(&self, what: &str, mut op: F) -> Result<R, (RegistryError, u32)>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<R, RegistryError>>,
     {
         let mut tries = 0u64;
-        let result = with_retry(&self.retry, what, || {
+        let result = redo(&self.retry, what, || {
             tries += 1;
             op()
         })

@@ -30,6 +30,7 @@ pub use content::{
 };
 pub use http::{HttpRegistry, HttpRepository};
 pub use layout::LayoutRepository;
+pub(crate) use retry::{Outcome, retry};
 pub use retry::{RetryPolicy, parse_retry_after, retryable_status};
 
 use crate::digest::{Digest, DigestError};
