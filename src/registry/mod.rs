@@ -11,8 +11,11 @@
 
 mod auth;
 mod content;
+pub mod format;
 mod http;
 mod layout;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod mirror;
 mod retry;
 mod verify;
