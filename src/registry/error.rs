@@ -12,7 +12,7 @@ pub enum RegistryError {
     /// A repository string that is neither `host/path` nor `oci:PATH`, or a bad path.
     #[error("invalid repository `{repo}`: {reason}")]
     InvalidRepository {
-        /// The repository string.
+        /// The repository string as written (a stream's target, or a `mapTo` result).
         repo: String,
         /// What is wrong with it.
         reason: String,
@@ -20,15 +20,15 @@ pub enum RegistryError {
     /// A tag that the distribution grammar does not allow (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
     #[error("{repo}: invalid tag `{tag}`")]
     InvalidTag {
-        /// The repository.
+        /// The repository the tag was meant for.
         repo: String,
-        /// The tag.
+        /// The tag as given, which the grammar refuses.
         tag: String,
     },
     /// A setting of `relsync.yaml` that cannot be used (a `mapTo` that is not `oci:`...).
     #[error("registry {host}: {message}")]
     Settings {
-        /// The host the setting is for.
+        /// The host whose entry in relsync.yaml holds the setting.
         host: String,
         /// What is wrong.
         message: String,
@@ -36,27 +36,27 @@ pub enum RegistryError {
     /// The CA file named by `caFile` cannot be read.
     #[error("registry {host}: cannot read caFile {path}")]
     CaFile {
-        /// The host.
+        /// The host whose entry names the CA file.
         host: String,
-        /// The file.
+        /// The CA file, resolved against relsync.yaml's directory.
         path: PathBuf,
-        /// Why.
+        /// The read error (missing file, no permission).
         #[source]
         source: std::io::Error,
     },
     /// The HTTP client cannot be built (a CA file with no usable certificate, TLS setup).
     #[error("registry {host}: cannot set up the HTTP client")]
     Client {
-        /// The host.
+        /// The host the client was for.
         host: String,
-        /// Why.
+        /// reqwest's refusal (an unusable certificate, a TLS backend that failed to start).
         #[source]
         source: reqwest::Error,
     },
     /// Credentials cannot be read (an unreadable or malformed auth file).
     #[error("credentials for {host}: {message}")]
     Credentials {
-        /// The host.
+        /// The host the credentials were looked up for.
         host: String,
         /// What is wrong (never the secret itself).
         message: String,
@@ -66,7 +66,7 @@ pub enum RegistryError {
     Transport {
         /// What was being done, naming the repository.
         context: String,
-        /// Why.
+        /// The transport failure: refused connection, timeout, TLS handshake, cut answer.
         #[source]
         source: reqwest::Error,
     },
@@ -113,7 +113,7 @@ pub enum RegistryError {
     TooLarge {
         /// What was being read.
         context: String,
-        /// The limit.
+        /// The limit in bytes that the answer exceeded.
         limit: u64,
     },
     /// An answer or file that is not the JSON expected.
@@ -121,7 +121,7 @@ pub enum RegistryError {
     Json {
         /// What was being read.
         context: String,
-        /// Why.
+        /// Where and how the JSON is malformed.
         #[source]
         source: serde_json::Error,
     },
@@ -153,15 +153,15 @@ pub enum RegistryError {
     Layout {
         /// The layout directory.
         path: PathBuf,
-        /// What is wrong.
+        /// What makes it unusable (no `oci-layout`, a malformed `index.json`...).
         reason: String,
     },
     /// A file of an OCI image layout cannot be read.
     #[error("cannot read {}", path.display())]
     Io {
-        /// The file.
+        /// The file or directory of the layout (or of the state it keeps).
         path: PathBuf,
-        /// Why.
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

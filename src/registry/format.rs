@@ -32,7 +32,7 @@ impl ManifestKind {
         }
     }
 
-    /// The media type.
+    /// The media type that names this format.
     pub fn media_type(self) -> &'static str {
         match self {
             ManifestKind::OciIndex => MANIFEST_MEDIA_TYPES[0],
@@ -53,7 +53,7 @@ impl ManifestKind {
 pub struct Descriptor {
     /// Its media type, when given.
     pub media_type: Option<String>,
-    /// Its digest.
+    /// The digest of the content it names.
     pub digest: Digest,
     /// Its size in bytes, when given.
     pub size: Option<u64>,
@@ -63,7 +63,7 @@ pub struct Descriptor {
 /// config and layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedManifest {
-    /// The format.
+    /// The manifest's format, which says whether it lists children or blobs.
     pub kind: ManifestKind,
     /// Child manifests (an index), in order.
     pub children: Vec<Descriptor>,

@@ -106,11 +106,11 @@ pub enum MirrorError {
     Blob {
         /// The image being copied.
         image: String,
-        /// The blob.
+        /// The blob that could not be copied.
         digest: Digest,
-        /// Tries made.
+        /// How many times the whole transfer was tried.
         attempts: u32,
-        /// The last cause.
+        /// The last try's failure.
         #[source]
         source: RegistryError,
     },
@@ -119,11 +119,11 @@ pub enum MirrorError {
     Manifest {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest being read or written.
         digest: Digest,
-        /// What failed.
+        /// The step that failed (reading it from the source, checking or writing the target).
         step: &'static str,
-        /// The last cause.
+        /// The last try's failure.
         #[source]
         source: RegistryError,
     },
@@ -132,9 +132,9 @@ pub enum MirrorError {
     NotInSource {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest the source lacks.
         digest: Digest,
-        /// The source repository.
+        /// The source repository that was asked.
         source_repo: String,
     },
     /// The manifest is not one relsync can copy.
@@ -142,7 +142,7 @@ pub enum MirrorError {
     Format {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest whose format is refused.
         digest: Digest,
         /// What is wrong with it.
         #[source]
@@ -153,7 +153,7 @@ pub enum MirrorError {
     TooDeep {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The innermost index that was refused.
         digest: Digest,
     },
     /// A copy task died (a panic or a cancelled runtime).
@@ -161,7 +161,7 @@ pub enum MirrorError {
     Task {
         /// The image being copied.
         image: String,
-        /// What happened.
+        /// What happened to the task (the panic or the cancellation).
         message: String,
     },
 }
@@ -288,7 +288,7 @@ impl Mirror {
         self
     }
 
-    /// The retry policy.
+    /// The policy whole blob transfers are redone by.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }

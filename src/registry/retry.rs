@@ -63,7 +63,7 @@ pub(crate) enum Outcome<T> {
     Done(T),
     /// A failure worth retrying; `value` is returned if no try is left.
     Retry {
-        /// The failure.
+        /// The failure, returned as is when no try is left.
         value: T,
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
