@@ -13,7 +13,7 @@
 //!
 //! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3` (which to run), `MIRROR_BENCH_RUNS=3`
 //! (runs per timed figure), `MIRROR_BENCH_SKOPEO_ONLY=1` (measure skopeo alone, for a
-//! baseline while `relsync sync` is not available), `MIRROR_BENCH_CONCURRENCY=N`
+//! baseline of the peer), `MIRROR_BENCH_CONCURRENCY=N`
 //! (relsync's `sync.concurrency` and the plain copy's parallelism; default 8). For
 //! looking inside relsync's runs: `MIRROR_BENCH_WRAP="perf record -g -o relsync.data --"`
 //! (a command prefixed to each relsync run), `MIRROR_BENCH_RUST_LOG=relsync=debug` (its

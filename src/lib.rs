@@ -32,21 +32,22 @@
 //!   cluster on, the ConfigMap `relsync-state`.
 //! - [`controller`]: `serve`, the Argo CD-style loop with its HTTP surface.
 //! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
-//! - `blocking`: runs file work (locks, fsync, renames) off the async threads, for the
-//!   `oci:` layouts and the state file.
+//! - `fs_durable`: the one durable-write helper (temporary file, fsync, rename, fsync of
+//!   the directory) and the one file lock, for the `oci:` layouts, the state file and the
+//!   Git cache, and running that file work off the async threads.
 //!
 //! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
 pub mod apply;
-mod blocking;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod desired;
 pub mod digest;
+mod fs_durable;
 pub mod git;
 pub mod manifest;
 pub mod observe;

@@ -4,8 +4,9 @@
 //!
 //! [`Cluster::connect`] reads `KUBECONFIG` (or `~/.kube/config`, or the in-cluster service
 //! account) exactly as `kubectl` does; nothing here is made unless `cluster.enabled` is
-//! true, so a disabled cluster costs no call at all. Every call is retried with backoff
-//! on transient answers (429, 5xx, connection errors and timeouts); other answers become a
+//! true, so a disabled cluster costs no call at all. Every call is retried on transient
+//! answers (408, 429, 5xx, connection errors and timeouts) by the registry client's one
+//! retry policy ([`RetryPolicy`], [`retryable_status`]); other answers become a
 //! [`ClusterError`] naming the object and carrying the API server's message.
 
 mod image_stream;
@@ -15,6 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use image_stream::{ImageStreamApplied, ImageStreamApply, TagConflict};
+
+use crate::registry::{Outcome, RetryPolicy, retry, retryable_status};
 
 /// The field manager relsync applies under.
 pub const FIELD_MANAGER: &str = "relsync";
@@ -84,24 +87,13 @@ impl ClusterError {
     }
 }
 
-/// How transient failures are retried: exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy)]
-pub struct ClusterRetry {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// The first backoff; doubled per attempt.
-    pub base: Duration,
-    /// The longest backoff.
-    pub max: Duration,
-}
-
-impl Default for ClusterRetry {
-    fn default() -> Self {
-        ClusterRetry {
-            attempts: 5,
-            base: Duration::from_millis(200),
-            max: Duration::from_secs(5),
-        }
+/// How transient cluster calls are retried: the registry client's one policy
+/// ([`RetryPolicy`]: exponential backoff with full jitter), with 5 tries and waits capped
+/// at 5 s.
+pub fn default_retry() -> RetryPolicy {
+    RetryPolicy {
+        cap: Duration::from_secs(5),
+        ..RetryPolicy::default()
     }
 }
 
@@ -109,7 +101,7 @@ impl Default for ClusterRetry {
 #[derive(Clone)]
 pub struct Cluster {
     client: kube::Client,
-    retry: ClusterRetry,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -121,10 +113,11 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// Whether an API error or transport failure is worth another try.
+/// Whether an API error or transport failure is worth another try: an API status as the
+/// registry client judges one ([`retryable_status`]), or a connection that failed.
 fn transient(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(s) => s.code == 429 || s.code == 408 || s.code >= 500,
+        kube::Error::Api(s) => retryable_status(s.code),
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
     }
@@ -140,7 +133,7 @@ impl Cluster {
         let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
         Ok(Cluster {
             client,
-            retry: ClusterRetry::default(),
+            retry: default_retry(),
         })
     }
 
@@ -148,12 +141,12 @@ impl Cluster {
     pub fn with_client(client: kube::Client) -> Cluster {
         Cluster {
             client,
-            retry: ClusterRetry::default(),
+            retry: default_retry(),
         }
     }
 
     /// Replaces the retry policy.
-    pub fn with_retry(mut self, retry: ClusterRetry) -> Cluster {
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Cluster {
         self.retry = retry;
         self
     }
@@ -181,24 +174,23 @@ impl Cluster {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) if transient(&e) && attempt < self.retry.attempts => {
-                    let cap = self
-                        .retry
-                        .base
-                        .saturating_mul(1 << (attempt - 1).min(16))
-                        .min(self.retry.max);
-                    let wait = cap.mul_f64(fastrand::f64());
-                    tracing::debug!(object, doing, attempt, ?wait, error = %short(&e), "retrying a cluster call");
-                    tokio::time::sleep(wait).await;
+        let (result, _) = retry(&self.retry, |attempt| {
+            let fut = call();
+            async move {
+                match fut.await {
+                    Err(e) if transient(&e) => {
+                        tracing::debug!(object, doing, attempt, error = %short(&e), "cluster call failed; worth another try");
+                        Outcome::Retry {
+                            value: Err(e),
+                            retry_after: None,
+                        }
+                    }
+                    done => Outcome::Done(done),
                 }
-                Err(e) => return Err(error(object, doing, e)),
             }
-        }
+        })
+        .await;
+        result.map_err(|e| error(object, doing, e))
     }
 }
 

@@ -34,6 +34,8 @@ use git2::{
 use percent_encoding::percent_decode_str;
 use sha2::{Digest as _, Sha256};
 
+use crate::fs_durable::FileLock;
+
 /// What is fetched into a mirror: every branch and every tag, forced (a remote's
 /// force-push or moved tag wins), with pruning of refs the remote no longer has.
 pub const REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
@@ -381,7 +383,7 @@ pub fn fetch(url: &RemoteUrl, cache_root: &Path, auth: &Auth) -> Result<Mirror, 
     })?;
     let key = url.cache_key();
     let path = git_dir.join(&key);
-    let _lock = CacheLock::acquire(&git_dir.join(format!("{key}.lock")), url)?;
+    let _lock = lock_cache(&git_dir.join(format!("{key}.lock")), url)?;
     let repo = open_or_init(&path, url)?;
     // Whether an earlier fetch brought anything (a failed first fetch leaves an empty mirror).
     let had_copy = repo
@@ -476,37 +478,16 @@ fn open_or_init(path: &Path, url: &RemoteUrl) -> Result<Repository, RemoteError>
     Repository::open_bare(path).map_err(|e| mirror_err(e.message().to_string()))
 }
 
-/// An exclusive `flock` on `<hash>.lock`, released on drop.
-struct CacheLock(std::fs::File);
-
-impl CacheLock {
-    fn acquire(path: &Path, url: &RemoteUrl) -> Result<CacheLock, RemoteError> {
-        let io = |source| RemoteError::Cache {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                tracing::info!(url = %url, lock = %path.display(), "another relsync is fetching this remote; waiting");
-                file.lock().map_err(io)?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
-        Ok(CacheLock(file))
-    }
-}
-
-impl Drop for CacheLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
+/// Takes the exclusive lock on `<hash>.lock` ([`FileLock`]), saying so when another
+/// process holds it and waiting for it.
+fn lock_cache(path: &Path, url: &RemoteUrl) -> Result<FileLock, RemoteError> {
+    FileLock::file(path, || {
+        tracing::info!(url = %url, lock = %path.display(), "another relsync is fetching this remote; waiting");
+    })
+    .map_err(|e| RemoteError::Cache {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// What the credential callback has answered so far, to give up and to explain why.

@@ -32,11 +32,16 @@ use futures_util::TryStreamExt;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{
-    ContentStore, MANIFEST_MEDIA_TYPES, RawManifest, RegistryError, Repository, RetryPolicy,
-    TargetReader,
+pub use super::format::{
+    Descriptor, ManifestFormatError, ManifestKind, ParsedManifest, parse_manifest,
 };
+use super::retry::redo;
+use super::{ContentStore, RawManifest, RegistryError, Repository, RetryPolicy, TargetReader};
 use crate::digest::Digest;
+
+/// The in-memory registry of the unit tests, under the path apply's tests know it by.
+#[cfg(test)]
+pub(crate) use super::memory as testing;
 
 /// How deep image indexes may nest (an index of indexes of manifests is depth 2).
 pub const MAX_NESTING: usize = 4;
@@ -83,227 +88,6 @@ impl MirrorEndpoint for Repository {
     }
 }
 
-/// The four manifest formats relsync copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManifestKind {
-    /// `application/vnd.oci.image.index.v1+json`.
-    OciIndex,
-    /// `application/vnd.oci.image.manifest.v1+json`.
-    OciManifest,
-    /// `application/vnd.docker.distribution.manifest.list.v2+json`.
-    DockerList,
-    /// `application/vnd.docker.distribution.manifest.v2+json`.
-    DockerManifest,
-}
-
-impl ManifestKind {
-    /// The kind a media type names, if it is one of the four.
-    pub fn from_media_type(media_type: &str) -> Option<ManifestKind> {
-        // Parameters (`; charset=utf-8`) are not part of the type.
-        let base = media_type.split(';').next().unwrap_or("").trim();
-        match base {
-            t if t == MANIFEST_MEDIA_TYPES[0] => Some(ManifestKind::OciIndex),
-            t if t == MANIFEST_MEDIA_TYPES[1] => Some(ManifestKind::OciManifest),
-            t if t == MANIFEST_MEDIA_TYPES[2] => Some(ManifestKind::DockerList),
-            t if t == MANIFEST_MEDIA_TYPES[3] => Some(ManifestKind::DockerManifest),
-            _ => None,
-        }
-    }
-
-    /// The media type.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            ManifestKind::OciIndex => MANIFEST_MEDIA_TYPES[0],
-            ManifestKind::OciManifest => MANIFEST_MEDIA_TYPES[1],
-            ManifestKind::DockerList => MANIFEST_MEDIA_TYPES[2],
-            ManifestKind::DockerManifest => MANIFEST_MEDIA_TYPES[3],
-        }
-    }
-
-    /// Whether this is an index (a list of child manifests).
-    pub fn is_index(self) -> bool {
-        matches!(self, ManifestKind::OciIndex | ManifestKind::DockerList)
-    }
-}
-
-/// A content descriptor named by a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descriptor {
-    /// Its media type, when given.
-    pub media_type: Option<String>,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its size in bytes, when given.
-    pub size: Option<u64>,
-}
-
-/// What a manifest names: for an index its child manifests, for an image manifest its
-/// config and layers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedManifest {
-    /// The format.
-    pub kind: ManifestKind,
-    /// Child manifests (an index), in order.
-    pub children: Vec<Descriptor>,
-    /// Blobs (an image manifest): the config first, then the layers, in order, without
-    /// duplicates. Non-distributable layers fetched from `urls` are left out.
-    pub blobs: Vec<Descriptor>,
-}
-
-/// Why a manifest cannot be copied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManifestFormatError {
-    /// A format other than the four relsync copies.
-    #[error(
-        "media type `{0}` is not copied (relsync copies OCI image indexes and manifests, Docker manifest lists and Docker v2 schema 2 manifests)"
-    )]
-    Unsupported(String),
-    /// Not the JSON its format requires.
-    #[error("malformed manifest: {0}")]
-    Malformed(String),
-}
-
-/// Parses a manifest just enough to find what it names. The format is the manifest's own
-/// `mediaType` field when present (it must be one of the four), else `media_type` (the
-/// `Content-Type` it was served with), else inferred from a `schemaVersion: 2` body
-/// (`manifests` → OCI index, `config` → OCI manifest).
-pub fn parse_manifest(
-    media_type: &str,
-    bytes: &[u8],
-) -> Result<ParsedManifest, ManifestFormatError> {
-    let malformed = |m: String| ManifestFormatError::Malformed(m);
-    let json: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| malformed(format!("not JSON ({e})")))?;
-    let obj = json
-        .as_object()
-        .ok_or_else(|| malformed("not a JSON object".to_string()))?;
-    let schema = obj.get("schemaVersion").and_then(serde_json::Value::as_u64);
-    let kind = match obj.get("mediaType") {
-        Some(serde_json::Value::String(t)) => ManifestKind::from_media_type(t)
-            .ok_or_else(|| ManifestFormatError::Unsupported(t.clone()))?,
-        Some(_) => return Err(malformed("`mediaType` is not a string".to_string())),
-        None => match ManifestKind::from_media_type(media_type) {
-            Some(k) => k,
-            None if schema == Some(2) && obj.contains_key("manifests") => ManifestKind::OciIndex,
-            None if schema == Some(2) && obj.contains_key("config") => ManifestKind::OciManifest,
-            None if schema == Some(1) => {
-                return Err(ManifestFormatError::Unsupported(format!(
-                    "{media_type} (Docker schema 1)"
-                )));
-            }
-            None => {
-                return Err(ManifestFormatError::Unsupported(if media_type.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    media_type.to_string()
-                }));
-            }
-        },
-    };
-    if schema != Some(2) {
-        return Err(malformed("`schemaVersion` is not 2".to_string()));
-    }
-    let descriptor = |v: &serde_json::Value, at: &str| -> Result<Descriptor, ManifestFormatError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| malformed(format!("{at} is not an object")))?;
-        let digest = o
-            .get("digest")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| malformed(format!("{at} has no digest")))?;
-        let digest = Digest::parse(digest).map_err(|e| malformed(format!("{at}: {e}")))?;
-        let size = match o.get("size") {
-            None => None,
-            Some(s) => Some(
-                s.as_u64()
-                    .ok_or_else(|| malformed(format!("{at}: size is not a whole number")))?,
-            ),
-        };
-        let media_type = o
-            .get("mediaType")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string);
-        Ok(Descriptor {
-            media_type,
-            digest,
-            size,
-        })
-    };
-    let mut parsed = ParsedManifest {
-        kind,
-        children: Vec::new(),
-        blobs: Vec::new(),
-    };
-    if kind.is_index() {
-        let list = obj
-            .get("manifests")
-            .and_then(serde_json::Value::as_array)
-            .ok_or_else(|| malformed("an index without a `manifests` list".to_string()))?;
-        for (i, m) in list.iter().enumerate() {
-            parsed
-                .children
-                .push(descriptor(m, &format!("manifests[{i}]"))?);
-        }
-    } else {
-        let config = obj
-            .get("config")
-            .ok_or_else(|| malformed("an image manifest without `config`".to_string()))?;
-        parsed.blobs.push(descriptor(config, "config")?);
-        let layers = match obj.get("layers") {
-            Some(serde_json::Value::Array(l)) => l.as_slice(),
-            None => &[],
-            Some(_) => return Err(malformed("`layers` is not a list".to_string())),
-        };
-        for (i, l) in layers.iter().enumerate() {
-            let d = descriptor(l, &format!("layers[{i}]"))?;
-            let foreign = d
-                .media_type
-                .as_deref()
-                .is_some_and(|t| t.contains("foreign") || t.contains("nondistributable"))
-                && l.get("urls").is_some();
-            if foreign || parsed.blobs.iter().any(|b| b.digest == d.digest) {
-                continue;
-            }
-            parsed.blobs.push(d);
-        }
-    }
-    Ok(parsed)
-}
-
-/// Runs `op` until it succeeds, fails with an error that is not retryable
-/// ([`RegistryError::is_retryable`]), or has been tried `policy.tries` times, waiting with
-/// exponential backoff and jitter in between; returns the last error with the number of
-/// tries made.
-pub async fn with_retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    what: &str,
-    mut op: F,
-) -> Result<T, (RegistryError, u32)>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, RegistryError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < policy.tries.max(1) && e.is_retryable() => {
-                let delay = policy.delay(attempt, None);
-                tracing::debug!(
-                    what,
-                    attempt,
-                    delay_ms = delay.as_millis() as u64,
-                    error = %e,
-                    "retrying"
-                );
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(e) => return Err((e, attempt)),
-        }
-    }
-}
-
 /// "failed" or "failed after N tries".
 fn failed(attempts: &u32) -> String {
     if *attempts > 1 {
@@ -322,11 +106,11 @@ pub enum MirrorError {
     Blob {
         /// The image being copied.
         image: String,
-        /// The blob.
+        /// The blob that could not be copied.
         digest: Digest,
-        /// Tries made.
+        /// How many times the whole transfer was tried.
         attempts: u32,
-        /// The last cause.
+        /// The last try's failure.
         #[source]
         source: RegistryError,
     },
@@ -335,11 +119,11 @@ pub enum MirrorError {
     Manifest {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest being read or written.
         digest: Digest,
-        /// What failed.
+        /// The step that failed (reading it from the source, checking or writing the target).
         step: &'static str,
-        /// The last cause.
+        /// The last try's failure.
         #[source]
         source: RegistryError,
     },
@@ -348,9 +132,9 @@ pub enum MirrorError {
     NotInSource {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest the source lacks.
         digest: Digest,
-        /// The source repository.
+        /// The source repository that was asked.
         source_repo: String,
     },
     /// The manifest is not one relsync can copy.
@@ -358,7 +142,7 @@ pub enum MirrorError {
     Format {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The manifest whose format is refused.
         digest: Digest,
         /// What is wrong with it.
         #[source]
@@ -369,7 +153,7 @@ pub enum MirrorError {
     TooDeep {
         /// The image being copied.
         image: String,
-        /// The manifest.
+        /// The innermost index that was refused.
         digest: Digest,
     },
     /// A copy task died (a panic or a cancelled runtime).
@@ -377,7 +161,7 @@ pub enum MirrorError {
     Task {
         /// The image being copied.
         image: String,
-        /// What happened.
+        /// What happened to the task (the panic or the cancellation).
         message: String,
     },
 }
@@ -504,7 +288,7 @@ impl Mirror {
         self
     }
 
-    /// The retry policy.
+    /// The policy whole blob transfers are redone by.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }
@@ -825,14 +609,14 @@ impl Mirror {
         Ok(outcome)
     }
 
-    /// [`with_retry`] with this engine's policy, counting retries.
+    /// [`redo`] with this engine's policy, counting retries.
     async fn retrying<R, F, Fut>(&self, what: &str, mut op: F) -> Result<R, (RegistryError, u32)>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<R, RegistryError>>,
     {
         let mut tries = 0u64;
-        let result = with_retry(&self.retry, what, || {
+        let result = redo(&self.retry, what, || {
             tries += 1;
             op()
         })
@@ -842,406 +626,11 @@ impl Mirror {
     }
 }
 
-/// An in-memory registry for the engine's and apply's unit tests: repositories with blobs,
-/// manifests and tags, a log of writes, and injectable faults.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::collections::{BTreeMap, HashMap};
-    use std::sync::{Arc, Mutex};
-
-    use bytes::Bytes;
-    use futures_util::StreamExt;
-
-    use super::{MirrorEndpoint, parse_manifest};
-    use crate::digest::Digest;
-    use crate::registry::{
-        BlobStream, ContentStore, RawManifest, RegistryError, TagDeletion, TargetReader,
-    };
-
-    #[derive(Debug, Default)]
-    pub struct Repo {
-        pub blobs: HashMap<Digest, Bytes>,
-        pub manifests: HashMap<Digest, RawManifest>,
-        pub tags: BTreeMap<String, Digest>,
-    }
-
-    /// Faults and behaviour of the whole in-memory registry.
-    #[derive(Debug, Default)]
-    pub struct State {
-        pub repos: HashMap<String, Repo>,
-        /// Every write, in order: `blob REPO DIGEST`, `mount REPO DIGEST`, `manifest REPO REF`,
-        /// `delete-tag REPO TAG`, `delete-manifest REPO DIGEST`.
-        pub writes: Vec<String>,
-        /// Blob → how many more `open_blob` calls fail with 503.
-        pub failing_opens: HashMap<Digest, u32>,
-        /// Blobs whose source serves other bytes than they should.
-        pub lying: Vec<Digest>,
-        /// `open_blob` calls per blob.
-        pub opens: HashMap<Digest, u32>,
-        /// Whether tags can be deleted by name (distribution 2.8: no).
-        pub no_tag_delete: bool,
-        /// Whether a cross-repository mount is answered 201.
-        pub mounts: bool,
-        /// Tag moved to this digest right before the next tag write (a concurrent writer).
-        pub sneak: Option<(String, String, Digest)>,
-    }
-
-    /// A repository of the in-memory registry.
-    #[derive(Debug, Clone)]
-    pub struct Mem {
-        pub host: Option<String>,
-        pub path: String,
-        pub state: Arc<Mutex<State>>,
-    }
-
-    impl Mem {
-        pub fn registry() -> Arc<Mutex<State>> {
-            Arc::new(Mutex::new(State::default()))
-        }
-
-        pub fn new(state: &Arc<Mutex<State>>, host: Option<&str>, path: &str) -> Mem {
-            Mem {
-                host: host.map(str::to_string),
-                path: path.to_string(),
-                state: state.clone(),
-            }
-        }
-
-        fn with<R>(&self, f: impl FnOnce(&mut Repo, &mut State) -> R) -> R {
-            let mut st = self.state.lock().unwrap();
-            let mut repo = st.repos.remove(&self.path).unwrap_or_default();
-            let r = f(&mut repo, &mut st);
-            st.repos.insert(self.path.clone(), repo);
-            r
-        }
-
-        /// Puts content straight into the repository (test setup, not logged).
-        pub fn seed_blob(&self, bytes: &[u8]) -> Digest {
-            let d = Digest::sha256_of(bytes);
-            self.with(|r, _| r.blobs.insert(d.clone(), Bytes::copy_from_slice(bytes)));
-            d
-        }
-
-        pub fn seed_manifest(&self, media_type: &str, bytes: &[u8], tag: Option<&str>) -> Digest {
-            let d = Digest::sha256_of(bytes);
-            let raw = RawManifest {
-                media_type: media_type.to_string(),
-                bytes: Bytes::copy_from_slice(bytes),
-                digest: d.clone(),
-            };
-            self.with(|r, _| {
-                r.manifests.insert(d.clone(), raw);
-                if let Some(t) = tag {
-                    r.tags.insert(t.to_string(), d.clone());
-                }
-            });
-            d
-        }
-
-        pub fn tag(&self, tag: &str) -> Option<Digest> {
-            self.with(|r, _| r.tags.get(tag).cloned())
-        }
-
-        pub fn manifest_bytes(&self, d: &Digest) -> Option<Bytes> {
-            self.with(|r, _| r.manifests.get(d).map(|m| m.bytes.clone()))
-        }
-
-        pub fn has(&self, d: &Digest) -> bool {
-            self.with(|r, _| r.blobs.contains_key(d) || r.manifests.contains_key(d))
-        }
-    }
-
-    fn status(status: u16, what: &str) -> RegistryError {
-        RegistryError::Status {
-            context: what.to_string(),
-            status,
-            code: None,
-            message: None,
-        }
-    }
-
-    impl TargetReader for Mem {
-        fn name(&self) -> &str {
-            &self.path
-        }
-        async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
-            Ok(self.with(|r, _| r.tags.keys().cloned().collect()))
-        }
-        async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
-            Ok(self.tag(tag))
-        }
-        async fn has_manifest(&self, digest: &Digest) -> Result<bool, RegistryError> {
-            Ok(self.with(|r, _| r.manifests.contains_key(digest)))
-        }
-    }
-
-    impl ContentStore for Mem {
-        async fn get_manifest(
-            &self,
-            reference: &str,
-        ) -> Result<Option<RawManifest>, RegistryError> {
-            Ok(self.with(|r, _| {
-                let d = match Digest::parse(reference) {
-                    Ok(d) => Some(d),
-                    Err(_) => r.tags.get(reference).cloned(),
-                };
-                d.and_then(|d| r.manifests.get(&d).cloned())
-            }))
-        }
-
-        async fn has_blob(&self, digest: &Digest) -> Result<bool, RegistryError> {
-            Ok(self.with(|r, _| r.blobs.contains_key(digest)))
-        }
-
-        async fn open_blob(&self, digest: &Digest) -> Result<BlobStream, RegistryError> {
-            let (bytes, fail, lie) = self.with(|r, st| {
-                *st.opens.entry(digest.clone()).or_default() += 1;
-                let fail = match st.failing_opens.get_mut(digest) {
-                    Some(n) if *n > 0 => {
-                        *n -= 1;
-                        true
-                    }
-                    _ => false,
-                };
-                (
-                    r.blobs.get(digest).cloned(),
-                    fail,
-                    st.lying.contains(digest),
-                )
-            });
-            if fail {
-                return Err(status(503, &format!("opening {digest}")));
-            }
-            let Some(mut bytes) = bytes else {
-                return Err(status(404, &format!("opening {digest}")));
-            };
-            if lie {
-                let mut v = bytes.to_vec();
-                v[0] ^= 0xff;
-                bytes = Bytes::from(v);
-            }
-            // Two chunks, to stream for real.
-            let half = bytes.len() / 2;
-            let chunks = vec![Ok(bytes.slice(..half)), Ok(bytes.slice(half..))];
-            Ok(BlobStream {
-                size: Some(bytes.len() as u64),
-                chunks: Box::pin(futures_util::stream::iter(chunks)),
-            })
-        }
-
-        async fn put_blob(
-            &self,
-            digest: &Digest,
-            mut blob: BlobStream,
-        ) -> Result<u64, RegistryError> {
-            let mut all = Vec::new();
-            while let Some(c) = blob.chunks.next().await {
-                all.extend_from_slice(&c?);
-            }
-            let actual = Digest::sha256_of(&all);
-            if actual != *digest {
-                return Err(RegistryError::DigestMismatch {
-                    context: format!("copying blob {digest} to {}", self.path),
-                    expected: digest.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-            let n = all.len() as u64;
-            self.with(|r, st| {
-                r.blobs.insert(digest.clone(), Bytes::from(all));
-                st.writes.push(format!("blob {} {digest}", self.path));
-            });
-            Ok(n)
-        }
-
-        async fn mount_blob(
-            &self,
-            digest: &Digest,
-            from_path: &str,
-        ) -> Result<bool, RegistryError> {
-            let mut st = self.state.lock().unwrap();
-            if !st.mounts {
-                return Ok(false);
-            }
-            let Some(b) = st
-                .repos
-                .get(from_path)
-                .and_then(|r| r.blobs.get(digest))
-                .cloned()
-            else {
-                return Ok(false);
-            };
-            st.repos
-                .entry(self.path.clone())
-                .or_default()
-                .blobs
-                .insert(digest.clone(), b);
-            st.writes.push(format!("mount {} {digest}", self.path));
-            Ok(true)
-        }
-
-        async fn put_manifest(
-            &self,
-            reference: &str,
-            m: &RawManifest,
-        ) -> Result<(), RegistryError> {
-            let parsed = parse_manifest(&m.media_type, &m.bytes)
-                .map_err(|e| status(400, &format!("MANIFEST_INVALID: {e}")))?;
-            self.with(|r, st| {
-                if let Some((path, tag, d)) = st.sneak.take() {
-                    if path == self.path {
-                        r.tags.insert(tag, d);
-                    } else {
-                        st.sneak = Some((path, tag, d));
-                    }
-                }
-                // Like distribution: everything named must be present.
-                for b in &parsed.blobs {
-                    if !r.blobs.contains_key(&b.digest) {
-                        return Err(status(400, "MANIFEST_BLOB_UNKNOWN"));
-                    }
-                }
-                for c in &parsed.children {
-                    if !r.manifests.contains_key(&c.digest) {
-                        return Err(status(400, "MANIFEST_UNKNOWN"));
-                    }
-                }
-                r.manifests.insert(m.digest.clone(), m.clone());
-                if Digest::parse(reference).is_err() {
-                    r.tags.insert(reference.to_string(), m.digest.clone());
-                }
-                st.writes
-                    .push(format!("manifest {} {reference}", self.path));
-                Ok(())
-            })
-        }
-
-        async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
-            self.with(|r, st| {
-                if st.no_tag_delete {
-                    return Ok(TagDeletion::Unsupported);
-                }
-                r.tags.remove(tag);
-                st.writes.push(format!("delete-tag {} {tag}", self.path));
-                Ok(TagDeletion::Deleted)
-            })
-        }
-
-        async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
-            self.with(|r, st| {
-                r.manifests.remove(digest);
-                r.tags.retain(|_, d| d != digest);
-                st.writes
-                    .push(format!("delete-manifest {} {digest}", self.path));
-                Ok(())
-            })
-        }
-    }
-
-    impl MirrorEndpoint for Mem {
-        fn registry_host(&self) -> Option<&str> {
-            self.host.as_deref()
-        }
-        fn repository_path(&self) -> &str {
-            &self.path
-        }
-        fn fresh(&self) -> Self {
-            self.clone()
-        }
-    }
-
-    /// Runs a future to completion on a fresh multi-threaded runtime.
-    pub fn block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    /// A blob or manifest: media type and bytes.
-    pub struct Content {
-        pub media_type: String,
-        pub bytes: Vec<u8>,
-    }
-
-    impl Content {
-        pub fn digest(&self) -> Digest {
-            Digest::sha256_of(&self.bytes)
-        }
-        pub fn descriptor(&self) -> serde_json::Value {
-            serde_json::json!({
-                "mediaType": self.media_type,
-                "digest": self.digest().to_string(),
-                "size": self.bytes.len(),
-            })
-        }
-    }
-
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-    fn blob(bytes: &[u8]) -> Content {
-        Content {
-            media_type: "application/vnd.oci.image.layer.v1.tar".to_string(),
-            bytes: bytes.to_vec(),
-        }
-    }
-
-    /// Seeds a two-platform OCI index in `repo`: per platform a config and the layers
-    /// `shared` (same bytes in both platforms) and one of its own. Returns the index digest
-    /// and the digests of every blob.
-    pub fn seed_index(
-        repo: &Mem,
-        seed: &str,
-        shared: &[u8],
-        tag: Option<&str>,
-    ) -> (Digest, Vec<Digest>) {
-        let mut children = Vec::new();
-        let mut blobs = Vec::new();
-        for arch in ["amd64", "arm64"] {
-            let config = Content {
-                media_type: "application/vnd.oci.image.config.v1+json".to_string(),
-                bytes: format!(r#"{{"architecture":"{arch}","os":"linux","seed":"{seed}"}}"#)
-                    .into_bytes(),
-            };
-            let own = blob(format!("{seed} {arch} layer").as_bytes());
-            let common = blob(shared);
-            for c in [&config, &own, &common] {
-                blobs.push(repo.seed_blob(&c.bytes));
-            }
-            // Not canonical JSON on purpose: copies must keep these bytes.
-            let m = format!(
-                "{{ \"schemaVersion\": 2,\n  \"mediaType\": \"{OCI_MANIFEST}\",\n  \"config\": {},\n  \"layers\": [{}, {}] }}",
-                config.descriptor(),
-                common.descriptor(),
-                own.descriptor()
-            );
-            let d = repo.seed_manifest(OCI_MANIFEST, m.as_bytes(), None);
-            children.push(serde_json::json!({
-                "mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": m.len(),
-                "platform": {"architecture": arch, "os": "linux"}
-            }));
-        }
-        let index = serde_json::to_vec_pretty(&serde_json::json!({
-            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children,
-        }))
-        .unwrap();
-        blobs.sort();
-        blobs.dedup();
-        (repo.seed_manifest(OCI_INDEX, &index, tag), blobs)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::{Mem, OCI_INDEX, OCI_MANIFEST, seed_index};
+    use super::testing::{Mem, OCI_INDEX, seed_index};
     use super::*;
     use std::time::Duration;
-
-    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-    const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
     fn d(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
@@ -1292,123 +681,6 @@ mod tests {
             writes.contains(&format!("manifest dst/rel {a}")),
             "{writes:?}"
         );
-    }
-
-    #[test]
-    fn parses_the_four_formats() {
-        let index = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":10}},{{"digest":"{}","size":11}}]}}"#,
-            d('a'),
-            d('b')
-        );
-        let p = parse_manifest("", index.as_bytes()).unwrap();
-        assert_eq!(p.kind, ManifestKind::OciIndex);
-        assert_eq!(
-            p.children
-                .iter()
-                .map(|c| c.digest.to_string())
-                .collect::<Vec<_>>(),
-            [d('a'), d('b')]
-        );
-        assert_eq!(p.children[1].size, Some(11));
-        assert!(p.blobs.is_empty());
-
-        let list = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_LIST}","manifests":[{{"mediaType":"{DOCKER_V2}","digest":"{}","size":5,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
-            d('c')
-        );
-        let p = parse_manifest(DOCKER_LIST, list.as_bytes()).unwrap();
-        assert_eq!(p.kind, ManifestKind::DockerList);
-        assert_eq!(p.children.len(), 1);
-
-        // Config first, then layers; a repeated layer once.
-        let image = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_V2}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":3}},"layers":[{{"digest":"{}","size":4}},{{"digest":"{}","size":5}},{{"digest":"{}","size":4}}]}}"#,
-            d('1'),
-            d('2'),
-            d('3'),
-            d('2')
-        );
-        let p = parse_manifest(DOCKER_V2, image.as_bytes()).unwrap();
-        assert_eq!(p.kind, ManifestKind::DockerManifest);
-        assert_eq!(
-            p.blobs
-                .iter()
-                .map(|b| b.digest.to_string())
-                .collect::<Vec<_>>(),
-            [d('1'), d('2'), d('3')]
-        );
-
-        // An OCI manifest without mediaType: the served type, else the shape.
-        let bare = format!(
-            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":3}},"layers":[]}}"#,
-            d('4')
-        );
-        assert_eq!(
-            parse_manifest(OCI_MANIFEST, bare.as_bytes()).unwrap().kind,
-            ManifestKind::OciManifest
-        );
-        assert_eq!(
-            parse_manifest("application/json", bare.as_bytes())
-                .unwrap()
-                .kind,
-            ManifestKind::OciManifest
-        );
-        assert_eq!(
-            ManifestKind::from_media_type(&format!("{OCI_INDEX}; charset=utf-8")),
-            Some(ManifestKind::OciIndex)
-        );
-    }
-
-    #[test]
-    fn skips_foreign_layers_and_refuses_other_formats() {
-        let image = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_V2}","config":{{"digest":"{}","size":3}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","size":4,"urls":["https://example.com/x"]}},{{"digest":"{}","size":5}}]}}"#,
-            d('1'),
-            d('2'),
-            d('3')
-        );
-        let p = parse_manifest(DOCKER_V2, image.as_bytes()).unwrap();
-        assert_eq!(
-            p.blobs
-                .iter()
-                .map(|b| b.digest.to_string())
-                .collect::<Vec<_>>(),
-            [d('1'), d('3')]
-        );
-
-        let schema1 = r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        let e = parse_manifest(
-            "application/vnd.docker.distribution.manifest.v1+prettyjws",
-            schema1.as_bytes(),
-        )
-        .unwrap_err();
-        assert!(matches!(e, ManifestFormatError::Unsupported(_)), "{e}");
-        assert!(e.to_string().contains("v1+prettyjws"), "{e}");
-
-        let artifact = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json","blobs":[]}"#;
-        let e = parse_manifest("", artifact.as_bytes()).unwrap_err();
-        assert_eq!(
-            e,
-            ManifestFormatError::Unsupported(
-                "application/vnd.oci.artifact.manifest.v1+json".to_string()
-            )
-        );
-        for bad in [
-            "not json",
-            "[]",
-            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#,
-            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:zz"}}"#,
-            r#"{"schemaVersion":3,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}"#,
-        ] {
-            assert!(
-                matches!(
-                    parse_manifest("", bad.as_bytes()),
-                    Err(ManifestFormatError::Malformed(_))
-                ),
-                "{bad}"
-            );
-        }
     }
 
     #[tokio::test]

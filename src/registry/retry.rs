@@ -5,7 +5,7 @@
 //! and [`RegistryError::is_retryable`] tells the caller whether to redo the whole copy.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::RegistryError;
 
@@ -63,7 +63,7 @@ pub(crate) enum Outcome<T> {
     Done(T),
     /// A failure worth retrying; `value` is returned if no try is left.
     Retry {
-        /// The failure.
+        /// The failure, returned as is when no try is left.
         value: T,
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
@@ -94,6 +94,38 @@ where
             }
         }
     }
+}
+
+/// Redoes a whole operation (a blob transfer, a streamed upload around it) until it
+/// succeeds, fails with an error that is not retryable ([`RegistryError::is_retryable`]),
+/// or has been tried `policy.tries` times, waiting as [`retry`] does; returns the last
+/// error with the number of tries made.
+pub(crate) async fn redo<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    mut op: F,
+) -> Result<T, (RegistryError, u32)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RegistryError>>,
+{
+    let (result, tries) = retry(policy, |_| {
+        let fut = op();
+        async move {
+            match fut.await {
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(what, error = %e, "failed; worth another try");
+                    Outcome::Retry {
+                        value: Err(e),
+                        retry_after: None,
+                    }
+                }
+                done => Outcome::Done(done),
+            }
+        }
+    })
+    .await;
+    result.map_err(|e| (e, tries))
 }
 
 /// Whether an HTTP status is worth another try: 408, 429 and 5xx except 501 and 505
@@ -149,8 +181,9 @@ fn caused_by_json(e: &reqwest::Error) -> bool {
 }
 
 /// Reads `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate, `Sun, 06 Nov 1994
-/// 08:49:37 GMT`), relative to `now`. A date in the past is zero; anything else unreadable
-/// is `None`.
+/// 08:49:37 GMT`, or the obsolete forms RFC 9110 still has recipients accept; parsed by
+/// `httpdate`), relative to `now`. A date in the past is zero; anything else unreadable is
+/// `None`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -158,58 +191,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
             value.parse::<u64>().unwrap_or(u64::MAX),
         ));
     }
-    let at = parse_http_date(value)?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
-}
-
-/// Seconds since the epoch of an IMF-fixdate.
-fn parse_http_date(s: &str) -> Option<u64> {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let (_, rest) = s.split_once(", ")?;
-    let mut parts = rest.split(' ');
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day as i64);
-    u64::try_from(days)
-        .ok()
-        .map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 impl RegistryError {
@@ -232,6 +215,7 @@ impl RegistryError {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn backoff_ceilings_double_up_to_the_cap() {

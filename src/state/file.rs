@@ -1,14 +1,22 @@
-//! The state in `.relsync/state.json`: read-modify-write under an exclusive lock on the
-//! `.relsync` directory, written to a temporary file and renamed over the old one.
+//! The state in `.relsync/state.json`: read-modify-write under an exclusive lock on
+//! `.relsync/state.lock`, written durably ([`crate::fs_durable::write_durably`]).
 
 use std::path::Path;
 
 use super::{StateError, SyncState, parse};
+use crate::fs_durable::{FileLock, FsError, write_durably};
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+fn fs(e: FsError) -> StateError {
+    StateError::Io {
+        path: e.path,
+        source: e.source,
     }
 }
 
@@ -28,26 +36,10 @@ pub(super) fn update(
 ) -> Result<SyncState, StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let lock_path = dir.join("state.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    lock.lock().map_err(io(&lock_path))?;
+    let lock = FileLock::file(&dir.join("state.lock"), || {}).map_err(fs)?;
     let mut state = load(path)?;
     change(&mut state);
-    let text = state.to_json_within(None);
-    let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-        // On disk before it replaces the old state: a crash leaves one or the other.
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    write_durably(path, state.to_json_within(None).as_bytes()).map_err(fs)?;
     drop(lock);
     Ok(state)
 }

@@ -283,7 +283,7 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
     let path = path.to_path_buf();
-    crate::blocking::run(work, |source| StateError::Io { path, source }).await
+    crate::fs_durable::run(work, |source| StateError::Io { path, source }).await
 }
 
 /// Parses stored state.

@@ -15,12 +15,9 @@
 //! file's identity (inode, size, modification time) stays the same, which a rename always
 //! changes.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -31,68 +28,20 @@ use super::content::{
     TagDeletion,
 };
 use super::verify::{Verifier, check_manifest, digest_like, sniff_media_type};
-use super::{MANIFEST_MEDIA_TYPES, REF_NAME_ANNOTATION, RegistryError, TargetReader, check_tag};
+use super::{REF_NAME_ANNOTATION, RegistryError, TargetReader, check_tag};
 use crate::digest::Digest;
 
-/// The largest `index.json` read.
-const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+mod fs;
+mod index;
+
+use crate::fs_durable::RemoveOnDrop;
+use fs::*;
+use index::*;
+
 /// Chunks a blob is read in.
 const READ_CHUNK: usize = 256 * 1024;
 /// Buffer in front of a blob file being written.
 const WRITE_BUFFER: usize = 1024 * 1024;
-/// The `oci-layout` file written into new layouts.
-const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
-
-/// One `index.json` entry, as read.
-#[derive(Debug, Clone)]
-struct Entry {
-    digest: Digest,
-    media_type: Option<String>,
-}
-
-/// The parsed `index.json` of a layout.
-#[derive(Debug, Default)]
-struct LayoutIndex {
-    tags: BTreeMap<String, usize>,
-    entries: Vec<Entry>,
-}
-
-impl LayoutIndex {
-    fn tag(&self, tag: &str) -> Option<&Entry> {
-        self.tags.get(tag).and_then(|&i| self.entries.get(i))
-    }
-
-    fn media_type_of(&self, digest: &Digest) -> Option<&str> {
-        self.entries
-            .iter()
-            .filter(|e| e.digest == *digest)
-            .find_map(|e| e.media_type.as_deref())
-    }
-}
-
-/// What identifies one version of `index.json` on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        Stamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            inode,
-        }
-    }
-}
-
-type IndexCache = Arc<Mutex<Option<(Stamp, Arc<LayoutIndex>)>>>;
 
 /// One OCI image layout directory used as a repository, read and written in place.
 #[derive(Debug, Clone)]
@@ -102,22 +51,6 @@ pub struct LayoutRepository {
     cache: IndexCache,
     /// Whether this process swept the layout's leftovers already.
     swept: Arc<AtomicBool>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexJson {
-    #[serde(default)]
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexEntry {
-    digest: String,
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
 }
 
 impl LayoutRepository {
@@ -248,7 +181,7 @@ impl LayoutRepository {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.dir.clone());
-        let guard = TempFile(Some(tmp.clone()));
+        let guard = RemoveOnDrop(Some(tmp.clone()));
         let io = |source| RegistryError::Io {
             path: tmp.clone(),
             source,
@@ -290,7 +223,7 @@ impl LayoutRepository {
         let dir = self.dir.clone();
         let sweep = !self.swept.swap(true, Ordering::Relaxed);
         blocking(move || {
-            let _lock = IndexLock::acquire(&dir)?;
+            let _lock = lock_layout(&dir)?;
             ensure_layout_locked(&dir)?;
             if sweep {
                 sweep_leftovers(&dir);
@@ -315,7 +248,7 @@ impl LayoutRepository {
             if !create && !dir.join("index.json").exists() {
                 return Ok(change(&mut Vec::new()).1);
             }
-            let _lock = IndexLock::acquire(&dir)?;
+            let _lock = lock_layout(&dir)?;
             ensure_layout_locked(&dir)?;
             let index_path = dir.join("index.json");
             let bytes = std::fs::read(&index_path).map_err(|source| RegistryError::Io {
@@ -465,431 +398,6 @@ impl LayoutRepository {
         }
         Ok(())
     }
-}
-
-/// The path of the blob `digest` in the layout `dir`; a parsed [`Digest`] cannot leave it.
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs")
-        .join(digest.algorithm())
-        .join(digest.hex())
-}
-
-/// Refuses a symbolic link at `blobs`, `blobs/<alg>` or the blob `digest` itself: a link
-/// would make the layout read (or write) a file outside it.
-async fn refuse_blob_links(dir: &Path, digest: &Digest) -> Result<(), RegistryError> {
-    let alg = Path::new("blobs").join(digest.algorithm());
-    for rel in [PathBuf::from("blobs"), alg.join(digest.hex()), alg] {
-        refuse_link(dir, &rel).await?;
-    }
-    Ok(())
-}
-
-/// Refuses `dir/rel` when it is a symbolic link (absent is fine).
-async fn refuse_link(dir: &Path, rel: &Path) -> Result<(), RegistryError> {
-    let path = dir.join(rel);
-    match tokio::fs::symlink_metadata(&path).await {
-        Ok(m) if m.file_type().is_symlink() => Err(RegistryError::Layout {
-            path: dir.to_path_buf(),
-            reason: format!(
-                "{} is a symbolic link; refusing to follow it out of the layout",
-                rel.display()
-            ),
-        }),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(RegistryError::Io { path, source }),
-    }
-}
-
-/// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
-) -> Result<T, RegistryError> {
-    crate::blocking::run(f, |source| RegistryError::Io {
-        path: PathBuf::new(),
-        source,
-    })
-    .await
-}
-
-/// Creates `dir/.tmp-<random>` and locks it (`flock`, released when the file is closed,
-/// also by a killed process), so that [`sweep_leftovers`] can tell a live writer's file
-/// from a dead one's. A name a sweep removed between the creation and the lock is given up
-/// for another.
-fn locked_temp_file(dir: &Path) -> Result<(PathBuf, std::fs::File), RegistryError> {
-    let mut last = None;
-    for _ in 0..8 {
-        let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
-        let io = |source| RegistryError::Io {
-            path: tmp.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                last = Some(tmp);
-                continue;
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io(e));
-            }
-        }
-        if same_file(&tmp, &file) {
-            return Ok((tmp, file));
-        }
-        last = Some(tmp);
-    }
-    let path = last.unwrap_or_else(|| dir.to_path_buf());
-    Err(RegistryError::Io {
-        source: std::io::Error::other("temporary files keep being swept away"),
-        path,
-    })
-}
-
-/// Whether `path` still names the open `file` (a sweep may have removed it).
-fn same_file(path: &Path, file: &std::fs::File) -> bool {
-    let (Ok(on_disk), Ok(open)) = (std::fs::symlink_metadata(path), file.metadata()) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        on_disk.ino() == open.ino() && on_disk.dev() == open.dev()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (on_disk, open);
-        true
-    }
-}
-
-/// Removes what writers killed mid-write left in the layout at `dir`: `blobs/<alg>/.tmp-*`
-/// files no live writer holds locked (each removed while this process holds its lock, so
-/// a writer that locks it later sees it gone), and `*.tmp-*` files beside `index.json`
-/// (written under the layout lock, which the caller holds). A leftover is only wasted
-/// space, so failures are ignored.
-fn sweep_leftovers(dir: &Path) {
-    let temporary = |e: &std::fs::DirEntry| {
-        e.file_name().to_string_lossy().contains(".tmp-")
-            && e.file_type().is_ok_and(|t| t.is_file())
-    };
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten().filter(temporary) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-    let Ok(algorithms) = std::fs::read_dir(dir.join("blobs")) else {
-        return;
-    };
-    for alg in algorithms.flatten() {
-        if !alg.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(alg.path()) else {
-            continue;
-        };
-        for e in entries.flatten().filter(temporary) {
-            let Ok(file) = std::fs::OpenOptions::new().write(true).open(e.path()) else {
-                continue;
-            };
-            if file.try_lock().is_ok() {
-                tracing::debug!(path = %e.path().display(), "removing a dead writer's temporary file");
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
-/// Removes a temporary file when dropped, unless kept.
-struct TempFile(Option<PathBuf>);
-
-impl TempFile {
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// An exclusive lock on a layout, held until dropped: on the layout directory itself
-/// (`flock` on its descriptor, so that no lock file is left in the layout), or, where a
-/// directory cannot be opened as a file, on `index.json.lock`.
-struct IndexLock(std::fs::File);
-
-impl IndexLock {
-    fn acquire(dir: &Path) -> Result<IndexLock, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        #[cfg(unix)]
-        let (path, file) = (dir.to_path_buf(), std::fs::File::open(dir));
-        #[cfg(not(unix))]
-        let (path, file) = {
-            let path = dir.join("index.json.lock");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path);
-            (path, file)
-        };
-        let io = |source| RegistryError::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = file.map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(IndexLock(file))
-    }
-}
-
-impl Drop for IndexLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-/// Creates what is missing of a layout at `dir`; the caller holds its [`IndexLock`].
-fn ensure_layout_locked(dir: &Path) -> Result<(), RegistryError> {
-    let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).map_err(|source| RegistryError::Io {
-        path: blobs.clone(),
-        source,
-    })?;
-    let oci_layout = dir.join("oci-layout");
-    let index = dir.join("index.json");
-    let has = |p: &Path| {
-        std::fs::symlink_metadata(p).map(|_| true).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(false)
-            } else {
-                Err(RegistryError::Io {
-                    path: p.to_path_buf(),
-                    source: e,
-                })
-            }
-        })
-    };
-    let (has_layout, has_index) = (has(&oci_layout)?, has(&index)?);
-    if !has_layout {
-        if has_index {
-            return Err(RegistryError::Layout {
-                path: dir.to_path_buf(),
-                reason: "index.json without an oci-layout file: not an OCI image layout"
-                    .to_string(),
-            });
-        }
-        write_atomically(dir, "oci-layout", OCI_LAYOUT.as_bytes())?;
-    }
-    if !has_index {
-        let empty = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPES[0],
-            "manifests": [],
-        });
-        let bytes = serde_json::to_vec_pretty(&empty).map_err(|source| RegistryError::Json {
-            context: format!("writing {}", index.display()),
-            source,
-        })?;
-        write_atomically(dir, "index.json", &bytes)?;
-    }
-    Ok(())
-}
-
-/// Writes `dir/name` by writing `dir/name.tmp-<random>`, syncing it, renaming it over
-/// `name` and syncing the directory.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RegistryError> {
-    let tmp = dir.join(format!("{name}.tmp-{:016x}", fastrand::u64(..)));
-    let guard = TempFile(Some(tmp.clone()));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RegistryError::Io { path, source }
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    let target = dir.join(name);
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
-    guard.keep();
-    sync_dir(dir)
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| RegistryError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-async fn sync_dir_async(dir: PathBuf) -> Result<(), RegistryError> {
-    blocking(move || sync_dir(&dir)).await
-}
-
-/// Reads the index of the layout at `dir`; a missing `index.json` is an empty repository.
-async fn read_index(dir: &Path) -> Result<LayoutIndex, RegistryError> {
-    let index_path = dir.join("index.json");
-    let layout_err = |reason: String| RegistryError::Layout {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    refuse_link(dir, Path::new("index.json")).await?;
-    let meta = match tokio::fs::metadata(&index_path).await {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(LayoutIndex::default());
-        }
-        Err(source) => {
-            return Err(RegistryError::Io {
-                path: index_path,
-                source,
-            });
-        }
-    };
-    if meta.len() > MAX_INDEX_BYTES {
-        return Err(RegistryError::TooLarge {
-            context: format!("reading {}", index_path.display()),
-            limit: MAX_INDEX_BYTES,
-        });
-    }
-    let oci_layout = dir.join("oci-layout");
-    match tokio::fs::read(&oci_layout).await {
-        Ok(bytes) => {
-            #[derive(serde::Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct OciLayout {
-                image_layout_version: String,
-            }
-            let l: OciLayout =
-                serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
-                    context: format!("reading {}", oci_layout.display()),
-                    source,
-                })?;
-            if !l.image_layout_version.starts_with("1.") {
-                return Err(layout_err(format!(
-                    "unsupported imageLayoutVersion `{}`",
-                    l.image_layout_version
-                )));
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(layout_err(
-                "index.json without an oci-layout file: not an OCI image layout".to_string(),
-            ));
-        }
-        Err(source) => {
-            return Err(RegistryError::Io {
-                path: oci_layout,
-                source,
-            });
-        }
-    }
-    let bytes = tokio::fs::read(&index_path)
-        .await
-        .map_err(|source| RegistryError::Io {
-            path: index_path.clone(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_INDEX_BYTES {
-        return Err(RegistryError::TooLarge {
-            context: format!("reading {}", index_path.display()),
-            limit: MAX_INDEX_BYTES,
-        });
-    }
-    let index: IndexJson =
-        serde_json::from_slice(&bytes).map_err(|source| RegistryError::Json {
-            context: format!("reading {}", index_path.display()),
-            source,
-        })?;
-    let mut out = LayoutIndex::default();
-    for (i, entry) in index.manifests.into_iter().enumerate() {
-        let digest = Digest::parse(&entry.digest).map_err(|source| RegistryError::BadDigest {
-            context: format!("{}: manifests[{i}]", index_path.display()),
-            source,
-        })?;
-        if let Some(tag) = entry.annotations.get(REF_NAME_ANNOTATION) {
-            if let Some(previous) = out.tag(tag)
-                && previous.digest != digest
-            {
-                return Err(layout_err(format!(
-                    "tag `{tag}` is annotated on two manifests ({} and {digest})",
-                    previous.digest
-                )));
-            }
-            out.tags.insert(tag.clone(), out.entries.len());
-        }
-        out.entries.push(Entry {
-            digest,
-            media_type: entry.media_type.filter(|m| !m.is_empty()),
-        });
-    }
-    Ok(out)
-}
-
-/// Whether an `index.json` entry names `tag`.
-fn entry_has_tag(entry: &serde_json::Value, tag: &str) -> bool {
-    entry
-        .get("annotations")
-        .and_then(|a| a.get(REF_NAME_ANNOTATION))
-        .and_then(|t| t.as_str())
-        == Some(tag)
-}
-
-/// The digest `tag` holds in an `index.json` `manifests` list (its first entry), if any.
-fn tag_digest(list: &[serde_json::Value], tag: &str) -> Option<Digest> {
-    list.iter()
-        .find(|e| entry_has_tag(e, tag))
-        .and_then(|e| e.get("digest")?.as_str())
-        .and_then(|d| Digest::parse(d).ok())
-}
-
-/// Points `tag` at `entry` in an `index.json` `manifests` list (replacing its first entry
-/// in place and dropping any other); whether that changed anything.
-fn set_tag(list: &mut Vec<serde_json::Value>, tag: &str, entry: serde_json::Value) -> bool {
-    match list.iter().position(|e| entry_has_tag(e, tag)) {
-        Some(i) => {
-            if list[i] == entry {
-                return false;
-            }
-            list[i] = entry;
-            let mut j = i + 1;
-            while j < list.len() {
-                if entry_has_tag(&list[j], tag) {
-                    list.remove(j);
-                } else {
-                    j += 1;
-                }
-            }
-        }
-        None => list.push(entry),
-    }
-    true
 }
 
 impl TargetReader for LayoutRepository {
@@ -1104,6 +612,7 @@ impl ContentStore for LayoutRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::MANIFEST_MEDIA_TYPES;
 
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 

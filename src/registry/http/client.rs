@@ -1,0 +1,517 @@
+//! The transport of one registry host: [`HttpRegistry`] holds its reqwest client, base URL,
+//! credentials and request limit, and sends every request, counted, logged and retried by
+//! the one [`RetryPolicy`], authenticating as the host's challenge asks ([`super::token`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::answer::*;
+use super::token::*;
+use crate::registry::auth::{Challenge, Credentials, Token, parse_challenges};
+use crate::registry::content::MAX_MANIFEST_BYTES;
+use crate::registry::retry::{
+    Outcome, RetryPolicy, parse_retry_after, retry, retryable_status, retryable_transport,
+};
+use crate::registry::{RegistryError, StatusCounts};
+
+/// Pages of one tag list followed at most.
+pub const MAX_TAG_PAGES: usize = 10_000;
+/// Tags in one repository accepted at most.
+pub const MAX_TAGS: usize = 1_000_000;
+/// The largest manifest read, as a byte count of an answer.
+pub(super) const MAX_MANIFEST: u64 = MAX_MANIFEST_BYTES as u64;
+/// Connecting to a registry gives up after this long.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request whose answer stays silent this long (between chunks too) is abandoned.
+pub(super) const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Overrides [`READ_IDLE_TIMEOUT`]: seconds, fractions allowed (for slow links, and for
+/// tests that stall answers without waiting a minute).
+pub(super) const READ_TIMEOUT_ENV: &str = "RELSYNC_READ_TIMEOUT";
+/// The largest tag-list page read.
+pub(super) const MAX_TAG_PAGE_BYTES: u64 = 32 * 1024 * 1024;
+/// The largest error or token answer read.
+pub(super) const MAX_SMALL_BYTES: u64 = 1024 * 1024;
+/// Tags asked for per page (registries may send fewer, and distribution 2.8 ignores it).
+pub(super) const PAGE_SIZE: usize = 1000;
+
+/// The read timeout: [`READ_TIMEOUT_ENV`] when set, else [`READ_IDLE_TIMEOUT`].
+pub(super) fn read_idle_timeout(host: &str) -> Result<Duration, RegistryError> {
+    let Ok(value) = std::env::var(READ_TIMEOUT_ENV) else {
+        return Ok(READ_IDLE_TIMEOUT);
+    };
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| RegistryError::Settings {
+            host: host.to_string(),
+            message: format!("{READ_TIMEOUT_ENV}={value:?} is not a positive number of seconds"),
+        })
+}
+
+/// One registry host: its HTTP client, base URL, credentials, token cache and request
+/// limit. Shared by every [`HttpRepository`] on the host.
+#[derive(Debug)]
+pub struct HttpRegistry {
+    pub(super) host: String,
+    pub(super) base: Url,
+    pub(super) base_str: String,
+    pub(super) client: reqwest::Client,
+    pub(super) credentials: Option<Credentials>,
+    pub(super) scheme: std::sync::Mutex<Scheme>,
+    pub(super) tokens: std::sync::Mutex<HashMap<String, Token>>,
+    pub(super) token_fetch: tokio::sync::Mutex<()>,
+    pub(super) limit: Semaphore,
+    pub(super) requests: Arc<AtomicU64>,
+    pub(super) writes: Arc<AtomicU64>,
+    pub(super) statuses: Arc<StatusCounts>,
+    pub(super) retry: RetryPolicy,
+}
+
+/// The reqwest client for hosts that trust the system roots plus the certificates of
+/// `ca_file`. Building one loads the system's certificate store, which takes a noticeable
+/// part of a short run's start, so [`super::Registries`] makes one per `ca_file` and every
+/// host that shares the setting shares it (connections are still pooled per host).
+/// `host` only names the host in errors.
+pub(crate) fn http_client(
+    host: &str,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(read_idle_timeout(host)?);
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca).map_err(|source| RegistryError::CaFile {
+            host: host.to_string(),
+            path: ca.to_path_buf(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            RegistryError::Client {
+                host: host.to_string(),
+                source,
+            }
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::Settings {
+                host: host.to_string(),
+                message: format!("caFile {} holds no PEM certificate", ca.display()),
+            });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|source| RegistryError::Client {
+        host: host.to_string(),
+        source,
+    })
+}
+
+impl HttpRegistry {
+    /// A client for `host`: plain HTTP when `insecure`, else HTTPS with the system roots
+    /// plus the certificates of `ca_file`; at most `concurrency` requests in flight; every
+    /// request counted in `requests`, and those that write (POST, PUT, PATCH, DELETE) in
+    /// `writes` too. Requests are retried by the default [`RetryPolicy`].
+    pub fn new(
+        host: &str,
+        insecure: bool,
+        ca_file: Option<&Path>,
+        credentials: Option<Credentials>,
+        concurrency: usize,
+        requests: Arc<AtomicU64>,
+        writes: Arc<AtomicU64>,
+    ) -> Result<HttpRegistry, RegistryError> {
+        let client = http_client(host, ca_file)?;
+        HttpRegistry::with_client(
+            host,
+            insecure,
+            client,
+            credentials,
+            concurrency,
+            requests,
+            writes,
+        )
+    }
+
+    /// [`HttpRegistry::new`] with a reqwest client made beforehand, possibly shared with
+    /// other hosts (their connections are still pooled per host).
+    pub fn with_client(
+        host: &str,
+        insecure: bool,
+        client: reqwest::Client,
+        credentials: Option<Credentials>,
+        concurrency: usize,
+        requests: Arc<AtomicU64>,
+        writes: Arc<AtomicU64>,
+    ) -> Result<HttpRegistry, RegistryError> {
+        let scheme = if insecure { "http" } else { "https" };
+        let base_str = format!("{scheme}://{host}");
+        let base = Url::parse(&format!("{base_str}/")).map_err(|e| RegistryError::Settings {
+            host: host.to_string(),
+            message: format!("not a usable host ({e})"),
+        })?;
+        Ok(HttpRegistry {
+            host: host.to_string(),
+            base,
+            base_str,
+            client,
+            credentials,
+            scheme: std::sync::Mutex::new(Scheme::Anonymous),
+            tokens: std::sync::Mutex::new(HashMap::new()),
+            token_fetch: tokio::sync::Mutex::new(()),
+            limit: Semaphore::new(concurrency.max(1)),
+            requests,
+            writes,
+            statuses: Arc::new(StatusCounts::default()),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Replaces the retry policy (tests use short waits).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> HttpRegistry {
+        self.retry = policy;
+        self
+    }
+
+    /// Counts this client's answers by status into `counts` (shared by a [`Registries`]).
+    pub(crate) fn with_status_counts(mut self, counts: Arc<StatusCounts>) -> HttpRegistry {
+        self.statuses = counts;
+        self
+    }
+
+    /// Whether `url` is on this registry: same scheme, host and port.
+    pub(super) fn same_origin(&self, url: &Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    /// The host (and port), e.g. `quay.io` or `127.0.0.1:5000`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `http://host` or `https://host`.
+    pub fn base_url(&self) -> &str {
+        &self.base_str
+    }
+
+    pub(super) fn count(&self, method: &Method) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            *method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a request built by `build`, counted and logged, trying up to `tries` times
+    /// (see [`RetryPolicy`]) on connection errors, timeouts, 408, 429 and 5xx. After the
+    /// last try a retryable status becomes a [`RegistryError::Status`] whose context says
+    /// how many tries were made; a transport failure a [`RegistryError::Transport`].
+    pub(super) async fn execute(
+        &self,
+        method: &Method,
+        url: &Url,
+        mut build: impl FnMut() -> Option<reqwest::RequestBuilder>,
+        tries: u32,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let policy = RetryPolicy {
+            tries,
+            ..self.retry
+        };
+        let (result, made) = retry(&policy, |_attempt| {
+            let request = build();
+            if request.is_some() {
+                self.count(method);
+            }
+            let method = method.clone();
+            let statuses = self.statuses.clone();
+            // Logged without its query, which may hold a signature (pre-signed uploads).
+            let url = format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + url.path();
+            async move {
+                let Some(request) = request else {
+                    return Outcome::Done(Err(None));
+                };
+                match request.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        statuses.answered(status);
+                        tracing::debug!(method = %method, url = %url, status, "registry request");
+                        if retryable_status(status) {
+                            let retry_after = resp
+                                .headers()
+                                .get(RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                            Outcome::Retry {
+                                value: Ok(resp),
+                                retry_after,
+                            }
+                        } else {
+                            Outcome::Done(Ok(resp))
+                        }
+                    }
+                    Err(e) => {
+                        statuses.failed();
+                        tracing::debug!(method = %method, url = %url, error = %e, "registry request failed");
+                        if retryable_transport(&e) {
+                            Outcome::Retry {
+                                value: Err(Some(e)),
+                                retry_after: None,
+                            }
+                        } else {
+                            Outcome::Done(Err(Some(e)))
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        let context = if made > 1 {
+            format!("{context} (gave up after {made} tries)")
+        } else {
+            context.to_string()
+        };
+        // Retried here already: the caller must not redo the operation around it.
+        let gave_up = |e: RegistryError| {
+            if made > 1 {
+                RegistryError::GaveUp(Box::new(e))
+            } else {
+                e
+            }
+        };
+        match result {
+            Ok(resp) if retryable_status(resp.status().as_u16()) => {
+                Err(gave_up(status_error(resp, &context).await))
+            }
+            Ok(resp) => Ok(resp),
+            Err(Some(e)) if retryable_transport(&e) => Err(gave_up(RegistryError::Transport {
+                context,
+                source: e.without_url(),
+            })),
+            Err(Some(e)) => Err(RegistryError::Transport {
+                context,
+                source: e.without_url(),
+            }),
+            Err(None) => Err(RegistryError::Auth {
+                context,
+                reason: "a streamed request cannot be sent twice".to_string(),
+            }),
+        }
+    }
+
+    pub(super) async fn permit(
+        &self,
+        context: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, RegistryError> {
+        self.limit.acquire().await.map_err(|_| RegistryError::Auth {
+            context: context.to_string(),
+            reason: "the request limiter was closed".to_string(),
+        })
+    }
+
+    /// A request to `url` with `headers`, carrying `auth` only when `url` is on this
+    /// registry (an upload `Location` may point elsewhere).
+    pub(super) fn request(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        auth: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone());
+        if let Some(a) = auth
+            && self.same_origin(url)
+        {
+            rb = with_authorization(rb, a);
+        }
+        rb
+    }
+
+    /// Sends `method url` (with `body`, when given) for `scope` (`repository:<path>:pull`,
+    /// space-separated scopes for several), authenticating as the host asks: anonymous
+    /// first; on 401, Basic with the credentials, or a Bearer token fetched from the
+    /// challenge's realm (cached per scope), then one more time. Each sending is retried
+    /// on transient failures.
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = self.permit(context).await?;
+        let mut auth = self.authorization(scope, context, false).await?;
+        let mut retried = false;
+        loop {
+            let build = || {
+                let rb = self.request(&method, &url, &headers, auth.as_deref());
+                Some(match &body {
+                    Some(b) => rb.body(b.clone()),
+                    None => rb,
+                })
+            };
+            let resp = self
+                .execute(&method, &url, build, self.retry.tries, context)
+                .await?;
+            if resp.status() != StatusCode::UNAUTHORIZED || retried {
+                return Ok(resp);
+            }
+            // A challenge from another origin (a redirect to blob storage or a CDN) must
+            // never choose where this registry's credentials go.
+            if !self.same_origin(resp.url()) {
+                return Err(RegistryError::Auth {
+                    context: context.to_string(),
+                    reason: format!(
+                        "redirected host {} asks for authentication; credentials are only sent to the registry itself",
+                        origin_of(resp.url())
+                    ),
+                });
+            }
+            let challenge = parse_challenges(
+                resp.headers()
+                    .get_all(WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            match challenge {
+                None => return Ok(resp),
+                Some(Challenge::Basic) => {
+                    if self.credentials.is_none() {
+                        return Ok(resp);
+                    }
+                    self.set_scheme(Scheme::Basic);
+                }
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope: challenge_scope,
+                }) => {
+                    self.set_scheme(Scheme::Bearer { realm, service });
+                    // Forget a token the registry no longer takes.
+                    self.tokens
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(scope);
+                    let wanted = merge_scopes(challenge_scope.as_deref(), scope);
+                    let token = self.fetch_token(scope, &wanted, context).await?;
+                    auth = Some(format!("Bearer {}", token.value));
+                    retried = true;
+                    continue;
+                }
+            }
+            auth = self.authorization(scope, context, true).await?;
+            retried = true;
+        }
+    }
+
+    /// [`HttpRegistry::send`] a bodiless request and read its whole answer (at most `limit`
+    /// bytes). An answer that breaks off mid-body (a cut connection, a read timeout) is a
+    /// failed try like any other: the request is sent again, within the retry policy.
+    pub(super) async fn send_read(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        scope: &str,
+        context: &str,
+        limit: u64,
+    ) -> Result<Answer, RegistryError> {
+        let (result, _) = retry(&self.retry, |attempt| {
+            let (method, url, headers) = (method.clone(), url.clone(), headers.clone());
+            async move {
+                let resp = match self.send(method, url, headers, None, scope, context).await {
+                    Ok(resp) => resp,
+                    // Retried inside already, or not worth it.
+                    Err(e) => return Outcome::Done(Err(e)),
+                };
+                let status = resp.status();
+                let answer_headers = resp.headers().clone();
+                match read_bounded(resp, limit, context).await {
+                    Ok(body) => Outcome::Done(Ok(Answer {
+                        status,
+                        headers: answer_headers,
+                        body: Bytes::from(body),
+                    })),
+                    Err(e) if e.is_retryable() => {
+                        tracing::debug!(context, attempt, error = %e, "answer broke off");
+                        Outcome::Retry {
+                            value: Err(e),
+                            retry_after: None,
+                        }
+                    }
+                    Err(e) => Outcome::Done(Err(e)),
+                }
+            }
+        })
+        .await;
+        result
+    }
+
+    /// Sends a request whose body is a stream, once: a stream cannot be replayed, so
+    /// neither a retry nor an authentication challenge can be answered here. Callers
+    /// authenticate for `scope` first (with a [`HttpRegistry::send`] of their own) and
+    /// redo the whole operation when [`RegistryError::is_retryable`] says so. A bearer
+    /// token refused here (revoked before its announced expiry) is forgotten and reported
+    /// as [`RegistryError::TokenRevoked`], which is retryable: the redo fetches a new one.
+    pub(super) async fn send_stream(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = self.permit(context).await?;
+        let auth = self.authorization(scope, context, false).await?;
+        let mut body = Some(body);
+        let build = || {
+            body.take().map(|b| {
+                self.request(&method, &url, &headers, auth.as_deref())
+                    .body(b)
+            })
+        };
+        let resp = self.execute(&method, &url, build, 1, context).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && matches!(self.scheme(), Scheme::Bearer { .. })
+            && auth.is_some()
+            && self.same_origin(resp.url())
+        {
+            self.tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(scope);
+            return Err(RegistryError::TokenRevoked {
+                context: context.to_string(),
+            });
+        }
+        Ok(resp)
+    }
+}

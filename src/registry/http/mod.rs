@@ -1,0 +1,13 @@
+//! The distribution HTTP client: one [`HttpRegistry`] per host (its reqwest client, its
+//! credentials and token cache, its request limit), and [`HttpRepository`] for one
+//! repository on it.
+
+mod answer;
+mod client;
+mod read;
+mod token;
+mod write;
+
+pub use client::HttpRegistry;
+pub(crate) use client::http_client;
+pub use read::HttpRepository;

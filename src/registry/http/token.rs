@@ -1,0 +1,200 @@
+//! Authentication: the scheme a host asked for (anonymous, Basic, Bearer), the bearer
+//! tokens fetched from its realm and cached per scope, and the `Authorization` header.
+
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use url::Url;
+
+use super::answer::*;
+use super::client::*;
+use crate::registry::RegistryError;
+use crate::registry::auth::{Credentials, Token, TokenAnswer};
+
+/// How a host wants to be authenticated, learnt from its first challenge.
+#[derive(Debug, Clone)]
+pub(super) enum Scheme {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+impl HttpRegistry {
+    pub(super) fn scheme(&self) -> Scheme {
+        self.scheme
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn set_scheme(&self, s: Scheme) {
+        *self.scheme.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    pub(super) fn cached_token(&self, scope: &str) -> Option<Token> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(scope)
+            .filter(|t| t.is_fresh())
+            .cloned()
+    }
+
+    /// The `Authorization` header value to send for `scope` given what the host asked for
+    /// before (`None`: anonymous).
+    pub(super) async fn authorization(
+        &self,
+        scope: &str,
+        context: &str,
+        after_challenge: bool,
+    ) -> Result<Option<String>, RegistryError> {
+        match self.scheme() {
+            Scheme::Anonymous => Ok(None),
+            Scheme::Basic => Ok(self.credentials.as_ref().map(basic_header)),
+            Scheme::Bearer { .. } => {
+                if let Some(t) = self.cached_token(scope) {
+                    return Ok(Some(format!("Bearer {}", t.value)));
+                }
+                if after_challenge {
+                    return Ok(None);
+                }
+                // The host wants tokens: fetch one for this scope before asking.
+                let token = self.fetch_token(scope, scope, context).await?;
+                Ok(Some(format!("Bearer {}", token.value)))
+            }
+        }
+    }
+
+    /// Fetches a token for `wanted` from the realm the host named, with basic credentials
+    /// when there are some (anonymous otherwise), and caches it under `scope`. One fetch at
+    /// a time per host, so concurrent requests share a token.
+    pub(super) async fn fetch_token(
+        &self,
+        scope: &str,
+        wanted: &str,
+        context: &str,
+    ) -> Result<Token, RegistryError> {
+        let _guard = self.token_fetch.lock().await;
+        if let Some(t) = self.cached_token(scope) {
+            return Ok(t);
+        }
+        let Scheme::Bearer { realm, service } = self.scheme() else {
+            return Err(RegistryError::Auth {
+                context: context.to_string(),
+                reason: "no bearer challenge to answer".to_string(),
+            });
+        };
+        let mut url = Url::parse(&realm).map_err(|e| RegistryError::Auth {
+            context: context.to_string(),
+            reason: format!("the token realm `{realm}` is not a URL ({e})"),
+        })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(RegistryError::Auth {
+                context: context.to_string(),
+                reason: format!("the token realm `{realm}` is not http(s)"),
+            });
+        }
+        if url.scheme() == "http" && self.base.scheme() == "https" && self.credentials.is_some() {
+            return Err(RegistryError::Auth {
+                context: context.to_string(),
+                reason: format!(
+                    "refusing to send credentials to the plain-HTTP token realm `{realm}` of an HTTPS registry"
+                ),
+            });
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = &service {
+                q.append_pair("service", s);
+            }
+            for s in wanted.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", s);
+            }
+        }
+        let build = || {
+            let rb = self.client.get(url.clone());
+            Some(match &self.credentials {
+                Some(c) => with_authorization(rb, &basic_header(c)),
+                None => rb,
+            })
+        };
+        let token_context = format!("{context}: token request");
+        let resp = self
+            .execute(&Method::GET, &url, build, self.retry.tries, &token_context)
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let (code, message) = error_of(resp).await;
+            return Err(RegistryError::Auth {
+                context: context.to_string(),
+                reason: format!(
+                    "the token endpoint answered {status}{}",
+                    crate::registry::error_detail(code.as_deref(), message.as_deref())
+                ),
+            });
+        }
+        let body = read_bounded(resp, MAX_SMALL_BYTES, &token_context).await?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|source| RegistryError::Json {
+                context: token_context.clone(),
+                source,
+            })?;
+        let token = Token::from_answer(answer).ok_or_else(|| RegistryError::Auth {
+            context: context.to_string(),
+            reason: "the token endpoint sent no token".to_string(),
+        })?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(scope.to_string(), token.clone());
+        Ok(token)
+    }
+}
+
+/// The scopes to ask a token for: those the challenge names plus those the request needs
+/// (a push, or a mount's source), each once.
+pub(super) fn merge_scopes(challenge: Option<&str>, wanted: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for s in challenge
+        .unwrap_or("")
+        .split(' ')
+        .chain(wanted.split(' '))
+        .filter(|s| !s.is_empty())
+    {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out.join(" ")
+}
+
+/// Adds `Authorization: value`, marked sensitive so that no `Debug` of the request and no
+/// HTTP/2 header table ever shows or indexes it.
+pub(super) fn with_authorization(
+    rb: reqwest::RequestBuilder,
+    value: &str,
+) -> reqwest::RequestBuilder {
+    match HeaderValue::from_str(value) {
+        Ok(mut v) => {
+            v.set_sensitive(true);
+            rb.header(AUTHORIZATION, v)
+        }
+        // Not a valid header value (a token with control characters): the builder reports
+        // the error when the request is built, without the value.
+        Err(_) => rb.header(AUTHORIZATION, value),
+    }
+}
+
+pub(super) fn basic_header(c: &Credentials) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            c.username(),
+            c.password()
+        ))
+    )
+}
