@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use relsync::controller::http::{METRICS_CONTENT_TYPE, serve};
+use relsync::controller::server::{METRICS_CONTENT_TYPE, serve};
 use relsync::controller::{ChannelState, ChannelStatus, Secret, Shared, Status};
 use relsync::digest::Digest;
 use relsync::manifest::{Config, ImageStreamRef, Located, RegistrySettings, Span};
