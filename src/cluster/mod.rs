@@ -1,6 +1,8 @@
-//! The cluster adapter (kube): ImageStreams (`image.openshift.io/v1`), read into the core's
+//! The cluster adapter (kube): every Kubernetes call of relsync lives here. ImageStreams
+//! (`image.openshift.io/v1`), read into the core's
 //! [`ObservedImageStream`](crate::plan::ObservedImageStream) and written with server-side
-//! apply under the field manager `relsync`.
+//! apply under the field manager `relsync`; the state ConfigMap (`state`); the Leases of
+//! leader election ([`lease`]).
 //!
 //! [`Cluster::connect`] reads `KUBECONFIG` (or `~/.kube/config`, or the in-cluster service
 //! account) exactly as `kubectl` does; nothing here is made unless `cluster.enabled` is
@@ -9,12 +11,14 @@
 //! [`ClusterError`] naming the object and carrying the API server's message.
 
 mod imagestream;
+pub mod lease;
 mod state;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use imagestream::{ImageStreamApplied, ImageStreamApply, TagConflict};
+pub use lease::{LeaseApi, ReadLease};
 
 /// The field manager relsync applies under.
 pub const FIELD_MANAGER: &str = "relsync";
