@@ -121,3 +121,66 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, OpsError> {
         .build()
         .map_err(|e| OpsError::Usage(format!("cannot start the async runtime: {e}")))
 }
+
+/// The bundled example (manifests, policies, `oci:` layouts, relsync.yaml) committed in a
+/// temporary Git repository, for the unit tests of the use cases and of `serve`'s loop.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    /// A copy of the bundled example, committed on branch `main`; returns the directory
+    /// and the commit.
+    pub fn example_repo() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for d in ["manifests", "policies", "example"] {
+            copy_dir(&project.join(d), &dir.path().join(d));
+        }
+        std::fs::copy(
+            project.join("relsync.yaml"),
+            dir.path().join("relsync.yaml"),
+        )
+        .unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        git(dir.path(), &["add", "-A"]);
+        git(dir.path(), &["commit", "-q", "-m", "example"]);
+        let sha = git(dir.path(), &["rev-parse", "HEAD"]);
+        (dir, sha)
+    }
+
+    /// `git ARGS` in `dir` as a test identity; its trimmed output.
+    pub fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.org")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.org")
+            .output()
+            .expect("git must be installed to run these tests");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// The settings of the example in `dir`.
+    pub fn settings(dir: &Path) -> super::Settings {
+        super::Settings {
+            config: Some(dir.join("relsync.yaml")),
+            revision: None,
+        }
+    }
+}

@@ -224,3 +224,169 @@ pub async fn release_synced(
 pub fn released_by(hold: &crate::state::Hold, channel: Option<&str>) -> bool {
     channel.is_none() || hold.channel.as_deref() == channel
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{example_repo, settings};
+    use crate::ops::{Context, observe};
+    use crate::plan::{self, PlanOptions, Refusal};
+    use crate::state::Hold;
+
+    fn hold(channel: Option<&str>) -> Hold {
+        Hold {
+            revision: "r".into(),
+            branch: "HEAD".into(),
+            tip: "t".into(),
+            channel: channel.map(str::to_string),
+            time: "now".into(),
+        }
+    }
+
+    #[test]
+    fn a_sync_of_everything_ends_every_hold_and_a_channel_s_only_its_own() {
+        let (all, stable, next) = (hold(None), hold(Some("stable")), hold(Some("next")));
+        for h in [&all, &stable, &next] {
+            assert!(released_by(h, None));
+        }
+        assert!(released_by(&stable, Some("stable")));
+        assert!(!released_by(&next, Some("stable")));
+        assert!(
+            !released_by(&all, Some("stable")),
+            "a whole hold outlives a channel's sync"
+        );
+    }
+
+    /// The example, loaded, observed and planned, with its workspace.
+    async fn example() -> (tempfile::TempDir, Workspace, Loaded, ObservedState, Plan) {
+        let (dir, _) = example_repo();
+        let ctx = Context::load(&settings(dir.path())).unwrap();
+        let mut warnings = Warnings::new();
+        let loaded = ctx
+            .desired(&settings(dir.path()), false, &mut warnings)
+            .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let workspace = Workspace::connect(ctx).await.unwrap();
+        let observed = observe::observe_targets(&workspace, &loaded.desired, false)
+            .await
+            .unwrap();
+        let plan = plan::plan(
+            &loaded.revision,
+            &loaded.desired,
+            &observed,
+            &loaded.manifests.policy,
+            &PlanOptions::default(),
+        );
+        assert!(!plan.actions.is_empty(), "the example starts out of sync");
+        (dir, workspace, loaded, observed, plan)
+    }
+
+    #[tokio::test]
+    async fn a_successful_sync_is_recorded_and_ends_the_holds_of_what_it_synced() {
+        let (_dir, workspace, loaded, observed, plan) = example().await;
+        let store = workspace.store();
+        store
+            .update(|s| {
+                s.hold(hold(Some("4-scos-stable")));
+                s.hold(hold(Some("4-scos-next")));
+            })
+            .await
+            .unwrap();
+        let options = SyncOptions {
+            channel: Some("4-scos-stable".into()),
+            release_holds: true,
+            ..SyncOptions::new(EntryKind::Sync)
+        };
+        let synced = sync(&workspace, &loaded, &observed, &plan, &options).await;
+        assert_eq!(synced.outcome, SyncOutcome::Succeeded, "{}", synced.summary);
+        assert_eq!(synced.exit_code(), 0);
+        assert!(synced.warnings.is_empty(), "{:?}", synced.warnings);
+        assert!(
+            synced.summary.starts_with("synced in "),
+            "{}",
+            synced.summary
+        );
+        let state = store.load().await.unwrap();
+        assert_eq!(synced.state.as_ref(), Some(&state));
+        assert_eq!(state.history.len(), 1);
+        let entry = &state.history[0];
+        assert_eq!(entry.revision, loaded.revision);
+        assert_eq!(entry.author, "Test Author <author@example.org>");
+        assert_eq!(entry.subject, "example");
+        assert_eq!(entry.channel.as_deref(), Some("4-scos-stable"));
+        assert_eq!(entry.outcome, SyncOutcome::Succeeded);
+        let held: Vec<_> = state.holds.iter().map(|h| h.channel.as_deref()).collect();
+        assert_eq!(
+            held,
+            [Some("4-scos-next")],
+            "only the synced channel's hold ends"
+        );
+
+        // Synced: a new plan of the same desired state has nothing to do.
+        let again = observe::observe_targets(&workspace, &loaded.desired, false)
+            .await
+            .unwrap();
+        let replan = plan::plan(
+            &loaded.revision,
+            &loaded.desired,
+            &again,
+            &loaded.manifests.policy,
+            &PlanOptions::default(),
+        );
+        assert!(replan.actions.is_empty(), "{:?}", replan.actions);
+    }
+
+    #[tokio::test]
+    async fn a_refused_plan_writes_nothing_is_recorded_refused_and_ends_no_hold() {
+        let (_dir, workspace, loaded, observed, mut plan) = example().await;
+        plan.refusal = Some(Refusal::DeleteCap { deletes: 9, max: 1 });
+        let store = workspace.store();
+        store.update(|s| s.hold(hold(None))).await.unwrap();
+        let options = SyncOptions {
+            release_holds: true,
+            collapse_repeats: true,
+            ..SyncOptions::new(EntryKind::Sync)
+        };
+        let synced = sync(&workspace, &loaded, &observed, &plan, &options).await;
+        assert_eq!(synced.outcome, SyncOutcome::Refused);
+        assert_eq!(synced.exit_code(), 1);
+        assert!(synced.report.is_none(), "nothing was applied");
+        assert!(
+            synced.summary.starts_with("nothing synced: "),
+            "{}",
+            synced.summary
+        );
+        assert_eq!(
+            workspace.registries.write_count(),
+            0,
+            "a refused plan writes nothing"
+        );
+        // Nothing was written to the target layout either: it still plans the same.
+        let again = observe::observe_targets(&workspace, &loaded.desired, false)
+            .await
+            .unwrap();
+        assert_eq!(again, observed);
+        // Recorded, and a repeat of the same refusal collapses into one entry.
+        let synced = sync(&workspace, &loaded, &observed, &plan, &options).await;
+        let state = synced.state.unwrap();
+        assert_eq!(state.history.len(), 1, "a repeated refusal is one entry");
+        assert_eq!(state.history[0].outcome, SyncOutcome::Refused);
+        assert_eq!(state.holds.len(), 1, "a refused sync ends no hold");
+    }
+
+    #[test]
+    fn the_outcome_is_refused_with_a_refusal_succeeded_on_a_clean_report_else_failed() {
+        let mut plan = Plan {
+            revision: "r".into(),
+            actions: Vec::new(),
+            conflicts: Vec::new(),
+            refusal: None,
+        };
+        let report = ApplyReport::default();
+        assert_eq!(outcome(&plan, Some(&report)), SyncOutcome::Succeeded);
+        plan.refusal = Some(Refusal::DeleteCap { deletes: 2, max: 1 });
+        assert_eq!(outcome(&plan, None), SyncOutcome::Refused);
+        plan.refusal = None;
+        assert_eq!(outcome(&plan, None), SyncOutcome::Failed);
+    }
+}
