@@ -635,3 +635,252 @@ fn live_drift(
         Err(e) => LiveDrift::Failed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{example_repo, git, settings};
+
+    const STABLE: &str = "manifests/channels/4-scos-stable.yaml";
+    const V416: &str = "4.16.0-0.okd-scos-2024-09-24-151747";
+
+    fn first(time: i64) -> history::FirstCommit {
+        history::FirstCommit {
+            commit: "c".repeat(40),
+            committer_time: time,
+        }
+    }
+
+    #[test]
+    fn the_feeder_rule_needs_the_feeder_to_list_the_version_for_its_delay() {
+        let day: u64 = 86_400;
+        let now: i64 = 10 * 86_400;
+        let iday = day as i64;
+        assert_eq!(
+            judge_feeder(None, true, day, now),
+            FeederVerdict::NotInFeeder,
+            "never on the feeder's history"
+        );
+        assert_eq!(
+            judge_feeder(Some(&first(0)), false, day, now),
+            FeederVerdict::NotInFeeder,
+            "listed once, but no longer at the revision"
+        );
+        assert_eq!(
+            judge_feeder(Some(&first(now - iday + 1)), true, day, now),
+            FeederVerdict::TooSoon {
+                commit: "c".repeat(40),
+                elapsed: day - 1,
+                delay: day
+            }
+        );
+        assert_eq!(
+            judge_feeder(Some(&first(now - iday)), true, day, now),
+            FeederVerdict::Passed,
+            "exactly the delay is enough"
+        );
+        assert_eq!(
+            judge_feeder(Some(&first(now + 60)), true, 0, now),
+            FeederVerdict::Passed,
+            "a committer clock ahead counts as no time, and no delay needs none"
+        );
+        assert!(matches!(
+            judge_feeder(Some(&first(now + 60)), true, 1, now),
+            FeederVerdict::TooSoon { elapsed: 0, .. }
+        ));
+    }
+
+    fn file(path: &str, contents: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            contents: contents.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn policy_files_are_told_apart_and_each_change_to_them_needs_review() {
+        let files = [
+            file("manifests/a.yaml", "a"),
+            file("policies/p.yaml", "p"),
+            file("policiesx/q.yaml", "q"),
+        ];
+        let (policies, others) = split(&files, "policies/");
+        let paths = |fs: &[SourceFile]| fs.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&policies), ["policies/p.yaml"]);
+        assert_eq!(
+            others.len(),
+            2,
+            "a sibling with the same prefix is no policy"
+        );
+        let (none, all) = split(&files, "");
+        assert!(none.is_empty() && all.len() == 3);
+
+        let base = [
+            file("policies/same.yaml", "1"),
+            file("policies/changed.yaml", "1"),
+            file("policies/gone.yaml", "1"),
+        ];
+        let head = [
+            file("policies/same.yaml", "1"),
+            file("policies/changed.yaml", "2"),
+            file("policies/new.yaml", "1"),
+        ];
+        let changes: Vec<(String, FileChange)> = review(&base, &head)
+            .into_iter()
+            .map(|r| (r.path, r.change))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("policies/changed.yaml".to_string(), FileChange::Modified),
+                ("policies/gone.yaml".to_string(), FileChange::Deleted),
+                ("policies/new.yaml".to_string(), FileChange::Added),
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_the_base_policies_add_are_sorted_by_rule() {
+        let d = |m: &str| Diagnostic {
+            severity: Severity::Error,
+            span: None,
+            message: m.into(),
+            hint: None,
+        };
+        let (subsets, sources, other) = classify(vec![
+            d("policy channelSubsets [a, b]: x is not in b"),
+            d("allowedSources: quay.io/x is not allowed"),
+            d("something else"),
+        ]);
+        assert_eq!(subsets.len(), 1);
+        assert_eq!(sources.len(), 1);
+        assert_eq!(other, [d("something else")]);
+        let v = violation(Diagnostic {
+            hint: Some("do y".into()),
+            ..d("x")
+        });
+        assert_eq!(v.message, "x (hint: do y)");
+    }
+
+    /// The example and its context.
+    fn example() -> (tempfile::TempDir, String, Context) {
+        let (dir, sha) = example_repo();
+        let ctx = Context::load(&settings(dir.path())).unwrap();
+        (dir, sha, ctx)
+    }
+
+    fn request<'a>(base: &'a str, head: &'a str) -> GateRequest<'a> {
+        GateRequest {
+            base,
+            head,
+            offline: true,
+        }
+    }
+
+    #[test]
+    fn the_base_as_a_registry_holds_every_desired_tag_and_nothing_else() {
+        let (dir, _, ctx) = example();
+        let loaded = ctx
+            .desired(&settings(dir.path()), false, &mut Warnings::new())
+            .unwrap();
+        let left = registry_as_left_by(&loaded.desired, false);
+        assert!(left.image_streams.is_none(), "no cluster, no ImageStreams");
+        for (name, repo) in &loaded.desired.repos {
+            let observed = &left.repos[name];
+            assert_eq!(observed.tags.len(), repo.tags.len());
+            for (tag, t) in &repo.tags {
+                assert_eq!(observed.tags[tag].as_ref(), Some(&t.digest));
+            }
+        }
+        let with_cluster = registry_as_left_by(&loaded.desired, true);
+        let streams = with_cluster.image_streams.clone().unwrap();
+        assert_eq!(streams.len(), loaded.desired.image_streams.len());
+        assert!(
+            streams
+                .values()
+                .flat_map(|s| s.spec_tags.values())
+                .all(|t| t.managed_by_relsync)
+        );
+        // So the change base → base plans nothing.
+        let none = plan::plan(
+            &loaded.revision,
+            &loaded.desired,
+            &with_cluster,
+            &loaded.manifests.policy,
+            &PlanOptions::default(),
+        );
+        assert!(none.actions.is_empty(), "{:?}", none.actions);
+    }
+
+    #[test]
+    fn an_unchanged_head_passes_every_rule_in_order() {
+        let (_dir, sha, ctx) = example();
+        let mut warnings = Warnings::new();
+        let report = check(&ctx, &request("HEAD", "HEAD"), &mut warnings).unwrap();
+        assert!(report.passed(), "{}", crate::report::check::text(&report));
+        assert_eq!((report.base.as_str(), report.head.as_str()), (&*sha, &*sha));
+        let rules: Vec<Rule> = report.verdicts.iter().map(|v| v.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                Rule::Feeder,
+                Rule::ChannelSubsets,
+                Rule::ImmutableTags,
+                Rule::AllowedSources,
+                Rule::MaxDeletesPerSync
+            ]
+        );
+        assert_eq!(
+            report.verdicts[0].checked,
+            "no version newly added to a channel with a feeder"
+        );
+        assert!(report.review.is_empty());
+        assert!(matches!(report.live, LiveDrift::NotChecked));
+    }
+
+    #[test]
+    fn a_promotion_too_soon_after_the_feeder_fails_the_feeder_rule_alone() {
+        let (dir, base, ctx) = example();
+        let path = dir.path().join(STABLE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let promoted = format!(
+            "{}    - {V416}\n",
+            text.trim_end_matches('\n').to_string() + "\n"
+        );
+        std::fs::write(&path, promoted).unwrap();
+        git(dir.path(), &["commit", "-qam", "stable: 4.16"]);
+
+        let report = check(&ctx, &request(&base, "HEAD"), &mut Warnings::new()).unwrap();
+        assert!(!report.passed());
+        let failed: Vec<Rule> = report
+            .verdicts
+            .iter()
+            .filter(|v| !v.passed())
+            .map(|v| v.rule)
+            .collect();
+        assert_eq!(failed, [Rule::Feeder]);
+        let feeder = &report.verdicts[0];
+        assert_eq!(feeder.checked, "1 promotion into a channel with a feeder");
+        let message = &feeder.violations[0].message;
+        assert!(
+            message.starts_with(&format!(
+                "{V416} entered channel 4-scos-next in commit {} of the base ",
+                short_revision(&base)
+            )) && message.contains("channel 4-scos-stable requires 3d in 4-scos-next"),
+            "{message}"
+        );
+
+        // The history the rule read: 4.16 entered the feeder in the example's commit;
+        // a version never in it has no first commit.
+        let dirs = ["manifests", "policies"];
+        let mut history = FeederHistory::new(&ctx, &base, &dirs);
+        let first = history.first_listed("4-scos-next", V416).unwrap().unwrap();
+        assert_eq!(first.commit, base);
+        assert!(
+            history
+                .first_listed("4-scos-next", "9.9.9")
+                .unwrap()
+                .is_none()
+        );
+    }
+}
