@@ -512,3 +512,94 @@ impl Reconcile for GitOps {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::controller::schedule::{self, Timing};
+    use crate::ops::testing::{example_repo, settings};
+
+    /// The loop of `serve` on tokio's paused clock, against the example's `oci:` layouts
+    /// and a local Git repository: a sync at start, a self-heal on the next interval after
+    /// the target is wiped, nothing to do on the one after, and a stop on shutdown.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_syncs_at_start_heals_on_the_interval_and_stops_on_shutdown() {
+        let (dir, sha) = example_repo();
+        let settings = settings(dir.path());
+        let ctx = Context::load(&settings).unwrap();
+        let interval = Duration::from_secs(ctx.config.sync.interval_seconds);
+        assert!(ctx.config.sync.auto && ctx.config.sync.self_heal);
+        let workspace = Workspace::connect(ctx).await.unwrap();
+        let shared = Arc::new(Shared::default());
+        let reconciler = GitOps::new(
+            settings,
+            shared.clone(),
+            Leadership::always(),
+            workspace.registries.clone(),
+            None,
+        );
+        let timing = Timing::for_interval(interval);
+        let target = dir.path().join("example/quay.io/okd/scos-release");
+
+        // Between the first and the second pass, someone wipes the target.
+        let wipe = {
+            let target = target.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(interval / 2).await;
+                assert!(target.join("index.json").is_file(), "the first pass synced");
+                std::fs::remove_dir_all(&target).unwrap();
+            })
+        };
+        let started = tokio::time::Instant::now();
+        let passes = schedule::run(
+            &reconciler,
+            &shared,
+            timing,
+            fastrand::Rng::with_seed(7),
+            tokio::time::sleep(interval * 5 / 2),
+        )
+        .await;
+        wipe.await.unwrap();
+        assert_eq!(passes, 3, "at start, then after each jittered interval");
+        assert!(started.elapsed() >= interval * 5 / 2);
+        assert!(shared.is_ready());
+
+        let status = shared.status();
+        assert_eq!(status.revision.as_deref(), Some(sha.as_str()));
+        assert!(!status.channels.is_empty());
+        for c in &status.channels {
+            assert_eq!(
+                c.state,
+                ChannelState::Synced,
+                "{}: {:?}",
+                c.name,
+                c.last_error
+            );
+        }
+        // Two syncs (start, self-heal), both recorded; the third pass had nothing to do.
+        let outcomes: Vec<(SyncOutcome, &str)> = status
+            .history
+            .iter()
+            .map(|e| (e.outcome, e.revision.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (SyncOutcome::Succeeded, sha.as_str()),
+                (SyncOutcome::Succeeded, sha.as_str())
+            ]
+        );
+        assert!(
+            target.join("index.json").is_file(),
+            "the self-heal restored it"
+        );
+        let metrics = shared.metrics.render();
+        assert!(
+            metrics.contains("outcome=\"succeeded\"} 2"),
+            "two successful syncs counted:\n{metrics}"
+        );
+    }
+}
