@@ -338,7 +338,7 @@ fn revision(rev: Option<&str>) -> String {
         Some(r) => format!(
             "<code title=\"{}\">{}</code>",
             escape(r),
-            escape(&r.chars().take(12).collect::<String>())
+            escape(crate::revision::short_revision(r))
         ),
         None => "<span class=\"none\">none yet</span>".to_string(),
     }

@@ -14,13 +14,13 @@
 //! made, so re-running a promotion is harmless). Refused, writing nothing, when VERSION is
 //! not a release of the channel's stream, is tombstoned in the channel (un-tombstoning is a
 //! deliberate, separate edit), has not been in the feeder channel on HEAD's branch for the
-//! feeder's delay ([`super::gate::judge_feeder`]), or when the edited manifests break a
+//! feeder's delay ([`super::feeder`]), or when the edited manifests break a
 //! policy (`channelSubsets`, a tie) or would move an `immutableTags` tag. With `commit`, the
 //! edit is committed on a new branch `promote/<channel>/<version>` made from HEAD, which is
 //! then checked out like `git switch -c`; the commit holds only the channel file. Refused
 //! when that file has uncommitted changes or the branch exists.
 
-use super::gate::{self, FeederHistory, FeederVerdict};
+use super::feeder::{self, FeederHistory, FeederVerdict};
 use super::{Context, OpsError};
 use crate::desired::{self, DesiredState, is_valid_tag, version_tag};
 use crate::digest::Digest;
@@ -382,7 +382,7 @@ fn check_feeder(
     let first = feeder_history.first_listed(feeder, version)?;
     let head = git::read_revision(&ctx.repo, "HEAD", dirs)?;
     let in_feeder = feeder_history.lists(&head.files, feeder, version);
-    match gate::judge_feeder(first.as_ref(), in_feeder, delay, gate::unix_now()) {
+    match feeder::judge_feeder(first.as_ref(), in_feeder, delay, feeder::unix_now()) {
         FeederVerdict::Passed => Ok(()),
         FeederVerdict::NotInFeeder => Err(OpsError::Refused(format!(
             "{version} is not in channel {feeder} on {branch} (committed), and channel {channel} is fed by {feeder}: promote it to {feeder} first"

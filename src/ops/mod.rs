@@ -6,7 +6,7 @@
 //! - [`load`]: the config, the repository, and the desired state at a revision;
 //! - [`observe`]: the live state of the targets, and the plan made from it;
 //! - [`sync`]: apply a plan, its outcome, its history entry, and the holds it ends;
-//! - [`gate`]: `check`'s rules, and the feeder rule that `promote` shares;
+//! - [`gate`]: `check`'s rules; [`feeder`]: the feeder rule `check` and `promote` share;
 //! - [`edit`]: `add` and `promote`, the working-tree edits;
 //! - [`rollback`]: the hold a rollback makes and takes back.
 //!
@@ -14,6 +14,7 @@
 //! registry routes, the cluster when it is on, and the state store they imply.
 
 pub mod edit;
+pub mod feeder;
 pub mod gate;
 pub mod load;
 pub mod observe;
