@@ -26,7 +26,7 @@
 //! - [`apply`]: executes a plan through the adapters in the safe order (content, then tags,
 //!   then deletes), with the [`registry::mirror`] engine copying content; [`progress`] is
 //!   its terminal display.
-//! - [`state`]: sync history and rollback holds, in `.relsync/state.json` or, with the
+//! - [`store`]: sync history and rollback holds, in `.relsync/state.json` or, with the
 //!   cluster on, the ConfigMap `relsync-state`.
 //! - [`ops`]: the use cases, front-end neutral: load, observe, sync (apply, outcome,
 //!   history, holds), gate (every `check` rule, the feeder rule once), edit (`add`,
@@ -61,4 +61,4 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod revision;
-pub mod state;
+pub mod store;

@@ -15,7 +15,7 @@ use relsync::digest::Digest;
 use relsync::manifest::{Config, ImageStreamRef, Located, RegistrySettings, Span};
 use relsync::plan::{DriftItem, DriftState, Target};
 use relsync::registry::{CredentialLookup, Registries, TargetReader};
-use relsync::state::{EntryKind, HistoryEntry, Hold, SyncOutcome};
+use relsync::store::{EntryKind, HistoryEntry, Hold, SyncOutcome};
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::oneshot;

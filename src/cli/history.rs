@@ -5,7 +5,7 @@ use super::{CliError, HistoryArgs, OutputFormat, Settings};
 use crate::ops::{Context, OpsError, connect_cluster};
 use crate::report;
 use crate::revision::short_revision as short;
-use crate::state::StateStore;
+use crate::store::StateStore;
 
 /// Prints the history; exit 0.
 pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
@@ -29,7 +29,7 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
 }
 
 /// The history as an aligned table (or a Markdown table), holds first.
-fn render(state: &crate::state::SyncState, markdown: bool) -> String {
+fn render(state: &crate::store::SyncState, markdown: bool) -> String {
     let mut out = String::new();
     for h in &state.holds {
         let scope = h
@@ -78,9 +78,9 @@ fn render(state: &crate::state::SyncState, markdown: bool) -> String {
     out
 }
 
-fn kind_name(kind: crate::state::EntryKind) -> &'static str {
+fn kind_name(kind: crate::store::EntryKind) -> &'static str {
     match kind {
-        crate::state::EntryKind::Sync => "sync",
-        crate::state::EntryKind::Rollback => "rollback",
+        crate::store::EntryKind::Sync => "sync",
+        crate::store::EntryKind::Rollback => "rollback",
     }
 }

@@ -10,7 +10,7 @@ use crate::ops::observe::PlanFlags;
 use crate::ops::rollback::{self, Rollback};
 use crate::ops::{Context, connect_cluster};
 use crate::revision::short_revision;
-use crate::state::{EntryKind, StateStore, SyncOutcome};
+use crate::store::{EntryKind, StateStore, SyncOutcome};
 
 /// Rolls back; exit 0 when every action succeeded, 1 otherwise (a refused plan writes
 /// nothing and leaves no hold).

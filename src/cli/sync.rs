@@ -9,7 +9,7 @@ use super::{CliError, Settings, SyncArgs, print_warnings};
 use crate::ops::observe::{self, PlanFlags, Planned};
 use crate::ops::sync::{self as ops_sync, SyncOptions};
 use crate::report::{self, Format};
-use crate::state::{EntryKind, SyncOutcome};
+use crate::store::{EntryKind, SyncOutcome};
 
 /// Plans, prints the plan, and applies it.
 ///

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::digest::Digest;
 use crate::plan::DriftItem;
-use crate::state::{EntryKind, HistoryEntry, Hold};
+use crate::store::{EntryKind, HistoryEntry, Hold};
 
 use super::status::{ChannelState, ChannelStatus, Status};
 

@@ -35,7 +35,7 @@ use crate::ops::sync::{self as ops_sync, SyncOptions};
 use crate::ops::{self, Context, Loaded, OpsError, Settings, Warnings, Workspace, rollback};
 use crate::plan::{self, Action, ObservedState, Plan, PlanOptions};
 use crate::registry::Registries;
-use crate::state::{EntryKind, StateStore, SyncOutcome, SyncState};
+use crate::store::{EntryKind, StateStore, SyncOutcome, SyncState};
 
 /// How many history entries the status page shows.
 const RECENT_HISTORY: usize = 20;
@@ -274,7 +274,7 @@ impl GitOps {
         metrics.mirrored(images, bytes);
         tracing::info!(outcome = %outcome, summary = synced.summary, "synced");
         {
-            let now = crate::state::now();
+            let now = crate::store::now();
             let mut memory = self.memory();
             let channels: BTreeSet<&String> =
                 plan.actions.iter().flat_map(|a| &a.channels).collect();
@@ -359,7 +359,7 @@ impl GitOps {
             s.history = state.history.into_iter().take(RECENT_HISTORY).collect();
             s.holds = state.holds;
             s.leader = leader;
-            s.last_reconcile = Some(crate::state::now());
+            s.last_reconcile = Some(crate::store::now());
             s.last_error = None;
         });
         self.count_requests();
@@ -387,7 +387,7 @@ impl GitOps {
                 c.last_error = Some(error.to_string());
             }
             s.leader = leader;
-            s.last_reconcile = Some(crate::state::now());
+            s.last_reconcile = Some(crate::store::now());
             s.last_error = Some(error.to_string());
         });
     }

@@ -29,7 +29,7 @@ pub use load::{Context, Loaded, Settings};
 use crate::cluster::Cluster;
 use crate::manifest::Diagnostics;
 use crate::registry::Registries;
-use crate::state::StateStore;
+use crate::store::StateStore;
 
 /// Lines a use case wants shown (on stderr, or in the log), in the order they arose.
 pub type Warnings = Vec<String>;
@@ -54,7 +54,7 @@ pub enum OpsError {
     Cluster(#[from] crate::cluster::ClusterError),
     /// Reading or writing the sync history and holds failed.
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    State(#[from] crate::store::StateError),
     /// An argument or setting that does not fit (a channel that does not exist, an edit
     /// of a repository without a working tree).
     #[error("{0}")]

@@ -9,7 +9,7 @@
 
 use super::{Context, OpsError, Warnings};
 use crate::git::{self, CommitInfo};
-use crate::state::{Hold, StateStore, SyncState};
+use crate::store::{Hold, StateStore, SyncState};
 
 /// What a rollback goes back to and what it holds.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl Rollback {
             branch: branch.clone(),
             tip: tip.sha.clone(),
             channel,
-            time: crate::state::now(),
+            time: crate::store::now(),
         };
         Ok(Rollback {
             branch,

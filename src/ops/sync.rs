@@ -17,7 +17,7 @@ use super::{Loaded, Warnings, Workspace};
 use crate::apply::{self, ApplyOptions, ApplyReport, WriteGuard};
 use crate::git;
 use crate::plan::{ObservedState, Plan};
-use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome, SyncState};
+use crate::store::{EntryKind, HistoryEntry, StateStore, SyncOutcome, SyncState};
 
 /// How a sync runs and is recorded.
 #[derive(Debug, Clone)]
@@ -184,7 +184,7 @@ pub fn entry(
     };
     HistoryEntry {
         revision: loaded.revision.clone(),
-        time: crate::state::now(),
+        time: crate::store::now(),
         author,
         subject,
         kind: options.kind,
@@ -200,7 +200,7 @@ pub async fn record(
     store: &StateStore,
     entry: HistoryEntry,
     collapse_repeats: bool,
-) -> Result<SyncState, crate::state::StateError> {
+) -> Result<SyncState, crate::store::StateError> {
     store
         .update(move |s| match collapse_repeats {
             true => s.record_repeat(entry.clone()),
@@ -214,14 +214,14 @@ pub async fn record(
 pub async fn release_synced(
     store: &StateStore,
     channel: Option<String>,
-) -> Result<SyncState, crate::state::StateError> {
+) -> Result<SyncState, crate::store::StateError> {
     store
         .update(move |s| s.holds.retain(|h| !released_by(h, channel.as_deref())))
         .await
 }
 
 /// Whether a successful sync narrowed to `channel` (`None`: everything) ends `hold`.
-pub fn released_by(hold: &crate::state::Hold, channel: Option<&str>) -> bool {
+pub fn released_by(hold: &crate::store::Hold, channel: Option<&str>) -> bool {
     channel.is_none() || hold.channel.as_deref() == channel
 }
 
@@ -231,7 +231,7 @@ mod tests {
     use crate::ops::testing::{example_repo, settings};
     use crate::ops::{Context, observe};
     use crate::plan::{self, PlanOptions, Refusal};
-    use crate::state::Hold;
+    use crate::store::Hold;
 
     fn hold(channel: Option<&str>) -> Hold {
         Hold {
