@@ -1,4 +1,4 @@
-//! `relsync serve`: the controller, Argo CD style — a front end like [`crate::cli`]: it
+//! `relsync serve`: the controller, Argo CD style — a front end like the command line: it
 //! calls the use cases of [`crate::ops`] and never the command line. [`run`] is the whole
 //! controller, on a bound listener until a shutdown future completes.
 //!
