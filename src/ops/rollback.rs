@@ -108,3 +108,61 @@ pub fn in_force(state: &SyncState, tip: &str) -> (Option<String>, Vec<(String, S
         .collect();
     (whole, channels)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{example_repo, git, settings};
+
+    #[tokio::test]
+    async fn a_hold_is_made_at_the_tip_replaces_older_ones_is_taken_back_and_ends_when_the_tip_moves()
+     {
+        let (dir, first) = example_repo();
+        git(
+            dir.path(),
+            &["commit", "-q", "--allow-empty", "-m", "second"],
+        );
+        let second = git(dir.path(), &["rev-parse", "HEAD"]);
+        let ctx = Context::load(&settings(dir.path())).unwrap();
+        let store = StateStore::new(&ctx.config_dir, None);
+
+        let rb = Rollback::resolve(&ctx, None, &first, Some("4-scos-stable".into())).unwrap();
+        assert_eq!(rb.branch, "HEAD", "the config's revision is followed");
+        assert_eq!(
+            (rb.tip.sha.as_str(), rb.target.sha.as_str()),
+            (&*second, &*first)
+        );
+        assert_eq!(rb.hold.tip, second);
+        assert_eq!(rb.hold.revision, first);
+
+        // A hold made at an older tip ends when a new one is made.
+        let stale = Hold {
+            tip: first.clone(),
+            channel: None,
+            ..rb.hold.clone()
+        };
+        store.update(move |s| s.hold(stale.clone())).await.unwrap();
+        let state = hold(&store, &rb.hold).await.unwrap();
+        assert_eq!(state.holds, std::slice::from_ref(&rb.hold));
+        assert_eq!(
+            in_force(&state, &second),
+            (None, vec![("4-scos-stable".to_string(), first.clone())])
+        );
+        assert_eq!(in_force(&state, "elsewhere"), (None, vec![]));
+        assert_eq!(release_moved(&store, &state, &second).await.unwrap(), None);
+
+        // Taken back: nothing held.
+        let mut warnings = Warnings::new();
+        take_back(&store, &rb.hold, &mut warnings).await;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(store.load().await.unwrap().holds.is_empty());
+
+        // A whole hold, then the branch moves: it ends.
+        let whole = Rollback::resolve(&ctx, None, &first, None).unwrap();
+        let state = hold(&store, &whole.hold).await.unwrap();
+        assert_eq!(in_force(&state, &second).0, Some(first.clone()));
+        let released = release_moved(&store, &state, "a-new-tip").await.unwrap();
+        assert!(released.is_some_and(|s| s.holds.is_empty()));
+        assert!(store.load().await.unwrap().holds.is_empty());
+    }
+}
