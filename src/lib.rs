@@ -24,19 +24,28 @@
 //!   behind the [`registry::TargetReader`] trait.
 //! - [`cluster`] (adapter, kube): reads ImageStreams and writes them with server-side
 //!   apply under the field manager `relsync`.
-//! - [`observe`]: asks the adapters for exactly the live state a plan or drift needs.
+//! - [`observe`] (adapter-facing): asks the adapters for exactly the live state a plan or
+//!   drift needs, concurrently; [`ops::observe`] decides what to observe.
 //! - [`apply`]: executes a plan through the adapters in the safe order (content, then tags,
 //!   then deletes), with the [`registry::mirror`] engine copying content; [`progress`] is
 //!   its terminal display.
-//! - [`state`]: sync history and rollback holds, in `.relsync/state.json` or, with the
+//! - [`store`]: sync history and rollback holds, in `.relsync/state.json` or, with the
 //!   cluster on, the ConfigMap `relsync-state`.
-//! - [`controller`]: `serve`, the Argo CD-style loop with its HTTP surface.
-//! - [`cli`]: one module per command; `main.rs` only parses flags and wires.
+//! - [`ops`]: the use cases, front-end neutral: load, observe, sync (apply, outcome,
+//!   history, holds), gate (every `check` rule, the feeder rule once), edit (`add`,
+//!   `promote`), rollback. They return warnings and typed errors and print nothing.
+//! - [`controller`] (front end): `serve`, the Argo CD-style loop with its HTTP surface;
+//!   [`controller::run`] runs it on a bound listener until a shutdown future completes.
+//!   It calls [`ops`], never [`cli`].
+//! - [`cli`] (front end): one module per command: flags → [`ops`] → printed output;
+//!   `main.rs` only parses flags and wires.
+//! - [`revision`] (pure): how a commit id is shown (`short_revision`).
 //! - `fs_durable`: the one durable-write helper (temporary file, fsync, rename, fsync of
 //!   the directory) and the one file lock, for the `oci:` layouts, the state file and the
 //!   Git cache, and running that file work off the async threads.
 //!
-//! The pure core never imports tokio, git2, kube or the registry client, so it is tested with
+//! Data flows one way: front end → ops → adapters observe → the pure core plans → apply →
+//! adapters write. The pure core never imports tokio, git2, kube or the registry client, so it is tested with
 //! plain `#[test]`s, and the adapters are tested against real servers.
 #![warn(missing_docs)]
 
@@ -51,9 +60,11 @@ mod fs_durable;
 pub mod git;
 pub mod manifest;
 pub mod observe;
+pub mod ops;
 pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod report;
-pub mod state;
+pub mod revision;
+pub mod store;
 pub mod tag;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use relsync::cli::{self, Args, CliError};
+use relsync::ops::OpsError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -25,7 +26,7 @@ fn main() -> std::process::ExitCode {
 
     match cli::run(args) {
         Ok(code) => std::process::ExitCode::from(code as u8),
-        Err(CliError::Invalid(diagnostics)) => {
+        Err(CliError::Ops(OpsError::Invalid(diagnostics))) => {
             eprint!("{diagnostics}");
             let errors = diagnostics
                 .iter()

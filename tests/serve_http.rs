@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use relsync::config::{Config, RegistrySettings};
-use relsync::controller::http::{METRICS_CONTENT_TYPE, serve};
+use relsync::controller::server::{METRICS_CONTENT_TYPE, serve};
 use relsync::controller::{ChannelState, ChannelStatus, Secret, Shared, Status};
 use relsync::digest::Digest;
 use relsync::manifest::{ImageStreamRef, Located, Span};
 use relsync::plan::{DriftItem, DriftState, Target};
 use relsync::registry::{CredentialLookup, Registries, TargetReader};
-use relsync::state::{EntryKind, HistoryEntry, Hold, SyncOutcome};
+use relsync::store::{EntryKind, HistoryEntry, Hold, SyncOutcome};
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::oneshot;

@@ -11,6 +11,7 @@ mod chart;
 mod check;
 mod cli;
 mod cluster;
+mod controller;
 mod faults;
 mod git_remote;
 mod history;

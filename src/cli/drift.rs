@@ -1,7 +1,7 @@
 //! `relsync drift`: desired vs live, as a unified diff per target.
 
-use super::planned::{self, PlanFlags};
-use super::{CliError, DriftArgs, Settings};
+use super::{CliError, DriftArgs, Settings, print_warnings};
+use crate::ops::observe::{self, PlanFlags};
 use crate::plan;
 use crate::report;
 
@@ -14,7 +14,16 @@ pub fn run(settings: &Settings, args: &DriftArgs) -> Result<i32, CliError> {
         ..PlanFlags::default()
     };
     // Drift shows every live tag, claimed or not.
-    let o = planned::observe_now(settings, &flags, true, &super::runtime()?)?;
+    let mut warnings = Vec::new();
+    let observed = observe::observe_now(
+        &settings.load,
+        &flags,
+        true,
+        &crate::ops::runtime()?,
+        &mut warnings,
+    );
+    print_warnings(&warnings);
+    let o = observed?;
     let drift = plan::drift(
         &o.loaded.revision,
         &o.loaded.desired,

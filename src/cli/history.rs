@@ -1,21 +1,19 @@
 //! `relsync history`: each sync's revision, time, commit author and outcome, newest first,
 //! and the rollback holds in force.
 
-use super::{CliError, Context, HistoryArgs, OutputFormat, Settings};
-use crate::cluster::Cluster;
+use super::{CliError, HistoryArgs, OutputFormat, Settings};
+use crate::ops::{Context, OpsError, connect_cluster};
 use crate::report;
-use crate::state::StateStore;
+use crate::revision::short_revision as short;
+use crate::store::StateStore;
 
 /// Prints the history; exit 0.
 pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
-    let ctx = Context::load(settings)?;
-    let runtime = super::runtime()?;
-    let cluster = match ctx.config.cluster.enabled {
-        true => Some(runtime.block_on(Cluster::connect())?),
-        false => None,
-    };
+    let ctx = Context::load(&settings.load)?;
+    let runtime = crate::ops::runtime()?;
+    let cluster = runtime.block_on(connect_cluster(&ctx))?;
     let store = StateStore::new(&ctx.config_dir, cluster);
-    let state = runtime.block_on(store.load())?;
+    let state = runtime.block_on(store.load()).map_err(OpsError::from)?;
     match args.output {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&state)
@@ -30,12 +28,8 @@ pub fn run(settings: &Settings, args: &HistoryArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
 /// The history as an aligned table (or a Markdown table), holds first.
-fn render(state: &crate::state::SyncState, markdown: bool) -> String {
+fn render(state: &crate::store::SyncState, markdown: bool) -> String {
     let mut out = String::new();
     for h in &state.holds {
         let scope = h
@@ -84,9 +78,9 @@ fn render(state: &crate::state::SyncState, markdown: bool) -> String {
     out
 }
 
-fn kind_name(kind: crate::state::EntryKind) -> &'static str {
+fn kind_name(kind: crate::store::EntryKind) -> &'static str {
     match kind {
-        crate::state::EntryKind::Sync => "sync",
-        crate::state::EntryKind::Rollback => "rollback",
+        crate::store::EntryKind::Sync => "sync",
+        crate::store::EntryKind::Rollback => "rollback",
     }
 }

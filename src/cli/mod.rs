@@ -1,15 +1,15 @@
-//! The command line: flags parsed once into [`Settings`], one module per command.
+//! The command line, a front end: flags parsed once into [`Settings`], one module per
+//! command, each calling the use cases of [`crate::ops`] and printing what they return.
+//! No workflow logic lives here.
 //!
 //! `main.rs` only parses [`Args`], initialises tracing and calls [`run`]; every command
 //! returns its exit code or a [`CliError`], which `main` prints and maps to exit code 1.
 
 mod add;
 mod check;
-mod context;
 mod drift;
 mod history;
 mod plan;
-mod planned;
 mod promote;
 mod rollback;
 mod serve;
@@ -21,9 +21,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use context::{Context, Loaded};
-
-use crate::manifest::Diagnostics;
+use crate::ops::{self, OpsError};
 use crate::report::{Format, Style};
 
 /// `relsync [--config FILE] [--revision REV] [-v] COMMAND`
@@ -226,10 +224,8 @@ pub struct SyncArgs {
 /// Settings every command shares, checked once from the raw flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The config file, if one is used.
-    pub config: Option<PathBuf>,
-    /// `--revision`, when given.
-    pub revision: Option<String>,
+    /// What to load: the config file, if one is used, and `--revision`, when given.
+    pub load: ops::Settings,
     /// How text output looks.
     pub style: Style,
 }
@@ -251,8 +247,10 @@ impl Settings {
         };
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ok(Settings {
-            config,
-            revision: args.revision.clone(),
+            load: ops::Settings {
+                config,
+                revision: args.revision.clone(),
+            },
             style: Style { color },
         })
     }
@@ -261,39 +259,12 @@ impl Settings {
 /// Why a command failed (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Invalid manifests, policies or config: printed one per line.
-    #[error("{0}")]
-    Invalid(Diagnostics),
-    /// Reading Git failed.
+    /// The use case failed (invalid manifests are printed one problem per line).
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
-    /// Setting up registry access failed.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    /// Observing the live state failed.
-    #[error(transparent)]
-    Observe(#[from] crate::observe::ObserveError),
-    /// Reaching the cluster failed.
-    #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
-    /// Reading or writing the sync history and holds failed.
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    Ops(#[from] OpsError),
     /// A flag or file that does not fit.
     #[error("{0}")]
     Usage(String),
-    /// `add` or `promote` refused the change (nothing was written): the reason.
-    #[error("{0}")]
-    Refused(String),
-    /// Reading a local file failed.
-    #[error("cannot read {path}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Runs the command and returns its exit code.
@@ -313,10 +284,9 @@ pub fn run(args: Args) -> Result<i32, CliError> {
     }
 }
 
-/// A tokio runtime for the commands that talk to registries.
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))
+/// Prints lines a use case returned (warnings, problems) on stderr, one each.
+fn print_warnings(lines: &[String]) {
+    for line in lines {
+        eprintln!("{line}");
+    }
 }

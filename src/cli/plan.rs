@@ -1,7 +1,7 @@
 //! `relsync plan`: the actions needed now. Reads targets only, never sources.
 
-use super::planned::{self, PlanFlags};
-use super::{CliError, PlanArgs, Settings};
+use super::{CliError, PlanArgs, Settings, print_warnings};
+use crate::ops::observe::{self, PlanFlags};
 use crate::report;
 
 /// Plans and prints; exit 0 in sync, 2 changes pending, 1 on a conflict or refusal.
@@ -12,11 +12,19 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> Result<i32, CliError> {
         channel: args.channel.clone(),
         ..PlanFlags::default()
     };
-    let planned = planned::plan_now(settings, &flags, &super::runtime()?)?;
+    let mut warnings = Vec::new();
+    let planned = observe::plan_now(
+        &settings.load,
+        &flags,
+        &crate::ops::runtime()?,
+        &mut warnings,
+    );
+    print_warnings(&warnings);
+    let planned = planned?;
     print!(
         "{}",
         report::render_plan(&planned.plan, args.output.into(), settings.style)
     );
-    planned::print_problems(&planned.plan);
+    print_warnings(&observe::problems(&planned.plan));
     Ok(planned.plan.exit_code())
 }

@@ -1,6 +1,6 @@
-//! `relsync serve [--listen ADDR]`: the controller. Wires the reconcile loop, leader
-//! election (cluster on), the HTTP surface and graceful shutdown; the logic lives in
-//! [`crate::controller`].
+//! `relsync serve [--listen ADDR]`: the controller. Loads the config, connects, binds the
+//! listener and reads the environment below, then hands over to [`controller::run`] until
+//! SIGTERM or Ctrl-C; the logic lives in [`crate::controller`].
 //!
 //! Environment (set by the Helm chart): `POD_NAME` (this replica's identity in the Lease;
 //! default: host name and process id), `POD_NAMESPACE` (the Lease's namespace; default:
@@ -9,20 +9,16 @@
 //! long a reconcile under way may go on after SIGTERM, in seconds; default 20, within
 //! Kubernetes' default 30 s termination grace period).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CliError, Context, ServeArgs, Settings};
-use crate::cluster::Cluster;
-use crate::controller::leader::{Election, Leadership, LeaseSettings};
-use crate::controller::reconcile::GitOps;
-use crate::controller::schedule::{self, Timing};
-use crate::controller::{Secret, Shared, http};
-use crate::registry::Registries;
+use super::{CliError, ServeArgs, Settings};
+use crate::controller::leader::LeaseSettings;
+use crate::controller::{self, Secret};
+use crate::ops::{Context, Workspace};
 
 /// Runs until SIGTERM or Ctrl-C; exit 0 after a graceful stop.
 pub fn run(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
-    let runtime = super::runtime()?;
+    let runtime = crate::ops::runtime()?;
     runtime.block_on(serve(settings, args))
 }
 
@@ -88,18 +84,14 @@ fn grace() -> Result<Duration, CliError> {
 
 async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
     let ctx = {
-        let settings = settings.clone();
+        let settings = settings.load.clone();
         tokio::task::spawn_blocking(move || Context::load(&settings))
             .await
             .map_err(|e| CliError::Usage(format!("cannot read the config: {e}")))??
     };
-    let config = &ctx.config;
-    let registries = Registries::from_config(config, &ctx.config_dir)?;
-    let cluster = match config.cluster.enabled {
-        true => Some(Cluster::connect().await?),
-        false => None,
-    };
-    let webhook_secret = match &config.webhook.secret_env {
+    let webhook_var = ctx.config.webhook.secret_env.clone();
+    let workspace = Workspace::connect(ctx).await?;
+    let webhook_secret = match &webhook_var {
         Some(var) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
@@ -112,10 +104,6 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
         },
         None => None,
     };
-    let shared = Arc::new(Shared {
-        webhook_secret,
-        ..Shared::default()
-    });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -124,15 +112,10 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     eprintln!("relsync serve: listening on http://{addr}");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
     let election_wanted = std::env::var("RELSYNC_LEADER_ELECTION")
         .map(|v| v != "false")
         .unwrap_or(true);
-    let (leadership, election) = match (&cluster, election_wanted) {
+    let lease = match (&workspace.cluster, election_wanted) {
         (Some(c), true) => {
             let namespace = std::env::var("POD_NAMESPACE")
                 .ok()
@@ -142,75 +125,18 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "relsync-leader".to_string());
-            let leadership = Leadership::default();
-            let election = Election::new(
-                c.clone(),
-                LeaseSettings::new(name, namespace, identity()),
-                leadership.clone(),
-            );
-            (leadership, Some(election))
+            Some(LeaseSettings::new(name, namespace, identity()))
         }
-        _ => (Leadership::always(), None),
+        _ => None,
     };
-
-    let timing = Timing {
+    let config = controller::Config {
+        settings: settings.load.clone(),
+        workspace,
+        webhook_secret,
+        lease,
         grace: grace()?,
-        ..Timing::for_interval(Duration::from_secs(config.sync.interval_seconds.max(1)))
     };
-    let reconciler = GitOps::new(
-        settings.clone(),
-        shared.clone(),
-        leadership,
-        registries,
-        cluster,
-    );
-
-    let http = tokio::spawn(http::serve(
-        listener,
-        shared.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let election_task = election.map(|e| {
-        let rx = stop_rx.clone();
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let on_change = |leading: bool| {
-                shared.metrics.set_leader(leading);
-                shared.update_status(|s| s.leader = leading);
-                if leading {
-                    // A new leader reconciles at once instead of at the next interval.
-                    shared.refresh.notify_one();
-                }
-            };
-            e.run(stopped(rx), on_change).await
-        })
-    });
-    let stop_signal = signal();
-    let loop_stop = {
-        let shared = shared.clone();
-        async move {
-            stop_signal.await;
-            tracing::info!("stopping: no new work; a reconcile under way finishes first");
-            shared.set_ready(false);
-        }
-    };
-    let passes = schedule::run(
-        &reconciler,
-        &shared,
-        timing,
-        fastrand::Rng::new(),
-        loop_stop,
-    )
-    .await;
-    let _ = stop_tx.send(true);
-    if let Some(task) = election_task {
-        let _ = task.await;
-    }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
-        Err(e) => tracing::warn!(error = %e, "the HTTP server task failed"),
-    }
+    let passes = controller::run(listener, config, signal()).await;
     eprintln!("relsync serve: stopped after {passes} reconciles");
     Ok(0)
 }

@@ -1,12 +1,17 @@
 //! `relsync validate`: parse and check manifests and policies; no network.
 
-use super::{CliError, Context, Settings};
+use super::{CliError, Settings, print_warnings};
+use crate::ops::Context;
 
 /// Validates; with a local repository and no `--revision`, the working tree (so it works as
 /// a pre-commit hook). Prints a one-line summary on success.
 pub fn run(settings: &Settings) -> Result<i32, CliError> {
+    let settings = &settings.load;
     let ctx = Context::load(settings)?;
-    let loaded = ctx.desired(settings, settings.revision.is_none())?;
+    let mut warnings = Vec::new();
+    let loaded = ctx.desired(settings, settings.revision.is_none(), &mut warnings);
+    print_warnings(&warnings);
+    let loaded = loaded?;
     let releases: usize = loaded
         .manifests
         .streams

@@ -1,6 +1,8 @@
-//! The cluster adapter (kube): ImageStreams (`image.openshift.io/v1`), read into the core's
+//! The cluster adapter (kube): every Kubernetes call of relsync lives here. ImageStreams
+//! (`image.openshift.io/v1`), read into the core's
 //! [`ObservedImageStream`](crate::plan::ObservedImageStream) and written with server-side
-//! apply under the field manager `relsync`.
+//! apply under the field manager `relsync`; the state ConfigMap (`state`); the Leases of
+//! leader election ([`lease`]).
 //!
 //! [`Cluster::connect`] reads `KUBECONFIG` (or `~/.kube/config`, or the in-cluster service
 //! account) exactly as `kubectl` does; nothing here is made unless `cluster.enabled` is
@@ -10,6 +12,7 @@
 //! [`ClusterError`] naming the object and carrying the API server's message.
 
 mod image_stream;
+pub mod lease;
 mod state;
 
 use std::future::Future;
@@ -18,6 +21,7 @@ use std::time::Duration;
 pub use image_stream::{ImageStreamApplied, ImageStreamApply, TagConflict};
 
 use crate::registry::{Outcome, RetryPolicy, retry, retryable_status};
+pub use lease::{LeaseApi, ReadLease};
 
 /// The field manager relsync applies under.
 pub const FIELD_MANAGER: &str = "relsync";

@@ -12,7 +12,7 @@
 //!   standby can take over;
 //! - on shutdown the leader gives the Lease up, so a successor takes over at once.
 //!
-//! Only the leader writes.
+//! Only the leader writes. The Lease calls themselves are [`crate::cluster::lease`]'s.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -20,11 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::LeaseSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, ObjectMeta, PostParams};
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, LeaseApi};
 
 /// How the election runs.
 #[derive(Debug, Clone)]
@@ -88,7 +87,7 @@ struct Seen {
 
 /// The election.
 pub struct Election {
-    api: Api<Lease>,
+    api: LeaseApi,
     settings: LeaseSettings,
     leadership: Leadership,
     seen: Mutex<Option<Seen>>,
@@ -97,7 +96,7 @@ pub struct Election {
 impl Election {
     /// An election for `settings` on `cluster`, reporting into `leadership`.
     pub fn new(cluster: Cluster, settings: LeaseSettings, leadership: Leadership) -> Election {
-        let api = Api::namespaced(cluster.client().clone(), &settings.namespace);
+        let api = cluster.lease(&settings.namespace, &settings.name);
         Election {
             api,
             settings,
@@ -107,7 +106,7 @@ impl Election {
     }
 
     fn object(&self) -> String {
-        format!("lease:{}/{}", self.settings.namespace, self.settings.name)
+        self.api.object().to_string()
     }
 
     fn spec(&self, now: Timestamp, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
@@ -148,7 +147,7 @@ impl Election {
         let object = self.object();
         match tokio::time::timeout(self.settings.renew_deadline, self.attempt()).await {
             Ok(Ok(leading)) => Ok(leading),
-            Ok(Err(e)) => match crate::cluster::error(&object, "renew", e) {
+            Ok(Err(e)) => match self.api.error("renew", e) {
                 ClusterError::Api { code: 409, .. } => Ok(false),
                 e => Err(e),
             },
@@ -167,20 +166,11 @@ impl Election {
 
     async fn attempt(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
-        let name = self.settings.name.as_str();
-        let pp = PostParams::default();
-        let Some(mut lease) = self.api.get_opt(name).await? else {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.to_string()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(self.spec(now, None, 0)),
-            };
-            self.api.create(&pp, &lease).await?;
+        let Some(lease) = self.api.get().await? else {
+            self.api.create(self.spec(now, None, 0)).await?;
             return Ok(true);
         };
-        let spec = lease.spec.clone().unwrap_or_default();
+        let spec = lease.spec();
         let mine = spec.holder_identity.as_deref() == Some(&self.settings.identity);
         let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
         if !mine && !free && !self.expired(&spec) {
@@ -192,34 +182,30 @@ impl Election {
         } else {
             None
         };
-        lease.spec = Some(self.spec(now, acquired, transitions));
-        // `replace` carries the resourceVersion read: a concurrent writer wins, we 409.
-        self.api.replace(name, &pp, &lease).await?;
+        // The write carries the resourceVersion read: a concurrent writer wins, we 409.
+        self.api
+            .replace(lease, self.spec(now, acquired, transitions))
+            .await?;
         Ok(true)
     }
 
     /// Gives the Lease up if this replica holds it (on shutdown).
     pub async fn release(&self) -> Result<(), ClusterError> {
-        let object = self.object();
-        let name = self.settings.name.as_str();
         let attempt = async {
-            let Some(mut lease) = self.api.get_opt(name).await? else {
+            let Some(lease) = self.api.get().await? else {
                 return Ok(());
             };
-            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            let mut spec = lease.spec();
             if spec.holder_identity.as_deref() != Some(&self.settings.identity) {
                 return Ok(());
             }
             spec.holder_identity = None;
             spec.lease_duration_seconds = Some(1);
-            self.api
-                .replace(name, &PostParams::default(), &lease)
-                .await
-                .map(drop)
+            self.api.replace(lease, spec).await
         };
         match tokio::time::timeout(self.settings.renew_deadline, attempt).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => match crate::cluster::error(&object, "release", e) {
+            Ok(Err(e)) => match self.api.error("release", e) {
                 ClusterError::Api { code: 409, .. } => Ok(()),
                 e => Err(e),
             },

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::digest::Digest;
 use crate::plan::DriftItem;
-use crate::state::{EntryKind, HistoryEntry, Hold};
+use crate::store::{EntryKind, HistoryEntry, Hold};
 
 use super::status::{ChannelState, ChannelStatus, Status};
 
@@ -338,7 +338,7 @@ fn revision(rev: Option<&str>) -> String {
         Some(r) => format!(
             "<code title=\"{}\">{}</code>",
             escape(r),
-            escape(&r.chars().take(12).collect::<String>())
+            escape(crate::revision::short_revision(r))
         ),
         None => "<span class=\"none\">none yet</span>".to_string(),
     }

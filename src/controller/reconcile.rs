@@ -27,15 +27,15 @@ use super::Shared;
 use super::leader::Leadership;
 use super::schedule::{Reconcile, Trigger};
 use super::status::{ChannelState, ChannelStatus};
-use crate::apply::{self, ApplyOptions};
-use crate::cli::{Context, Loaded, Settings};
+use crate::apply;
 use crate::cluster::Cluster;
 use crate::desired::DesiredState;
 use crate::git;
-use crate::observe::{self, ObserveOptions};
+use crate::ops::sync::{self as ops_sync, SyncOptions};
+use crate::ops::{self, Context, Loaded, OpsError, Settings, Warnings, Workspace, rollback};
 use crate::plan::{self, Action, ObservedState, Plan, PlanOptions};
 use crate::registry::Registries;
-use crate::state::{EntryKind, HistoryEntry, StateStore, SyncOutcome, SyncState};
+use crate::store::{EntryKind, StateStore, SyncOutcome, SyncState};
 
 /// How many history entries the status page shows.
 const RECENT_HISTORY: usize = 20;
@@ -118,7 +118,7 @@ pub struct GitOps {
     settings: Settings,
     shared: Arc<Shared>,
     leadership: Leadership,
-    registries: Registries,
+    registries: Arc<Registries>,
     cluster: Option<Cluster>,
     memory: Mutex<Memory>,
 }
@@ -131,7 +131,7 @@ impl std::fmt::Debug for GitOps {
 
 /// What a pass read from Git.
 struct Read {
-    ctx: Context,
+    workspace: Workspace,
     loaded: Loaded,
     /// The history and holds as read at the start of the pass (updated by its sync).
     state: SyncState,
@@ -146,7 +146,7 @@ impl GitOps {
         settings: Settings,
         shared: Arc<Shared>,
         leadership: Leadership,
-        registries: Registries,
+        registries: Arc<Registries>,
         cluster: Option<Cluster>,
     ) -> GitOps {
         GitOps {
@@ -173,7 +173,7 @@ impl GitOps {
                 .clone()
                 .unwrap_or_else(|| ctx.config.git.revision.clone());
             let tip = git::commit_info(&ctx.repo, &branch)?;
-            Ok::<_, crate::cli::CliError>((ctx, tip))
+            Ok::<_, OpsError>((ctx, tip))
         })
         .await
         .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
@@ -184,57 +184,58 @@ impl GitOps {
             .load()
             .await
             .map_err(|e| ReconcileError(e.to_string()))?;
-        if state.holds.iter().any(|h| h.tip != tip.sha) && self.leadership.is_leader() {
-            let sha = tip.sha.clone();
-            match store.update(move |s| drop(s.release_moved(&sha))).await {
-                Ok(s) => {
+        if self.leadership.is_leader() {
+            match rollback::release_moved(&store, &state, &tip.sha).await {
+                Ok(Some(s)) => {
                     tracing::info!(tip = tip.sha, "the branch moved: rollback holds ended");
                     state = s;
                 }
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot end the rollback holds"),
             }
         }
-        let whole = state
-            .holds
-            .iter()
-            .find(|h| h.channel.is_none() && h.tip == tip.sha)
-            .map(|h| h.revision.clone());
-        let channel_holds: Vec<(String, String)> = state
-            .holds
-            .iter()
-            .filter(|h| h.tip == tip.sha)
-            .filter_map(|h| h.channel.clone().map(|c| (c, h.revision.clone())))
-            .collect();
+        let (whole, channel_holds) = rollback::in_force(&state, &tip.sha);
         let settings = Settings {
             revision: Some(whole.clone().unwrap_or(tip.sha.clone())),
             ..self.settings.clone()
         };
         let policies_at = whole.as_ref().map(|_| tip.sha.clone());
         let tip_sha = tip.sha.clone();
-        let (ctx, loaded, held) = tokio::task::spawn_blocking(move || {
-            let loaded = ctx.desired_with(&settings, false, policies_at.as_deref())?;
-            // What a held channel claims, at the tip and at the held revision: none of it
-            // is touched while the hold lasts.
-            let mut held = BTreeSet::new();
-            for (channel, revision) in &channel_holds {
-                let at = Settings {
-                    revision: Some(revision.clone()),
-                    ..settings.clone()
-                };
-                let then = ctx.desired_with(&at, false, Some(&tip_sha))?;
-                for desired in [&loaded.desired, &then.desired] {
-                    if let Some(claims) = desired.channel_claims.get(channel) {
-                        held.extend(claims.iter().cloned());
+        let (warnings, read) = tokio::task::spawn_blocking(move || {
+            let mut warnings = Warnings::new();
+            let read = (|| {
+                let loaded =
+                    ctx.desired_with(&settings, false, policies_at.as_deref(), &mut warnings)?;
+                // What a held channel claims, at the tip and at the held revision: none of
+                // it is touched while the hold lasts.
+                let mut held = BTreeSet::new();
+                for (channel, revision) in &channel_holds {
+                    let at = Settings {
+                        revision: Some(revision.clone()),
+                        ..settings.clone()
+                    };
+                    let then = ctx.desired_with(&at, false, Some(&tip_sha), &mut warnings)?;
+                    for desired in [&loaded.desired, &then.desired] {
+                        if let Some(claims) = desired.channel_claims.get(channel) {
+                            held.extend(claims.iter().cloned());
+                        }
                     }
                 }
-            }
-            Ok::<_, crate::cli::CliError>((ctx, loaded, held))
+                Ok::<_, OpsError>((loaded, held))
+            })();
+            (warnings, read.map(|(loaded, held)| (ctx, loaded, held)))
         })
         .await
-        .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?
-        .map_err(|e| ReconcileError(e.to_string()))?;
-        Ok(Read {
+        .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?;
+        log_warnings(&warnings);
+        let (ctx, loaded, held) = read.map_err(|e| ReconcileError(e.to_string()))?;
+        let workspace = Workspace {
             ctx,
+            registries: self.registries.clone(),
+            cluster: self.cluster.clone(),
+        };
+        Ok(Read {
+            workspace,
             loaded,
             state,
             held,
@@ -242,38 +243,38 @@ impl GitOps {
     }
 
     /// Observes the registries and the cluster for `desired`.
-    async fn observe(&self, desired: &DesiredState) -> Result<ObservedState, ReconcileError> {
-        let options = ObserveOptions {
-            resolve_unclaimed: true,
-        };
-        observe::observe_all(desired, &self.registries, self.cluster.as_ref(), &options)
+    async fn observe(
+        &self,
+        read: &Read,
+        desired: &DesiredState,
+    ) -> Result<ObservedState, ReconcileError> {
+        ops::observe::observe_targets(&read.workspace, desired, true)
             .await
             .map_err(|e| ReconcileError(e.to_string()))
     }
 
     /// Applies `plan`, records it, and notes per channel what went wrong.
     async fn apply(&self, read: &mut Read, plan: &Plan, observed: &ObservedState) -> SyncOutcome {
-        let desired = &read.loaded.desired;
-        let options = ApplyOptions {
+        let options = SyncOptions {
+            collapse_repeats: true,
             may_write: Some({
                 let leadership = self.leadership.clone();
                 apply::WriteGuard::new(move || leadership.is_leader())
             }),
-            ..ApplyOptions::for_plan(desired, observed, self.cluster.clone())
+            ..SyncOptions::new(EntryKind::Sync)
         };
-        let report = apply::apply(plan, &self.registries, &options).await;
-        let ok = report.succeeded() && plan.conflicts.is_empty();
-        let outcome = match (&report.refused, ok) {
-            (Some(_), _) => SyncOutcome::Refused,
-            (None, true) => SyncOutcome::Succeeded,
-            (None, false) => SyncOutcome::Failed,
-        };
+        let synced = ops_sync::sync(&read.workspace, &read.loaded, observed, plan, &options).await;
+        let outcome = synced.outcome;
         let metrics = &self.shared.metrics;
         metrics.synced(&outcome.to_string());
-        metrics.mirrored(report.stats.images, report.stats.bytes_copied);
-        tracing::info!(outcome = %outcome, summary = report.summary(), "synced");
+        let (images, bytes) = synced
+            .report
+            .as_ref()
+            .map_or((0, 0), |r| (r.stats.images, r.stats.bytes_copied));
+        metrics.mirrored(images, bytes);
+        tracing::info!(outcome = %outcome, summary = synced.summary, "synced");
         {
-            let now = crate::state::now();
+            let now = crate::store::now();
             let mut memory = self.memory();
             let channels: BTreeSet<&String> =
                 plan.actions.iter().flat_map(|a| &a.channels).collect();
@@ -282,7 +283,7 @@ impl GitOps {
                 m.last_sync = Some(now.clone());
                 m.last_error = None;
             }
-            for r in &report.results {
+            for r in synced.report.iter().flat_map(|r| &r.results) {
                 if let Some(problem) = r.problem() {
                     for c in &r.action.channels {
                         memory.channels.entry(c.clone()).or_default().last_error =
@@ -290,7 +291,7 @@ impl GitOps {
                     }
                 }
             }
-            if let Some(refusal) = &report.refused {
+            if let Some(refusal) = &plan.refusal {
                 for c in read.loaded.manifests.channels.keys() {
                     memory.channels.entry(c.clone()).or_default().last_error =
                         Some(format!("plan refused: {refusal}"));
@@ -300,28 +301,13 @@ impl GitOps {
                 memory.synced = Some(read.loaded.revision.clone());
             }
         }
-        let commit = git::commit_info(&read.ctx.repo, &read.loaded.revision).ok();
-        let entry = HistoryEntry {
-            revision: read.loaded.revision.clone(),
-            time: crate::state::now(),
-            author: commit
-                .as_ref()
-                .map(|c| c.author.clone())
-                .unwrap_or_default(),
-            subject: commit.map(|c| c.subject).unwrap_or_default(),
-            kind: EntryKind::Sync,
-            channel: None,
-            outcome,
-            summary: report.summary(),
-        };
-        let store = StateStore::new(&read.ctx.config_dir, self.cluster.clone());
-        let recorded = entry.clone();
-        match store
-            .update(move |s| s.record_repeat(recorded.clone()))
-            .await
-        {
-            Ok(state) => read.state = state,
-            Err(e) => tracing::warn!(error = %e, "cannot record the sync in the history"),
+        match synced.state {
+            Some(state) => read.state = state,
+            None => {
+                for w in &synced.warnings {
+                    tracing::warn!("{}", w.trim_start_matches("warning: "));
+                }
+            }
         }
         outcome
     }
@@ -373,7 +359,7 @@ impl GitOps {
             s.history = state.history.into_iter().take(RECENT_HISTORY).collect();
             s.holds = state.holds;
             s.leader = leader;
-            s.last_reconcile = Some(crate::state::now());
+            s.last_reconcile = Some(crate::store::now());
             s.last_error = None;
         });
         self.count_requests();
@@ -401,14 +387,14 @@ impl GitOps {
                 c.last_error = Some(error.to_string());
             }
             s.leader = leader;
-            s.last_reconcile = Some(crate::state::now());
+            s.last_reconcile = Some(crate::store::now());
             s.last_error = Some(error.to_string());
         });
     }
 
     async fn pass(&self, trigger: Trigger) -> Result<(), ReconcileError> {
         let mut read = self.read().await?;
-        let config = &read.ctx.config;
+        let config = &read.workspace.ctx.config;
         let options = PlanOptions {
             prune: config.sync.prune,
             allow_deletes: None,
@@ -488,7 +474,7 @@ impl GitOps {
             _ => None,
         };
         let Some(last) = last else {
-            return self.observe(desired).await;
+            return self.observe(read, desired).await;
         };
         let (last_desired, last_observed) = (last.desired, last.observed);
         let scope = changed_scope(&last_desired, desired);
@@ -497,8 +483,15 @@ impl GitOps {
             image_streams = scope.image_streams.len(),
             "observing what changed in Git"
         );
-        let scoped = self.observe(&scope).await?;
+        let scoped = self.observe(read, &scope).await?;
         Ok(merge_observed(&last_observed, scoped, desired))
+    }
+}
+
+/// Logs the warnings of reading Git (serve prints nothing of its own on stderr).
+fn log_warnings(warnings: &Warnings) {
+    for w in warnings {
+        tracing::warn!("{}", w.trim_start_matches("warning: "));
     }
 }
 
@@ -517,5 +510,96 @@ impl Reconcile for GitOps {
             Err(e) => self.publish_failure(e),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::controller::schedule::{self, Timing};
+    use crate::ops::testing::{example_repo, settings};
+
+    /// The loop of `serve` on tokio's paused clock, against the example's `oci:` layouts
+    /// and a local Git repository: a sync at start, a self-heal on the next interval after
+    /// the target is wiped, nothing to do on the one after, and a stop on shutdown.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_syncs_at_start_heals_on_the_interval_and_stops_on_shutdown() {
+        let (dir, sha) = example_repo();
+        let settings = settings(dir.path());
+        let ctx = Context::load(&settings).unwrap();
+        let interval = Duration::from_secs(ctx.config.sync.interval_seconds);
+        assert!(ctx.config.sync.auto && ctx.config.sync.self_heal);
+        let workspace = Workspace::connect(ctx).await.unwrap();
+        let shared = Arc::new(Shared::default());
+        let reconciler = GitOps::new(
+            settings,
+            shared.clone(),
+            Leadership::always(),
+            workspace.registries.clone(),
+            None,
+        );
+        let timing = Timing::for_interval(interval);
+        let target = dir.path().join("example/quay.io/okd/scos-release");
+
+        // Between the first and the second pass, someone wipes the target.
+        let wipe = {
+            let target = target.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(interval / 2).await;
+                assert!(target.join("index.json").is_file(), "the first pass synced");
+                std::fs::remove_dir_all(&target).unwrap();
+            })
+        };
+        let started = tokio::time::Instant::now();
+        let passes = schedule::run(
+            &reconciler,
+            &shared,
+            timing,
+            fastrand::Rng::with_seed(7),
+            tokio::time::sleep(interval * 5 / 2),
+        )
+        .await;
+        wipe.await.unwrap();
+        assert_eq!(passes, 3, "at start, then after each jittered interval");
+        assert!(started.elapsed() >= interval * 5 / 2);
+        assert!(shared.is_ready());
+
+        let status = shared.status();
+        assert_eq!(status.revision.as_deref(), Some(sha.as_str()));
+        assert!(!status.channels.is_empty());
+        for c in &status.channels {
+            assert_eq!(
+                c.state,
+                ChannelState::Synced,
+                "{}: {:?}",
+                c.name,
+                c.last_error
+            );
+        }
+        // Two syncs (start, self-heal), both recorded; the third pass had nothing to do.
+        let outcomes: Vec<(SyncOutcome, &str)> = status
+            .history
+            .iter()
+            .map(|e| (e.outcome, e.revision.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (SyncOutcome::Succeeded, sha.as_str()),
+                (SyncOutcome::Succeeded, sha.as_str())
+            ]
+        );
+        assert!(
+            target.join("index.json").is_file(),
+            "the self-heal restored it"
+        );
+        let metrics = shared.metrics.render();
+        assert!(
+            metrics.contains("outcome=\"succeeded\"} 2"),
+            "two successful syncs counted:\n{metrics}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::plan::DriftItem;
-use crate::state::{HistoryEntry, Hold};
+use crate::store::{HistoryEntry, Hold};
 
 /// A channel's sync state, Argo CD style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]

@@ -1,7 +1,7 @@
 //! PURE: the result of `relsync check` (the PR gate) and its renderings: text, Markdown (the
 //! pull-request comment) and JSON.
 //!
-//! `cli::check` fills a [`CheckReport`]; this module only presents it. Whether the check
+//! `ops::gate` fills a [`CheckReport`]; this module only presents it. Whether the check
 //! passes is [`CheckReport::passed`]: the head is valid and no policy verdict failed. Policy
 //! files needing review and live drift are shown but never decide it.
 

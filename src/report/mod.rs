@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::plan::{Action, ActionKind, Drift, DriftItem, DriftState, Plan, Target};
+use crate::revision::short_revision;
 
 /// Output format, `-o text|json|markdown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,14 +123,6 @@ fn count(n: usize, word: &str) -> String {
         format!("{n} {word}")
     } else {
         format!("{n} {word}s")
-    }
-}
-
-/// The revision as shown to people: the first 12 characters of a commit id.
-fn short_revision(revision: &str) -> &str {
-    match revision.char_indices().nth(12) {
-        Some((i, _)) if revision.bytes().all(|b| b.is_ascii_hexdigit()) => &revision[..i],
-        _ => revision,
     }
 }
 

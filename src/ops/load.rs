@@ -1,13 +1,26 @@
-//! What every command loads first: the config, the repository, the manifests at the chosen
-//! revision, and the desired state derived from them.
+//! What every use case loads first: the config, the repository, the manifests at the chosen
+//! revision, and the desired state derived from them. Nothing is printed: warnings (an
+//! uncommitted change that is not desired state, the manifests' own warnings) are pushed
+//! onto the caller's [`Warnings`] as they arise, so they are there even when loading then
+//! fails.
 
 use std::path::{Path, PathBuf};
 
-use super::{CliError, Settings};
-use crate::config::{self, Config};
+use super::{OpsError, Warnings};
 use crate::desired::{self, DesiredState};
 use crate::git;
+use crate::config::{self, Config};
 use crate::manifest::Manifests;
+use crate::revision::short_revision;
+
+/// Where to load from: the config file and the revision, as the front end was told.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The config file, if one is used (none: the defaults, the repository in `.`).
+    pub config: Option<PathBuf>,
+    /// The revision to read instead of the config's `git.revision`, when given.
+    pub revision: Option<String>,
+}
 
 /// The config and the repository it points at.
 #[derive(Debug)]
@@ -38,15 +51,15 @@ pub struct Loaded {
 impl Context {
     /// Reads the config named by the settings (or uses the defaults) and locates the
     /// repository.
-    pub fn load(settings: &Settings) -> Result<Context, CliError> {
+    pub fn load(settings: &Settings) -> Result<Context, OpsError> {
         let (config, config_dir) = match &settings.config {
             Some(path) => {
-                let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+                let bytes = std::fs::read(path).map_err(|source| OpsError::Io {
                     path: path.clone(),
                     source,
                 })?;
                 let shown = path.display().to_string();
-                let config = config::load(&shown, &bytes).map_err(CliError::Invalid)?;
+                let config = config::load(&shown, &bytes).map_err(OpsError::Invalid)?;
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let dir = if dir.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -75,7 +88,7 @@ impl Context {
     /// Fetches a remote `git.repo` into its mirror in the cache (credentials from the URL,
     /// the environment or the SSH agent). A failed fetch is an error: the copy fetched
     /// earlier is never read in its place.
-    fn fetch_remote(url: &str) -> Result<git::remote::Mirror, CliError> {
+    fn fetch_remote(url: &str) -> Result<git::remote::Mirror, OpsError> {
         let url = git::remote::RemoteUrl::parse(url).map_err(git::GitError::from)?;
         let cache = git::remote::cache_root().map_err(git::GitError::from)?;
         let auth = git::remote::Auth::from_env();
@@ -84,9 +97,9 @@ impl Context {
 
     /// The working tree of a local `git.repo`, for the commands that edit files (`add`,
     /// `promote`); refused for a remote, which has none.
-    pub fn worktree(&self) -> Result<&Path, CliError> {
+    pub fn worktree(&self) -> Result<&Path, OpsError> {
         match &self.remote {
-            Some(mirror) => Err(CliError::Usage(format!(
+            Some(mirror) => Err(OpsError::Usage(format!(
                 "{}: git.repo is the remote {}; editing files needs a working tree: clone it and point git.repo at the clone",
                 self.config.git.repo.span, mirror.url
             ))),
@@ -105,11 +118,16 @@ impl Context {
     /// Reads, validates and derives the desired state. With `worktree`, the working tree is
     /// read; otherwise the revision (`--revision`, else the config's), committed content
     /// only, with a warning when uncommitted changes touch the manifests. Warnings are
-    /// printed to stderr.
+    /// pushed onto `warnings`.
     ///
     /// A remote `git.repo` has no working tree: it is always read at the revision.
-    pub fn desired(&self, settings: &Settings, worktree: bool) -> Result<Loaded, CliError> {
-        self.desired_with(settings, worktree, None)
+    pub fn desired(
+        &self,
+        settings: &Settings,
+        worktree: bool,
+        warnings: &mut Warnings,
+    ) -> Result<Loaded, OpsError> {
+        self.desired_with(settings, worktree, None, warnings)
     }
 
     /// [`Context::desired`], with the policies read at `policies_at` instead of the
@@ -119,7 +137,8 @@ impl Context {
         settings: &Settings,
         worktree: bool,
         policies_at: Option<&str>,
-    ) -> Result<Loaded, CliError> {
+        warnings: &mut Warnings,
+    ) -> Result<Loaded, OpsError> {
         let dirs = self.dirs();
         let mut snapshot = if let Some(mirror) = &self.remote {
             let revision = settings
@@ -139,12 +158,12 @@ impl Context {
             let snap = git::read_revision(&self.repo, revision, &dirs)?;
             let dirty = git::uncommitted_changes(&self.repo, &dirs)?;
             if !dirty.is_empty() {
-                eprintln!(
+                warnings.push(format!(
                     "warning: uncommitted changes are not desired state; {} reads {revision} ({}): {}",
                     env!("CARGO_PKG_NAME"),
-                    snap.commit.as_deref().map(|c| &c[..12]).unwrap_or("?"),
+                    snap.commit.as_deref().map(short_revision).unwrap_or("?"),
                     dirty.join(", ")
-                );
+                ));
             }
             snap
         };
@@ -158,12 +177,10 @@ impl Context {
             snapshot.files.extend(tip.files);
             snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
         }
-        let manifests =
-            desired::load(&snapshot.files, &self.config.git.policies).map_err(CliError::Invalid)?;
-        for w in manifests.warnings.iter() {
-            eprintln!("{w}");
-        }
-        let desired = desired::derive(&manifests).map_err(CliError::Invalid)?;
+        let manifests = desired::load(&snapshot.files, &self.config.git.policies)
+            .map_err(OpsError::Invalid)?;
+        warnings.extend(manifests.warnings.iter().map(ToString::to_string));
+        let desired = desired::derive(&manifests).map_err(OpsError::Invalid)?;
         let revision = snapshot
             .commit
             .unwrap_or_else(|| "working tree".to_string());
@@ -175,7 +192,7 @@ impl Context {
     }
 
     /// Checks that `--channel N` names a channel.
-    pub fn check_channel(loaded: &Loaded, channel: Option<&str>) -> Result<(), CliError> {
+    pub fn check_channel(loaded: &Loaded, channel: Option<&str>) -> Result<(), OpsError> {
         match channel {
             Some(c) if !loaded.manifests.channels.contains_key(c) => {
                 let known: Vec<&str> = loaded
@@ -184,7 +201,7 @@ impl Context {
                     .keys()
                     .map(String::as_str)
                     .collect();
-                Err(CliError::Usage(format!(
+                Err(OpsError::Usage(format!(
                     "--channel {c}: no such channel (channels: {})",
                     known.join(", ")
                 )))
