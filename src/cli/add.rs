@@ -162,7 +162,7 @@ async fn resolve(
     reference: &str,
 ) -> Result<Digest, CliError> {
     if reference.contains(':') {
-        let digest = Digest::parse(reference)
+        let digest = Digest::parse_release(reference)
             .map_err(|e| CliError::Refused(format!("--from {reference}: {e}")))?;
         if source.has_manifest(&digest).await? {
             return Ok(digest);
