@@ -1,4 +1,5 @@
-//! Content digests (`sha256:<64 hex>`), the identity of everything relsync copies and tags.
+//! Content digests (`sha256:<64 hex>`), the identity of everything relsync copies and tags;
+//! a release is pinned by sha256 only ([`Digest::parse_release`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +21,11 @@ pub enum DigestError {
     /// Wrong length or non-lowercase-hex characters.
     #[error("digest `{0}` is not {1} lowercase hex digits after the algorithm")]
     Hex(String, usize),
+    /// A well-formed digest of an algorithm other than sha256 where a release is pinned.
+    #[error(
+        "release `digest` `{0}` is not sha256: a tag resolves to the sha256 digest of its manifest, so a release pinned by any other algorithm could never be compared with what is copied and tagged; pin it by its sha256 digest"
+    )]
+    NotSha256(String),
 }
 
 impl Digest {
@@ -41,6 +47,19 @@ impl Digest {
             return Err(DigestError::Hex(s.to_string(), len));
         }
         Ok(Digest(s.to_string()))
+    }
+
+    /// Parses the `digest` of a release: a valid digest that is also sha256. Registries
+    /// (distribution among them) name a manifest by its sha256, the digest a tag resolves to
+    /// and the one compared before a tag is moved; a `sha512:` pin would be accepted and
+    /// then checked against something else, so it is refused
+    /// ([`DigestError::NotSha256`]).
+    pub fn parse_release(s: &str) -> Result<Self, DigestError> {
+        let digest = Digest::parse(s)?;
+        if digest.algorithm() != "sha256" {
+            return Err(DigestError::NotSha256(s.to_string()));
+        }
+        Ok(digest)
     }
 
     /// The sha256 digest of `bytes`.
@@ -125,6 +144,26 @@ mod tests {
         assert!(matches!(
             Digest::parse("sha256:abc"),
             Err(DigestError::Hex(..))
+        ));
+    }
+
+    #[test]
+    fn a_release_digest_must_be_sha256() {
+        let sha256 = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(Digest::parse_release(&sha256).unwrap().as_str(), sha256);
+        let sha512 = format!("sha512:{}", "a".repeat(128));
+        assert!(Digest::parse(&sha512).is_ok());
+        let err = Digest::parse_release(&sha512).unwrap_err();
+        assert_eq!(err, DigestError::NotSha256(sha512.clone()));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("release `digest` `{sha512}` is not sha256")),
+            "{err}"
+        );
+        // A malformed one keeps its own error.
+        assert!(matches!(
+            Digest::parse_release("sha512:abc"),
+            Err(DigestError::Hex(_, 128))
         ));
     }
 

@@ -17,6 +17,7 @@ mod git_remote;
 mod history;
 mod hostile;
 mod kube_api_tests;
+mod manifest_reading;
 mod manifests;
 mod mirror;
 mod promote;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::{GitError, collect_tree, open};
+use super::budget::Tally;
+use super::{Budget, GitError, open, tree_files};
 use crate::manifest::SourceFile;
 
 /// Why a history query failed.
@@ -68,6 +69,7 @@ pub fn first_first_parent_commit<F>(
 where
     F: FnMut(&[SourceFile]) -> bool,
 {
+    let budget = Budget::from_env()?;
     let git = open(repo)?;
     if git.is_shallow() {
         return Err(HistoryError::Shallow {
@@ -102,7 +104,7 @@ where
         let answer = match answers.get(&key) {
             Some(a) => *a,
             None => {
-                let a = files_at(&git, &tree, dirs).is_ok_and(|files| holds(&files));
+                let a = files_at(&git, oid, &tree, dirs, budget).is_ok_and(|files| holds(&files));
                 answers.insert(key, a);
                 a
             }
@@ -129,26 +131,17 @@ fn dir_tree(tree: &git2::Tree<'_>, dir: &str) -> Option<Oid> {
         .map(|e| e.id())
 }
 
-/// The YAML files below `dirs` in `tree`, sorted by path.
+/// The YAML files below `dirs` in `tree` (the tree of `commit`), sorted by path, read as
+/// [`super::read_revision`] reads them, within `budget`.
 fn files_at(
     git: &Repository,
+    commit: Oid,
     tree: &git2::Tree<'_>,
     dirs: &[&str],
+    budget: Budget,
 ) -> Result<Vec<SourceFile>, GitError> {
-    let mut files = Vec::new();
-    for dir in dirs {
-        let dir = dir.trim_matches('/');
-        if let Some(id) = dir_tree(tree, dir) {
-            let sub = git.find_tree(id).map_err(|e| GitError::Read {
-                path: dir.to_string(),
-                message: e.message().to_string(),
-            })?;
-            collect_tree(git, &sub, dir, &mut files)?;
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
-    Ok(files)
+    let label = format!("revision {commit}");
+    tree_files(git, tree, dirs, &mut Tally::new(budget, &label))
 }
 
 /// The name of the branch HEAD is on (`main`), or `None` for a detached HEAD.

@@ -1,21 +1,30 @@
 //! Adapter (git2): reads the desired-state files from a revision's tree, or from the working
 //! tree for `validate` as a pre-commit hook.
 //!
-//! Only `*.yaml`/`*.yml` files below the given directories are read. Symbolic links are
-//! refused (a link could point outside the repository), and so are files over
-//! [`MAX_FILE_BYTES`].
+//! Only `*.yaml`/`*.yml` files below the given directories are read, the extension in any
+//! case (`*.YAML` too). Symbolic links are refused (a link could point outside the
+//! repository), and so are files over [`MAX_FILE_BYTES`]. The files of one revision
+//! together have a [`Budget`]: the tree is listed first, counting the sizes Git records
+//! (or the file system reports), and only a listing within the budget is read.
 
+mod budget;
 mod commit;
 pub mod history;
 pub mod remote;
 
+pub use budget::{
+    Budget, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, ENTRIES_PER_FILE, Limit, MAX_BYTES_ENV,
+    MAX_FILES_ENV,
+};
 pub use commit::{CommitInfo, commit_info};
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Repository, Status, StatusOptions, Tree};
+use git2::{ObjectType, Odb, Oid, Repository, Status, StatusOptions, Tree};
 
 use crate::manifest::SourceFile;
+use budget::Tally;
 
 /// The largest manifest file read; larger ones are refused before parsing.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -63,6 +72,34 @@ pub enum GitError {
         /// Its size.
         size: u64,
     },
+    /// The manifests of a revision together are over its [`Budget`]; nothing was read.
+    #[error(
+        "{revision}: the manifests are over their budget of {limit} {kind} at {path} ({files} files of {bytes} bytes so far), refused before any is read; raise it with {var}",
+        var = .kind.env_var()
+    )]
+    OverBudget {
+        /// The revision, as the command named it, with its commit ("revision `HEAD`
+        /// (0123456789ab)"), or "the working tree".
+        revision: String,
+        /// Repository-relative path of the first file (or entry) past the budget.
+        path: String,
+        /// Which limit was passed.
+        kind: Limit,
+        /// That limit.
+        limit: u64,
+        /// Manifest files counted up to and including `path`.
+        files: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// An environment variable meant to set the [`Budget`] holds no positive whole number.
+    #[error("{var}={value:?} is not a positive whole number")]
+    BudgetSetting {
+        /// The variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+    },
     /// Fetching or resolving a remote `git.repo` failed.
     #[error(transparent)]
     Remote(#[from] remote::RemoteError),
@@ -83,8 +120,14 @@ pub struct Snapshot {
     pub files: Vec<SourceFile>,
 }
 
+/// `a.yaml`, `a.yml`, `A.YAML`, `a.Yml`: the extension compared without regard to case, so
+/// an upper-case one is read rather than skipped silently.
 fn is_yaml(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
+    let name = name.as_bytes();
+    let ends = |ext: &[u8]| {
+        name.len() >= ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+    };
+    ends(b".yaml") || ends(b".yml")
 }
 
 /// `a`, `a/b`, `a/b/c` for `a/b/c` (empty components skipped).
@@ -100,6 +143,31 @@ fn prefixes(dir: &str) -> Vec<String> {
     out
 }
 
+/// `dirs` trimmed of slashes (`.` for the root), without those equal to or inside an
+/// earlier or wider one: each file is listed once, so it is counted once against the budget.
+fn distinct_dirs<'d>(dirs: &[&'d str]) -> Vec<&'d str> {
+    let dirs: Vec<&str> = dirs
+        .iter()
+        .map(|d| match d.trim_matches('/') {
+            "" => ".",
+            d => d,
+        })
+        .collect();
+    let inside = |d: &str, o: &str| {
+        o == "." || d == o || d.strip_prefix(o).is_some_and(|rest| rest.starts_with('/'))
+    };
+    dirs.iter()
+        .enumerate()
+        .filter(|&(i, d)| {
+            !dirs
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && inside(d, o) && (d != o || j < i))
+        })
+        .map(|(_, d)| *d)
+        .collect()
+}
+
 fn open(repo: &Path) -> Result<Repository, GitError> {
     Repository::open(repo).map_err(|e| GitError::Open {
         path: repo.to_path_buf(),
@@ -107,9 +175,21 @@ fn open(repo: &Path) -> Result<Repository, GitError> {
     })
 }
 
-/// Reads the YAML files below `dirs` (repository-relative) from the tree of `revision`.
-/// Directories that do not exist at that revision contribute no files.
+/// Reads the YAML files below `dirs` (repository-relative) from the tree of `revision`,
+/// within the [`Budget`] the environment sets. Directories that do not exist at that
+/// revision contribute no files.
 pub fn read_revision(repo: &Path, revision: &str, dirs: &[&str]) -> Result<Snapshot, GitError> {
+    read_revision_within(repo, revision, dirs, Budget::from_env()?)
+}
+
+/// [`read_revision`] within `budget`: the tree is listed first, and when its manifests are
+/// over the budget, [`GitError::OverBudget`] is returned before any of them is read.
+pub fn read_revision_within(
+    repo: &Path,
+    revision: &str,
+    dirs: &[&str],
+    budget: Budget,
+) -> Result<Snapshot, GitError> {
     let git = open(repo)?;
     let rev_err = |e: git2::Error| GitError::Revision {
         revision: revision.to_string(),
@@ -121,10 +201,38 @@ pub fn read_revision(repo: &Path, revision: &str, dirs: &[&str]) -> Result<Snaps
         .and_then(|o| o.peel_to_commit())
         .map_err(rev_err)?;
     let tree = commit.tree().map_err(rev_err)?;
-    let mut files = Vec::new();
-    for dir in dirs {
-        let dir = dir.trim_matches('/');
-        let sub = if dir.is_empty() || dir == "." {
+    let sha = commit.id().to_string();
+    let label = if revision == sha {
+        format!("revision {sha}")
+    } else {
+        format!("revision `{revision}` ({})", &sha[..12])
+    };
+    let files = tree_files(&git, &tree, dirs, &mut Tally::new(budget, &label))?;
+    Ok(Snapshot {
+        commit: Some(sha),
+        files,
+    })
+}
+
+/// The YAML files below `dirs` in `tree`, sorted by path: listed with their sizes against
+/// `tally` first, read only once the whole listing is within the budget.
+fn tree_files(
+    git: &Repository,
+    tree: &Tree<'_>,
+    dirs: &[&str],
+    tally: &mut Tally<'_>,
+) -> Result<Vec<SourceFile>, GitError> {
+    let odb = git.odb().map_err(|e| GitError::Read {
+        path: ".git".to_string(),
+        message: e.message().to_string(),
+    })?;
+    let mut listed = Vec::new();
+    for dir in distinct_dirs(dirs) {
+        let read_err = |e: git2::Error| GitError::Read {
+            path: dir.to_string(),
+            message: e.message().to_string(),
+        };
+        let sub = if dir == "." {
             Some(tree.clone())
         } else {
             // The directory itself, or one above it, committed as a symbolic link.
@@ -138,28 +246,41 @@ pub fn read_revision(repo: &Path, revision: &str, dirs: &[&str]) -> Result<Snaps
             }
             match tree.get_path(Path::new(dir)) {
                 Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-                    Some(git.find_tree(entry.id()).map_err(rev_err)?)
+                    Some(git.find_tree(entry.id()).map_err(read_err)?)
                 }
                 _ => None,
             }
         };
         if let Some(sub) = sub {
-            collect_tree(&git, &sub, dir, &mut files)?;
+            list_tree(git, &odb, &sub, dir, tally, &mut listed)?;
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
-    Ok(Snapshot {
-        commit: Some(commit.id().to_string()),
-        files,
-    })
+    listed.sort();
+    listed.dedup_by(|a, b| a.0 == b.0);
+    // The listing is within the budget: only now is a blob read.
+    let mut files = Vec::with_capacity(listed.len());
+    for (path, id) in listed {
+        let blob = git.find_blob(id).map_err(|e| GitError::Read {
+            path: path.clone(),
+            message: e.message().to_string(),
+        })?;
+        files.push(SourceFile {
+            path,
+            contents: blob.content().to_vec(),
+        });
+    }
+    Ok(files)
 }
 
-fn collect_tree(
+/// Lists the YAML blobs below `tree` (at `prefix`) into `out`, each counted against `tally`
+/// with the size its object header records; no blob is read.
+fn list_tree(
     git: &Repository,
+    odb: &Odb<'_>,
     tree: &Tree<'_>,
     prefix: &str,
-    out: &mut Vec<SourceFile>,
+    tally: &mut Tally<'_>,
+    out: &mut Vec<(String, Oid)>,
 ) -> Result<(), GitError> {
     for entry in tree.iter() {
         let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
@@ -168,6 +289,7 @@ fn collect_tree(
         } else {
             format!("{prefix}/{name}")
         };
+        tally.walk(&path)?;
         let read_err = |e: git2::Error| GitError::Read {
             path: path.clone(),
             message: e.message().to_string(),
@@ -175,7 +297,7 @@ fn collect_tree(
         match entry.kind() {
             Some(ObjectType::Tree) => {
                 let sub = git.find_tree(entry.id()).map_err(read_err)?;
-                collect_tree(git, &sub, &path, out)?;
+                list_tree(git, odb, &sub, &path, tally, out)?;
             }
             // 0o120000 is a symbolic link stored as a blob. Any link is refused, not only
             // `*.yaml` ones: a link named `sub` may stand for a directory, as it would in
@@ -184,15 +306,9 @@ fn collect_tree(
                 return Err(GitError::Symlink { path });
             }
             Some(ObjectType::Blob) if is_yaml(&name) => {
-                let blob = git.find_blob(entry.id()).map_err(read_err)?;
-                let size = blob.size() as u64;
-                if size > MAX_FILE_BYTES {
-                    return Err(GitError::TooLarge { path, size });
-                }
-                out.push(SourceFile {
-                    path,
-                    contents: blob.content().to_vec(),
-                });
+                let (size, _) = odb.read_header(entry.id()).map_err(read_err)?;
+                tally.admit(&path, size as u64)?;
+                out.push((path, entry.id()));
             }
             _ => {}
         }
@@ -201,8 +317,20 @@ fn collect_tree(
 }
 
 /// Reads the YAML files below `dirs` from the working tree of the repository at `repo`
-/// (what `validate` checks as a pre-commit hook).
+/// (what `validate` checks as a pre-commit hook), within the [`Budget`] the environment
+/// sets.
 pub fn read_worktree(repo: &Path, dirs: &[&str]) -> Result<Snapshot, GitError> {
+    read_worktree_within(repo, dirs, Budget::from_env()?)
+}
+
+/// [`read_worktree`] within `budget`: the directories are listed first, and when their
+/// manifests are over the budget, [`GitError::OverBudget`] is returned before any of them
+/// is read. A file is read at most at the size it had when listed.
+pub fn read_worktree_within(
+    repo: &Path,
+    dirs: &[&str],
+    budget: Budget,
+) -> Result<Snapshot, GitError> {
     let git = open(repo)?;
     let root = git
         .workdir()
@@ -210,10 +338,10 @@ pub fn read_worktree(repo: &Path, dirs: &[&str]) -> Result<Snapshot, GitError> {
             path: repo.to_path_buf(),
         })?
         .to_path_buf();
-    let mut files = Vec::new();
-    for dir in dirs {
-        let dir = dir.trim_matches('/');
-        let start = if dir.is_empty() || dir == "." {
+    let mut tally = Tally::new(budget, "the working tree");
+    let mut listed = Vec::new();
+    for dir in distinct_dirs(dirs) {
+        let start = if dir == "." {
             root.clone()
         } else {
             // `is_dir` follows links: a linked directory (or one above it) would be read
@@ -228,18 +356,50 @@ pub fn read_worktree(repo: &Path, dirs: &[&str]) -> Result<Snapshot, GitError> {
             root.join(dir)
         };
         if start.is_dir() {
-            collect_dir(&root, &start, &mut files)?;
+            list_dir(&root, &start, &mut tally, &mut listed)?;
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files.dedup_by(|a, b| a.path == b.path);
+    listed.sort();
+    listed.dedup_by(|a, b| a.0 == b.0);
+    // The listing is within the budget: only now is a file read.
+    let mut files = Vec::with_capacity(listed.len());
+    for (path, abs, size) in listed {
+        let contents = read_at_most(&abs, size).map_err(|message| GitError::Read {
+            path: path.clone(),
+            message,
+        })?;
+        files.push(SourceFile { path, contents });
+    }
     Ok(Snapshot {
         commit: None,
         files,
     })
 }
 
-fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(), GitError> {
+/// The file at `path`, which was `size` bytes when listed; one that has grown since is
+/// refused rather than read past what the budget counted.
+fn read_at_most(path: &Path, size: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut contents = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(size.saturating_add(1))
+        .read_to_end(&mut contents)
+        .map_err(|e| e.to_string())?;
+    if contents.len() as u64 > size {
+        return Err(format!(
+            "the file grew past the {size} bytes it had when listed, while it was read"
+        ));
+    }
+    Ok(contents)
+}
+
+/// Lists the YAML files below `dir` into `out` (repository-relative path, path, size), each
+/// counted against `tally` with the size the file system reports; no file is read.
+fn list_dir(
+    root: &Path,
+    dir: &Path,
+    tally: &mut Tally<'_>,
+    out: &mut Vec<(String, PathBuf, u64)>,
+) -> Result<(), GitError> {
     let rel = |p: &Path| {
         p.strip_prefix(root)
             .unwrap_or(p)
@@ -261,24 +421,16 @@ fn collect_dir(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> Result<(),
         if name == ".git" {
             continue;
         }
+        tally.walk(&rel(&path))?;
         let meta = std::fs::symlink_metadata(&path).map_err(|e| io_err(&path, e))?;
         if meta.file_type().is_symlink() {
             return Err(GitError::Symlink { path: rel(&path) });
         }
         if meta.is_dir() {
-            collect_dir(root, &path, out)?;
+            list_dir(root, &path, tally, out)?;
         } else if meta.is_file() && is_yaml(&name) {
-            if meta.len() > MAX_FILE_BYTES {
-                return Err(GitError::TooLarge {
-                    path: rel(&path),
-                    size: meta.len(),
-                });
-            }
-            let contents = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
-            out.push(SourceFile {
-                path: rel(&path),
-                contents,
-            });
+            tally.admit(&rel(&path), meta.len())?;
+            out.push((rel(&path), path, meta.len()));
         }
     }
     Ok(())
@@ -369,6 +521,97 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("revision `no-such-branch` not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn upper_case_yaml_extensions_are_read_from_the_tree_and_the_working_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        git(d, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(d.join("manifests")).unwrap();
+        for name in ["A.YAML", "b.YML", "c.Yaml", "d.yaml", "e.YAML.txt", "fyaml"] {
+            std::fs::write(d.join("manifests").join(name), name).unwrap();
+        }
+        git(d, &["add", "."]);
+        git(d, &["commit", "-q", "-m", "one"]);
+        let expected = [
+            "manifests/A.YAML",
+            "manifests/b.YML",
+            "manifests/c.Yaml",
+            "manifests/d.yaml",
+        ];
+        let snap = read_revision(d, "HEAD", &["manifests"]).unwrap();
+        let paths: Vec<_> = snap.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, expected);
+        assert_eq!(snap.files[0].contents, b"A.YAML");
+        let wt = read_worktree(d, &["manifests"]).unwrap();
+        let paths: Vec<_> = wt.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, expected);
+
+        std::fs::write(d.join("manifests/A.YAML"), "changed").unwrap();
+        let dirty = uncommitted_changes(d, &["manifests"]).unwrap();
+        assert_eq!(dirty, ["manifests/A.YAML"]);
+    }
+
+    #[test]
+    fn a_revision_over_its_budget_is_refused_naming_the_revision_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        git(d, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(d.join("manifests/p")).unwrap();
+        std::fs::write(d.join("manifests/a.yaml"), "x".repeat(60)).unwrap();
+        std::fs::write(d.join("manifests/b.yaml"), "x".repeat(40)).unwrap();
+        std::fs::write(d.join("manifests/p/c.yaml"), "x").unwrap();
+        std::fs::write(d.join("manifests/p/notes.txt"), "x".repeat(1000)).unwrap();
+        git(d, &["add", "."]);
+        git(d, &["commit", "-q", "-m", "one"]);
+        let budget = |max_bytes, max_files| Budget {
+            max_bytes,
+            max_files,
+        };
+        let sha = read_revision(d, "HEAD", &["manifests"])
+            .unwrap()
+            .commit
+            .unwrap();
+
+        // 101 bytes in three files: one byte over, at the last file listed.
+        let err = read_revision_within(d, "HEAD", &["manifests"], budget(100, 10)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("revision `HEAD` ({}): ", &sha[..12])),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("budget of 100 bytes at manifests/p/c.yaml"),
+            "{msg}"
+        );
+        assert!(msg.contains("RELSYNC_MAX_MANIFEST_BYTES"), "{msg}");
+        let err = read_worktree_within(d, &["manifests"], budget(100, 10)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("the working tree: "), "{msg}");
+        assert!(msg.contains("at manifests/p/c.yaml"), "{msg}");
+
+        // Two files allowed, three present.
+        let err = read_revision_within(d, "HEAD", &["manifests"], budget(1000, 2)).unwrap_err();
+        assert!(
+            matches!(&err, GitError::OverBudget { kind: Limit::Files, path, .. } if path == "manifests/p/c.yaml"),
+            "{err}"
+        );
+
+        // Exactly at the budget passes, and a directory named twice or inside another is
+        // counted once (the non-YAML file counts for nothing).
+        let dirs = ["manifests", "manifests/p", "/manifests/"];
+        let snap = read_revision_within(d, "HEAD", &dirs, budget(101, 3)).unwrap();
+        assert_eq!(snap.files.len(), 3);
+        let wt = read_worktree_within(d, &dirs, budget(101, 3)).unwrap();
+        assert_eq!(wt.files.len(), 3);
+        let snap = read_revision_within(d, &sha, &[".", "manifests"], budget(101, 3)).unwrap();
+        assert_eq!(snap.files.len(), 3);
+        let err = read_revision_within(d, &sha, &["."], budget(100, 3)).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("revision {sha}: ")),
             "{err}"
         );
     }

@@ -133,7 +133,7 @@ fn check_stream<'a>(
         let digest = r
             .digest
             .as_ref()
-            .and_then(|d| match Digest::parse(&d.value) {
+            .and_then(|d| match Digest::parse_release(&d.value) {
                 Ok(digest) => Some(Located::new(digest, d.span.clone())),
                 Err(e) => {
                     diags.push(Diagnostic::error(d.span.clone(), e.to_string()));

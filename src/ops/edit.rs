@@ -208,7 +208,7 @@ async fn resolve(
     reference: &str,
 ) -> Result<Digest, OpsError> {
     if reference.contains(':') {
-        let digest = Digest::parse(reference)
+        let digest = Digest::parse_release(reference)
             .map_err(|e| OpsError::Refused(format!("--from {reference}: {e}")))?;
         if source.has_manifest(&digest).await? {
             return Ok(digest);
