@@ -374,7 +374,7 @@ fn real_versions(name: &str) -> Vec<String> {
         versions: Vec<String>,
     }
     let path = project().join(format!(
-        "../shared/data/cincinnati-graph-data/channels/{name}.yaml"
+        "tests/data/cincinnati-graph-data/channels/{name}.yaml"
     ));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("real data at {}: {e}", path.display()));
