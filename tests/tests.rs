@@ -18,6 +18,7 @@ mod hostile;
 mod kube_api_tests;
 mod manifests;
 mod mirror;
+mod newcomer;
 mod promote;
 mod registry;
 mod serve;
