@@ -365,3 +365,91 @@ fn ci_run_prints_its_count_whether_tests_pass_or_fail_and_exits_with_their_statu
     );
     assert_eq!(passed.status.code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A clone is self-contained
+
+/// Every relative link of the README and of docs/ names a file of the repository: a reader
+/// of the repository alone can open each.
+#[test]
+fn the_docs_link_only_to_files_inside_the_repository() {
+    let root = project().canonicalize().unwrap();
+    let mut docs = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(path);
+        }
+    }
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut checked = 0;
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for m in link.captures_iter(&text) {
+            let target = m[1].split('#').next().unwrap_or("");
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = doc.parent().unwrap().join(target);
+            let resolved = path
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("{}: link {target}: {e}", doc.display()));
+            assert!(
+                resolved.starts_with(&root),
+                "{}: link {target} leaves the repository",
+                doc.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the README links docs/reference.md and more");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("](docs/reference.md)"),
+        "the README links the reference"
+    );
+}
+
+/// No test, benchmark, source file or doc reads the project's surroundings (a clone has
+/// nothing beside it): no path climbs out of the repository to a sibling directory.
+#[test]
+fn nothing_reaches_outside_the_repository() {
+    // Built from pieces so that this file does not match itself.
+    let needles = [concat!("..", "/shared"), concat!("..", "/data/")];
+    let mut offenders = Vec::new();
+    let mut scanned = 0;
+    let mut stack = vec![
+        project().join("tests"),
+        project().join("benches"),
+        project().join("src"),
+        project().join("docs"),
+        project().join("example"),
+    ];
+    let mut files = vec![project().join("README.md"), project().join(".ci/run")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                // Layout blobs are binary content, not paths.
+                if !path.ends_with("blobs") {
+                    stack.push(path);
+                }
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        scanned += 1;
+        for needle in needles {
+            if text.contains(needle) {
+                offenders.push(format!("{} contains {needle}", file.display()));
+            }
+        }
+    }
+    assert!(scanned > 50, "scanned {scanned} files");
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
