@@ -8,7 +8,8 @@ image has a config and one gzip layer whose tar holds a release-info file. Conse
 releases share nothing but their structure, so digests are distinct and stable.
 
 - example/registry.ci.openshift.org/origin/release-scos: the source, every release tagged
-  by its version (what CI produced).
+  by its version (what CI produced), plus one newer nightly, NIGHTLY, that Git does not
+  know yet: the README's `relsync add NIGHTLY --stream 4-scos --from NIGHTLY` adds it.
 - example/quay.io/okd/scos-release: the "live" target, part-way through promotion, so that
   `relsync plan` and `relsync drift` have something to show: one release missing entirely,
   one whose content is present but untagged, floating tags behind, a tombstoned version
@@ -23,6 +24,8 @@ RELEASES = [
     "4.15.0-0.okd-scos-2024-01-18-223523",
     "4.16.0-0.okd-scos-2024-09-24-151747",
 ]
+# Built by CI, not yet in manifests/streams/4-scos.yaml: only in the source.
+NIGHTLY = "4.17.0-0.okd-scos-2024-12-01-000000"
 PLATFORMS = [("amd64", ""), ("arm64", "v8")]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -104,14 +107,14 @@ def write_layout(path, entries, blobs):
 
 
 def main():
-    rel = {v: release_blobs(v) for v in RELEASES}
+    rel = {v: release_blobs(v) for v in RELEASES + [NIGHTLY]}
     r1, r2, r3, r4 = (rel[v] for v in RELEASES)
 
     src_blobs = {}
     for _, _, b in rel.values():
         src_blobs.update(b)
     write_layout(os.path.join(HERE, "registry.ci.openshift.org", "origin", "release-scos"),
-                 [(v, rel[v][0], rel[v][1]) for v in RELEASES], src_blobs)
+                 [(v, rel[v][0], rel[v][1]) for v in RELEASES + [NIGHTLY]], src_blobs)
 
     # The live target: r1..r3 content present, r4 absent.
     tgt_blobs = {}
@@ -126,7 +129,7 @@ def main():
         ("latest", r1[0], r1[1]),             # nobody claims it: extra
     ], tgt_blobs)
 
-    for v in RELEASES:
+    for v in RELEASES + [NIGHTLY]:
         print(f"{v} {rel[v][0]}")
 
 

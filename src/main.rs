@@ -1,4 +1,9 @@
 //! `relsync`: parses flags, initialises tracing, runs the command, maps errors to exit codes.
+//!
+//! Exit code 2 means "changes pending" (`plan`, `drift`, `sync --dry-run`), so a usage error
+//! (an unknown flag, a missing argument, a bad value) exits 1 like every other error, not
+//! clap's 2: a CI job must never read a typo in its own flags as drift. `--help` and
+//! `--version` exit 0.
 
 use clap::Parser;
 use relsync::cli::{self, Args, CliError};
@@ -6,7 +11,15 @@ use relsync::ops::OpsError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // Help and version go to stdout and succeed; everything else is a usage error.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return std::process::ExitCode::from(code);
+        }
+    };
     let level = match args.verbose {
         0 => "warn",
         1 => "info",

@@ -468,3 +468,83 @@ fn logs_to_a_pipe_have_no_colour_codes_and_name_target_and_tag() {
         "a span per action with target and tag: {err}"
     );
 }
+
+/// Exit code 2 means "changes pending": a usage error must never look like drift to a CI
+/// job. Every usage error exits 1, says what is wrong and writes nothing.
+#[test]
+fn usage_errors_exit_one_never_two_and_write_nothing() {
+    let repo = Repo::example();
+    let index = "example/quay.io/okd/scos-release/index.json";
+    let before = repo.read(index);
+    let cases: &[(&[&str], &str)] = &[
+        (&["plan", "-o", "yaml"], "invalid value 'yaml'"),
+        (&["drift", "--output", "yaml"], "invalid value 'yaml'"),
+        (
+            &["sync", "--dry-run", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (&["sync", "--allow-deletes", "many"], "invalid value 'many'"),
+        (&["plna"], "unrecognized subcommand 'plna'"),
+        (&["promote", R4], "--to <CHANNEL>"),
+        (&["add", R4, "--from", R4], "--stream <S>"),
+        (&["check"], "--base <REV>"),
+        (&["rollback"], "--to-revision <REV>"),
+        (&[], "Usage: relsync"),
+        (
+            &["--config", "nope.yaml", "plan"],
+            "config file nope.yaml not found",
+        ),
+    ];
+    for (args, message) in cases {
+        let run = repo.relsync(args);
+        assert_eq!(
+            run.code(),
+            1,
+            "relsync {args:?}: usage errors exit 1\n{}",
+            run.stderr()
+        );
+        assert!(
+            run.stderr().contains(message),
+            "relsync {args:?}: stderr names the problem ({message}):\n{}",
+            run.stderr()
+        );
+        assert_eq!(run.stdout(), "", "relsync {args:?}: nothing on stdout");
+    }
+    assert_eq!(
+        repo.read(index),
+        before,
+        "a usage error wrote to the target"
+    );
+    assert!(
+        !repo.path().join(".relsync").exists(),
+        "a usage error recorded history"
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "", "nothing written");
+}
+
+/// Asking for help or the version is not an error: exit 0, on stdout.
+#[test]
+fn help_and_version_exit_zero_on_stdout() {
+    let repo = Repo::example();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--help"], "Usage: relsync"),
+        (&["-h"], "Usage: relsync"),
+        (&["help"], "Usage: relsync"),
+        (&["help", "plan"], "Usage: relsync plan"),
+        (&["plan", "--help"], "--output <OUTPUT>"),
+        (
+            &["--version"],
+            concat!("relsync ", env!("CARGO_PKG_VERSION")),
+        ),
+        (&["-V"], concat!("relsync ", env!("CARGO_PKG_VERSION"))),
+    ];
+    for (args, expected) in cases {
+        let run = repo.relsync(args);
+        run.expect_code(0);
+        assert!(
+            run.stdout().contains(expected),
+            "relsync {args:?}: stdout has {expected:?}:\n{}",
+            run.stdout()
+        );
+    }
+}

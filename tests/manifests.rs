@@ -518,7 +518,7 @@ fn read_real_channel(path: &Path) -> RealChannel {
 }
 
 fn real_data_dir() -> PathBuf {
-    crate_dir().join("../shared/data/cincinnati-graph-data/channels")
+    crate_dir().join("tests/data/cincinnati-graph-data/channels")
 }
 
 fn synthetic_digest(version: &str) -> Digest {

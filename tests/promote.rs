@@ -374,7 +374,7 @@ fn real_versions(name: &str) -> Vec<String> {
         versions: Vec<String>,
     }
     let path = project().join(format!(
-        "../shared/data/cincinnati-graph-data/channels/{name}.yaml"
+        "tests/data/cincinnati-graph-data/channels/{name}.yaml"
     ));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("real data at {}: {e}", path.display()));
@@ -466,7 +466,7 @@ fn promote_on_a_real_cincinnati_channel_inserts_one_line_in_order() {
 // ---------------------------------------------------------------------------------------------
 // add
 
-/// Adds a tag to the example's source layout for a new (empty) image index; returns its
+/// Tags a new (empty) image index in the example's source layout; returns its
 /// digest.
 fn tag_in_source_layout(repo: &Repo, tag: &str, seed: &str) -> String {
     let layout = repo.path().join(SOURCE_LAYOUT);
@@ -485,7 +485,11 @@ fn tag_in_source_layout(repo: &Repo, tag: &str, seed: &str) -> String {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let mut desc = index.descriptor();
     desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
-    top["manifests"].as_array_mut().unwrap().push(desc);
+    // A tag names one manifest: one the layout already has (the example's source ships the
+    // nightly of the README's `add` example) is moved, as a registry would.
+    let manifests = top["manifests"].as_array_mut().unwrap();
+    manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"] != tag);
+    manifests.push(desc);
     std::fs::write(&path, serde_json::to_vec_pretty(&top).unwrap()).unwrap();
     digest.to_string()
 }

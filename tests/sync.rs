@@ -17,15 +17,21 @@ use crate::util::{
     image_index, image_manifest, project, tar_with_file,
 };
 
-/// The example's source layout: tag → digest.
+/// The example's source layout: tag → digest of the releases its stream declares (the
+/// layout also holds a nightly that Git does not know yet, for the README's `add`).
 fn example_source() -> (std::path::PathBuf, Vec<(String, Digest)>) {
     let dir = project().join("example/registry.ci.openshift.org/origin/release-scos");
     let index: Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let stream = std::fs::read_to_string(project().join("manifests/streams/4-scos.yaml")).unwrap();
     let releases = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| {
+            let tag = m["annotations"]["org.opencontainers.image.ref.name"].as_str();
+            tag.is_some_and(|t| stream.contains(&format!("- version: {t}\n")))
+        })
         .map(|m| {
             (
                 m["annotations"]["org.opencontainers.image.ref.name"]

@@ -20,6 +20,7 @@ mod kube_api_tests;
 mod manifest_reading;
 mod manifests;
 mod mirror;
+mod newcomer;
 mod promote;
 mod registry;
 mod serve;

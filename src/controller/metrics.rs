@@ -1,5 +1,13 @@
 //! Prometheus metrics of `serve` (`/metrics`, text exposition format; every name starts
 //! with `relsync_`).
+//!
+//! Every metric the README lists has a series from the first scrape, so a dashboard or an
+//! alert on `increase(...)` works before the first request or webhook:
+//! `relsync_webhooks_total` starts with each `result` it can count, at zero, and
+//! `relsync_registry_requests_total`, whose statuses are whatever registries answer, with
+//! `status="200"` at zero. `relsync_syncs_total` gets its `outcome` series from the first
+//! sync (a standby replica, which never syncs, shows none) and `relsync_drift_items` its
+//! `channel` series once the channels are known.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +39,9 @@ struct StatusLabel {
 struct ResultLabel {
     result: String,
 }
+
+/// The `result` label values of `relsync_webhooks_total` (see `controller::webhook`).
+const WEBHOOK_RESULTS: [&str; 4] = ["accepted", "ignored", "unauthorized", "rejected"];
 
 /// Every metric `serve` exports.
 pub struct Metrics {
@@ -110,6 +121,18 @@ impl Metrics {
             "1 when this replica leads (writes), else 0",
             leader.clone(),
         );
+        registry_requests
+            .get_or_create(&StatusLabel {
+                status: "200".to_string(),
+            })
+            .inc_by(0);
+        for result in WEBHOOK_RESULTS {
+            webhooks
+                .get_or_create(&ResultLabel {
+                    result: result.to_string(),
+                })
+                .inc_by(0);
+        }
         Metrics {
             registry,
             reconcile_duration,
@@ -181,5 +204,81 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample lines (not `#` comments) of a fresh set.
+    fn fresh_samples() -> Vec<String> {
+        Metrics::new()
+            .render()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Issue 16: `relsync_registry_requests_total` and `relsync_webhooks_total` were absent
+    /// from `/metrics` until first used.
+    #[test]
+    fn labelled_counters_are_there_at_zero_before_first_use() {
+        let samples = fresh_samples();
+        for line in [
+            "relsync_registry_requests_total{status=\"200\"} 0",
+            "relsync_webhooks_total{result=\"accepted\"} 0",
+            "relsync_webhooks_total{result=\"ignored\"} 0",
+            "relsync_webhooks_total{result=\"unauthorized\"} 0",
+            "relsync_webhooks_total{result=\"rejected\"} 0",
+            "relsync_mirrored_images_total 0",
+            "relsync_mirrored_bytes_total 0",
+            "relsync_leader 0",
+            "relsync_reconcile_duration_seconds_count 0",
+        ] {
+            assert!(samples.iter().any(|s| s == line), "{line} in {samples:#?}");
+        }
+        // Counting still adds to the series registered at zero.
+        let m = Metrics::new();
+        m.webhook("accepted");
+        m.registry_requests("200", 3);
+        let text = m.render();
+        assert!(
+            text.contains("relsync_webhooks_total{result=\"accepted\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("relsync_registry_requests_total{status=\"200\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    /// Every metric the README lists has a sample in a fresh set, except the two whose
+    /// series wait for a label value: the per-channel drift gauge and the sync count
+    /// (whose absence on a standby replica says it never synced).
+    #[test]
+    fn every_metric_the_readme_lists_has_a_sample_from_the_start() {
+        let readme = include_str!("../../README.md");
+        let names: std::collections::BTreeSet<&str> = readme
+            .split('`')
+            .filter(|w| {
+                w.starts_with("relsync_") && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .collect();
+        assert!(names.len() >= 8, "the README's metric list: {names:?}");
+        let samples = fresh_samples();
+        for name in names {
+            if name == "relsync_drift_items" || name == "relsync_syncs_total" {
+                continue;
+            }
+            assert!(
+                samples.iter().any(|s| {
+                    s.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with([' ', '{', '_']))
+                }),
+                "{name} has no sample in a fresh /metrics: {samples:#?}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::markdown::{self, cell, version_cell};
-use super::{count, digest_and_version, drift_note, drift_summary, short_revision};
+use super::{count, digest_and_version, drift_note, drift_summary_after, short_revision};
 use crate::digest::Digest;
 use crate::plan::{Action, Drift, DriftItem, DriftState, Plan};
 
@@ -212,11 +212,14 @@ fn version_or_digest(d: Option<&Digest>, v: Option<&str>) -> String {
     }
 }
 
-fn live_heading(live: &LiveDrift) -> String {
+/// What the live drift comes to; `lead` goes before the counts when there is drift
+/// (`"drift: "` under a heading of its own, `""` after the text's `live drift: `, which
+/// already says it).
+fn live_heading(live: &LiveDrift, lead: &str) -> String {
     match live {
         LiveDrift::NotChecked => "not checked (--offline)".to_string(),
         LiveDrift::Failed(e) => format!("could not observe the registry: {e}"),
-        LiveDrift::Checked(d) => drift_summary(d),
+        LiveDrift::Checked(d) => drift_summary_after(d, lead),
     }
 }
 
@@ -269,7 +272,10 @@ pub fn text(report: &CheckReport) -> String {
         }
     }
     out.push_str(&text_review(report));
-    out.push_str(&format!("\nlive drift: {}\n", live_heading(&report.live)));
+    out.push_str(&format!(
+        "\nlive drift: {}\n",
+        live_heading(&report.live, "")
+    ));
     if let LiveDrift::Checked(d) = &report.live {
         for i in drift_rows(d) {
             out.push_str(&format!(
@@ -407,7 +413,7 @@ pub fn markdown(report: &CheckReport) -> String {
     out.push_str(&markdown_review(report));
     out.push_str(&format!(
         "\n##### Live drift\n\n{}\n",
-        prose(&live_heading(&report.live))
+        prose(&live_heading(&report.live, "drift: "))
     ));
     if let LiveDrift::Checked(d) = &report.live {
         let rows: Vec<&DriftItem> = drift_rows(d).collect();

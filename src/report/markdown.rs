@@ -1,8 +1,11 @@
 //! The `markdown` format: tables for a pull-request comment.
 
-use super::{drift_note, drift_summary, plan_summary, short_revision, target_diffs};
+use super::{
+    drift_note, drift_summary, drift_table_rows, not_pruned_rows, plan_summary, short_revision,
+    target_diffs,
+};
 use crate::digest::Digest;
-use crate::plan::{Drift, DriftItem, DriftState, Plan};
+use crate::plan::{Drift, DriftItem, Plan};
 
 /// Escapes a table cell: pipes, and line breaks folded into spaces.
 pub(super) fn cell(s: &str) -> String {
@@ -100,15 +103,10 @@ pub(super) fn drift(drift: &Drift) -> String {
         short_revision(&drift.revision),
         drift_summary(drift)
     );
-    let rows: Vec<_> = drift
-        .items
-        .iter()
-        .filter(|i| i.state != DriftState::Ok)
-        .collect();
-    if rows.is_empty() {
-        return out;
+    let rows = drift_table_rows(drift);
+    if !rows.is_empty() {
+        out.push_str(&drift_table(&rows, "actual"));
     }
-    out.push_str(&drift_table(&rows, "actual"));
     for (_, diff) in target_diffs(drift) {
         out.push_str("\n```diff\n");
         out.push_str(&diff);
@@ -116,6 +114,20 @@ pub(super) fn drift(drift: &Drift) -> String {
             out.push('\n');
         }
         out.push_str("```\n");
+    }
+    let kept = not_pruned_rows(drift);
+    if !kept.is_empty() {
+        out.push_str(
+            "\n**Not pruned** (no channel claims these tags; deleted only with `--prune` or `sync.prune`):\n\n| target | tag | actual |\n|---|---|---|\n",
+        );
+        for i in kept {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                code(&i.target.to_string()),
+                code(&i.tag),
+                version_cell(i.actual.as_ref(), None),
+            ));
+        }
     }
     out
 }

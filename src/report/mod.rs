@@ -61,12 +61,13 @@ pub fn render_plan(plan: &Plan, format: Format, style: Style) -> String {
 /// Renders a drift report.
 ///
 /// - `text`: a summary line, a table of the items that are not `ok`, then for each target
-///   that differs a unified diff (made with `similar`) of sorted `tag digest` lines, desired
-///   vs live.
+///   that drifts a unified diff (made with `similar`) of sorted `tag digest` lines, desired
+///   vs live, and last, apart, the tags no channel claims that are kept because prune is off
+///   ("not pruned"): they are not drift, so they alone neither fill the table nor make a diff.
 /// - `json`: `{"revision", "inSync", "items": [...]}` with the `ok` rows, exactly DESIGN.md's
 ///   contract, pretty-printed.
-/// - `markdown`: the summary, a table of the items that are not `ok`, and a `diff` block per
-///   target that differs.
+/// - `markdown`: the summary, a table of the items that are not `ok`, a `diff` block per
+///   target that drifts, and the "not pruned" tags apart.
 ///
 /// Every format ends with a newline.
 pub fn render_drift(drift: &Drift, format: Format, style: Style) -> String {
@@ -173,6 +174,12 @@ fn plan_summary(plan: &Plan) -> String {
 /// The drift's summary: `in sync: N tags as desired` or `drift: 1 missing, 2 moved`, plus
 /// extras that do not count and ImageStream tags still importing (which never count).
 fn drift_summary(drift: &Drift) -> String {
+    drift_summary_after(drift, "drift: ")
+}
+
+/// [`drift_summary`] with `lead` in front of the counts when there is drift: `"drift: "`
+/// alone, `""` after a heading that already says "drift" (`live drift: 3 missing; …`).
+fn drift_summary_after(drift: &Drift, lead: &str) -> String {
     let ok = drift
         .items
         .iter()
@@ -205,7 +212,7 @@ fn drift_summary(drift: &Drift) -> String {
             })
             .collect();
         format!(
-            "drift: {}; {} as desired",
+            "{lead}{}; {} as desired",
             parts.join(", "),
             count(ok, "tag")
         )
@@ -230,6 +237,25 @@ fn drift_summary(drift: &Drift) -> String {
     out
 }
 
+/// An extra tag no channel claims, kept because prune is off: not drift, shown apart.
+fn not_pruned(item: &DriftItem) -> bool {
+    item.state == DriftState::Extra && !item.counts
+}
+
+/// The rows of a drift table: every item that is neither `ok` nor [`not_pruned`].
+fn drift_table_rows(drift: &Drift) -> Vec<&DriftItem> {
+    drift
+        .items
+        .iter()
+        .filter(|i| i.state != DriftState::Ok && !not_pruned(i))
+        .collect()
+}
+
+/// The [`not_pruned`] items, in order.
+fn not_pruned_rows(drift: &Drift) -> Vec<&DriftItem> {
+    drift.items.iter().filter(|i| not_pruned(i)).collect()
+}
+
 /// The note shown beside a drift item: its message, and whether it counts.
 fn drift_note(item: &DriftItem) -> String {
     let mut note = item.message.clone().unwrap_or_default();
@@ -251,8 +277,10 @@ fn digest_and_version(d: Option<&Digest>, version: Option<&str>) -> String {
     }
 }
 
-/// For each target with an item that is neither `ok` nor `importing`, in order: the unified diff of sorted
-/// `tag digest` lines, desired (the claimed tags) vs live (every live tag the report holds).
+/// For each target with an item that is neither `ok`, `importing` nor [`not_pruned`], in
+/// order: the unified diff of sorted `tag digest` lines, desired (the claimed tags) vs live
+/// (every live tag the report holds). A target whose only difference is unclaimed tags kept
+/// while prune is off does not drift, so it gets no diff.
 fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
     let mut out = Vec::new();
     let mut rest = drift.items.as_slice();
@@ -262,7 +290,7 @@ fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
         rest = tail;
         if group
             .iter()
-            .all(|i| matches!(i.state, DriftState::Ok | DriftState::Importing))
+            .all(|i| matches!(i.state, DriftState::Ok | DriftState::Importing) || not_pruned(i))
         {
             continue;
         }

@@ -343,6 +343,120 @@ fn drift_diff_is_desired_vs_live_per_target() {
     assert!(!diff.contains(".sig"), "signature tags are not in the diff");
 }
 
+/// Issue 16: `drift` said `in sync` and still printed a unified diff whose only line was an
+/// unclaimed tag. A tag nobody claims, kept because prune is off, is not drift: no table
+/// row, no diff; it is listed apart as "not pruned".
+#[test]
+fn in_sync_drift_shows_unclaimed_tags_apart_as_not_pruned_without_a_diff() {
+    let d = scenario_drift(&live_in_sync());
+    assert!(d.in_sync());
+    assert!(target_diffs(&d).is_empty(), "{:?}", target_diffs(&d));
+    let text = render_drift(&d, Format::Text, PLAIN);
+    assert!(text.starts_with("in sync: 8 tags as desired"), "{text}");
+    assert!(
+        !text.contains("--- desired") && !text.contains("+++ live"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("STATE"),
+        "no drift table when nothing drifts: {text}"
+    );
+    let (_, kept) = text
+        .split_once("\nnot pruned (no channel claims these tags; deleted only with --prune or sync.prune):\n")
+        .unwrap_or_else(|| panic!("a not-pruned section: {text}"));
+    let rows: Vec<Vec<&str>> = kept
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["TARGET", "TAG", "ACTUAL"],
+            vec![SCOS, "extra", "sha256:777777777777"],
+            vec![FCOS, "extra", "sha256:777777777777"],
+        ]
+    );
+
+    let md = render_drift(&d, Format::Markdown, PLAIN);
+    assert!(!md.contains("```diff"), "{md}");
+    assert!(!md.contains("| state |"), "{md}");
+    assert!(
+        md.contains(&format!("**Not pruned** (no channel claims these tags; deleted only with `--prune` or `sync.prune`):\n\n| target | tag | actual |\n|---|---|---|\n| `{SCOS}` | `extra` | `sha256:777777777777` |\n")),
+        "{md}"
+    );
+}
+
+/// With drift elsewhere, an unclaimed tag kept while prune is off leaves the table (it is
+/// not drift) for the "not pruned" list; with prune on it is drift, in the table.
+#[test]
+fn unclaimed_tags_leave_the_drift_table_unless_prune_is_on() {
+    let d = scenario_drift(&live());
+    let text = render_drift(&d, Format::Text, PLAIN);
+    let (table, kept) = text
+        .split_once("\nnot pruned (")
+        .expect("not pruned section");
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.starts_with("extra") && l.contains(" latest ")),
+        "{table}"
+    );
+    assert!(
+        kept.lines()
+            .any(|l| l.starts_with(SCOS) && l.contains(" latest ")),
+        "{kept}"
+    );
+
+    let pruned = drift(
+        REV,
+        &derive(&manifests()).unwrap(),
+        &live(),
+        &PlanOptions {
+            prune: true,
+            ..PlanOptions::default()
+        },
+    );
+    let text = render_drift(&pruned, Format::Text, PLAIN);
+    assert!(!text.contains("not pruned"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("extra") && l.contains(" latest ")),
+        "{text}"
+    );
+}
+
+/// Issue 16: `check` printed `live drift: drift: 3 missing` (the word twice).
+#[test]
+fn check_text_names_live_drift_once() {
+    use super::check::{CheckReport, LiveDrift};
+    let report = CheckReport {
+        base: REV.into(),
+        head: REV.into(),
+        invalid: vec![],
+        change: None,
+        verdicts: vec![],
+        review: vec![],
+        live: LiveDrift::Checked(scenario_drift(&live())),
+    };
+    let text = check::text(&report);
+    assert!(
+        text.contains("\nlive drift: 4 missing, 3 moved, 1 extra; 1 tag as desired;"),
+        "{text}"
+    );
+    assert!(!text.contains("drift: drift"), "{text}");
+    let md = check::markdown(&report);
+    assert!(md.contains("##### Live drift\n\ndrift: 4 missing"), "{md}");
+    let in_sync = CheckReport {
+        live: LiveDrift::Checked(scenario_drift(&live_in_sync())),
+        ..report
+    };
+    assert!(
+        check::text(&in_sync).contains("\nlive drift: in sync: 8 tags as desired"),
+        "{}",
+        check::text(&in_sync)
+    );
+}
+
 #[test]
 fn markdown_escapes_pipes() {
     assert_eq!(markdown_cell("a|b\nc"), "a\\|b c");

@@ -1,8 +1,8 @@
 //! The `text` format: aligned tables, short digests, ANSI colour on request.
 
 use super::{
-    Style, digest_and_version, drift_note, drift_summary, plan_summary, short_revision,
-    target_diffs,
+    Style, digest_and_version, drift_note, drift_summary, drift_table_rows, not_pruned_rows,
+    plan_summary, short_revision, target_diffs,
 };
 use crate::plan::{ActionKind, Drift, DriftState, Plan};
 
@@ -169,17 +169,40 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// Summary line, table of items that are not `ok`, a unified diff per target that differs.
+/// Summary line, table of items that are not `ok`, a unified diff per target that drifts,
+/// then the unclaimed tags kept while prune is off, apart.
 pub(super) fn drift(drift: &Drift, style: Style) -> String {
     let mut out = format!(
         "{} (revision {})\n",
         drift_summary(drift),
         short_revision(&drift.revision)
     );
-    let rows: Vec<Vec<Cell>> = drift
-        .items
-        .iter()
-        .filter(|i| i.state != DriftState::Ok)
+    out.push_str(&drift_body(drift, style));
+    let kept = not_pruned_rows(drift);
+    if !kept.is_empty() {
+        out.push_str(
+            "\nnot pruned (no channel claims these tags; deleted only with --prune or sync.prune):\n",
+        );
+        let rows = kept
+            .iter()
+            .map(|i| {
+                vec![
+                    Cell::plain(i.target.to_string()),
+                    Cell::plain(i.tag.clone()),
+                    Cell::plain(digest_and_version(i.actual.as_ref(), None)),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["TARGET", "TAG", "ACTUAL"], rows, style));
+    }
+    out
+}
+
+/// The table of drift items and the diffs, empty when nothing drifts.
+fn drift_body(drift: &Drift, style: Style) -> String {
+    let mut out = String::new();
+    let rows: Vec<Vec<Cell>> = drift_table_rows(drift)
+        .into_iter()
         .map(|i| {
             vec![
                 Cell::colored(i.state.word(), state_color(i.state)),
