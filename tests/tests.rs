@@ -2,9 +2,11 @@
 //! live in `util`, the fault-injection proxy in `fault_proxy` and the test Kubernetes API
 //! server in `kube_api`.
 
+mod apiserver;
 mod fault_proxy;
 mod kube_api;
 mod large_channels;
+mod test_deps;
 mod util;
 
 mod chart;
