@@ -13,6 +13,7 @@ mod chart;
 mod check;
 mod cli;
 mod cluster;
+mod cluster_rbac;
 mod faults;
 mod git_remote;
 mod history;
