@@ -102,7 +102,6 @@ fn every_object_of_the_chart_passes_a_strict_server_side_dry_run() {
         .unwrap()
         .clone();
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
-    let name = deployment["metadata"]["name"].as_str().unwrap().to_string();
     let path = format!(
         "{}?dryRun=All&fieldValidation=Strict&fieldManager=helm",
         collection(&deployment)

@@ -18,6 +18,7 @@ mod faults;
 mod git_remote;
 mod history;
 mod hostile;
+mod interop;
 mod kube_api_tests;
 mod manifests;
 mod mirror;
