@@ -273,6 +273,8 @@ impl Apiserver {
             pids = pids.join(" "),
             dir = self.dir.display()
         );
+        // Never waited for: it outlives this process by design, and init reaps it.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())
