@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_rbac;
 mod faults;
 mod git_remote;
+mod git_ssh;
 mod history;
 mod hostile;
 mod interop;
