@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 mod cluster_rbac;
 mod faults;
+mod git_https;
 mod git_remote;
 mod git_ssh;
 mod history;
