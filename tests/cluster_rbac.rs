@@ -1,7 +1,8 @@
 //! `charts/relsync` on the real kube-apiserver (tests/apiserver.rs): every object it renders
 //! passes a strict server-side dry run, and relsync under the chart's RBAC (a token of the
 //! chart's ServiceAccount, straight to the server over HTTPS) can do its job — sync the
-//! ImageStream, write the state ConfigMap, hold and hand over the leader Lease — and
+//! ImageStream, write the state ConfigMap, hold the leader Lease and take it over when the
+//! leading `relsync serve` replica is killed — and
 //! nothing more: an ImageStream outside `imageStreamNamespaces` is refused by the server and
 //! reported as such.
 
@@ -263,4 +264,126 @@ fn the_lease_under_the_charts_role_is_taken_over_when_the_leader_dies() {
     let lease = api.get(Resource::Leases, &home, &lease).unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "b");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}
+
+/// A `relsync serve` replica; killed (SIGKILL) on drop.
+struct Replica {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Replica {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Replica {
+        let port = crate::util::free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relsync"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("RELSYNC_CACHE_DIR", dir.join("cache"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let replica = Replica {
+            child: cmd.spawn().expect("start relsync serve"),
+            port,
+        };
+        replica.wait_until("ready", |r| {
+            crate::util::http_status(r.port, "/readyz") == Some(200)
+        });
+        replica
+    }
+
+    fn leader(&self) -> Option<f64> {
+        let text = block_on(async {
+            reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })?;
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some("relsync_leader"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn wait_until(&self, what: &str, mut done: impl FnMut(&Replica) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("serve: {what} did not happen within 60 s");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_standby_replica_under_the_charts_role_takes_the_lease_when_the_leader_is_killed() {
+    let c = ClusterRepo::new();
+    let token = install_rbac(&c.api, &c.home, &c.ns);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = c.api.write_direct_kubeconfig(dir.path(), &c.home, &token);
+    let config = c.repo.read("relsync.yaml");
+    c.repo.write(
+        "relsync.yaml",
+        &config.replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+    );
+    c.repo.commit("hourly");
+    let lease_name = format!("{FULLNAME}-leader");
+    let env = |who: &'static str| {
+        vec![
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("POD_NAME", who),
+            ("POD_NAMESPACE", c.home.as_str()),
+            ("RELSYNC_LEASE_NAME", lease_name.as_str()),
+            ("RELSYNC_WEBHOOK_SECRET", "a-webhook-secret-for-the-test"),
+        ]
+    };
+    let holder = || {
+        c.api.get(Resource::Leases, &c.home, &lease_name).map(|l| {
+            l["spec"]["holderIdentity"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+    };
+    let a = Replica::start(c.repo.path(), &env("replica-a"));
+    a.wait_until("a leads", |a| a.leader() == Some(1.0));
+    let b = Replica::start(c.repo.path(), &env("replica-b"));
+    assert_eq!(holder().as_deref(), Some("replica-a"));
+    b.wait_until("b reports", |b| b.leader().is_some());
+    assert_eq!(b.leader(), Some(0.0), "b stands by");
+    // The leader synced under the chart's Role.
+    a.wait_until("a synced", |_| {
+        c.api
+            .get(Resource::ImageStreams, &c.ns, "release-scos")
+            .is_some()
+    });
+
+    // The leader dies without releasing the Lease: b takes it once it runs out.
+    let killed = Instant::now();
+    drop(a);
+    b.wait_until("b leads", |b| b.leader() == Some(1.0));
+    assert!(
+        killed.elapsed() >= Duration::from_secs(5),
+        "not before the Lease ran out: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(holder().as_deref(), Some("replica-b"));
+    let lease = c.api.get(Resource::Leases, &c.home, &lease_name).unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep style): each module covers one area, helpers
-//! live in `util`, the fault-injection proxy in `fault_proxy` and the test Kubernetes API
-//! server in `kube_api`.
+//! live in `util`, the fault-injection proxy in `fault_proxy`, the real kube-apiserver (and
+//! its front) in `apiserver`, the Go-built peers of `scripts/test-deps.sh` in `test_deps`,
+//! and the in-process Kubernetes stand-in in `kube_api`.
 
 mod apiserver;
 mod fault_proxy;
