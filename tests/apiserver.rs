@@ -213,7 +213,7 @@ impl Apiserver {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                let status = block_on(async {
+                let status = off_thread(async {
                     client()
                         .get(format!("{url}/readyz"))
                         .bearer_auth(&admin_token)
@@ -327,7 +327,7 @@ impl Apiserver {
         content_type: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        block_on(request(
+        off_thread(request(
             &self.url,
             &self.admin_token,
             method,
@@ -336,6 +336,16 @@ impl Apiserver {
             body,
         ))
     }
+}
+
+/// Runs `fut` to completion on its own runtime on another thread, so that the helpers
+/// work from synchronous tests and from inside `#[tokio::test]` alike.
+fn off_thread<F>(fut: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| s.spawn(|| block_on(fut)).join().expect("helper thread"))
 }
 
 fn openssl(args: &[&str]) {
@@ -604,7 +614,7 @@ impl TestCluster {
         if r == Resource::ImageStreams
             && *self.state.import_mode.lock().unwrap() == ImportMode::Auto
         {
-            block_on(import(&self.state, ns, name));
+            off_thread(import(&self.state, ns, name));
         }
         Ok(())
     }
@@ -644,7 +654,7 @@ impl TestCluster {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                block_on(import(&self.state, &ns, &name));
+                off_thread(import(&self.state, &ns, &name));
             }
         }
     }

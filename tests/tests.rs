@@ -4,6 +4,7 @@
 //! and the in-process Kubernetes stand-in in `kube_api`.
 
 mod apiserver;
+mod apiserver_tests;
 mod fault_proxy;
 mod kube_api;
 mod large_channels;
