@@ -89,8 +89,10 @@ build_kube_apiserver() {
   rm -rf "$src" && mkdir -p "$src" "$dir.tmp"
   : >"$log"
   local gomod
-  if ! gomod=$(cd "$src" && go mod download -json "k8s.io/kubernetes@$v" 2>>"$log" \
-    | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p'); then
+  (cd "$src" && go mod download -json "k8s.io/kubernetes@$v") >"$src/download.json" 2>>"$log"
+  sed -n 's/.*"Error": "\(.*\)".*/go: \1/p' "$src/download.json" >>"$log"
+  gomod=$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$src/download.json")
+  if [ -z "$gomod" ] || [ ! -f "$gomod" ]; then
     missing kube-apiserver "k8s.io/kubernetes@$v" "$log"
     return
   fi
