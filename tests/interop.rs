@@ -1,7 +1,7 @@
 //! Registry interop: `relsync sync` from a distribution 2.8 source into distribution v3's
 //! `registry` (the second registry implementation, built by `scripts/test-deps.sh`), read
 //! back by two independent clients built the same way, `crane` (go-containerregistry) and
-//! `regctl` (regclient): digest equality, `crane validate --fast` of every platform (the test layers are
+//! `regctl` (regclient), as is a sync into 2.8: digest equality, `crane validate --fast` of every platform (the test layers are
 //! synthetic, not tarballs), a full
 //! `regctl image copy` out of the target (which checks every blob's digest). On v3 a prune
 //! deletes tags by name (tag DELETE, which 2.8 refuses), never the manifests under them.
@@ -147,18 +147,37 @@ fn regctl(config_dir: &Path, host: &str, args: &[&str]) -> String {
     run(args)
 }
 
-/// A 2.8 source with three multi-arch releases, a v3 target, and a Git repository whose
+/// The target registry: distribution v3, or Debian's 2.8.
+enum Target {
+    V3(RegistryV3),
+    V2(TestRegistry),
+}
+
+impl Target {
+    fn host(&self) -> String {
+        match self {
+            Target::V3(r) => r.host(),
+            Target::V2(r) => r.host(),
+        }
+    }
+}
+
+/// A 2.8 source with three multi-arch releases, a target, and a Git repository whose
 /// channels publish them (next = all three, stable = the first two).
 struct Setup {
     src: TestRegistry,
-    dst: RegistryV3,
+    dst: Target,
     repo: Repo,
     digests: Vec<Digest>,
 }
 
 impl Setup {
     fn new() -> Setup {
-        let (src, dst) = (TestRegistry::start(), RegistryV3::start());
+        Setup::with_target(Target::V3(RegistryV3::start()))
+    }
+
+    fn with_target(dst: Target) -> Setup {
+        let src = TestRegistry::start();
         let pusher = src.pusher();
         let digests = block_on(async {
             let mut out = Vec::new();
@@ -238,7 +257,15 @@ impl Setup {
 
 #[test]
 fn a_sync_into_distribution_v3_reads_back_whole_with_crane_and_regctl() {
-    let s = Setup::new();
+    reads_back_whole(Setup::new());
+}
+
+#[test]
+fn a_sync_into_distribution_2_8_reads_back_whole_with_crane_and_regctl() {
+    reads_back_whole(Setup::with_target(Target::V2(TestRegistry::start())));
+}
+
+fn reads_back_whole(s: Setup) {
     s.repo.relsync(&["sync"]).expect_code(0);
     let config = tempfile::tempdir().unwrap();
     let mut want: Vec<(String, String)> = VERSIONS
