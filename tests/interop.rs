@@ -1,10 +1,10 @@
 //! Registry interop: `relsync sync` from a distribution 2.8 source into distribution v3's
-//! `registry` (the second registry implementation, built by `scripts/test-deps.sh`), read
-//! back by two independent clients built the same way, `crane` (go-containerregistry) and
-//! `regctl` (regclient), as is a sync into 2.8: digest equality, `crane validate --fast` of every platform (the test layers are
-//! synthetic, not tarballs), a full
-//! `regctl image copy` out of the target (which checks every blob's digest). On v3 a prune
-//! deletes tags by name (tag DELETE, which 2.8 refuses), never the manifests under them.
+//! `registry` (the second registry implementation, built by `scripts/test-deps.sh`), and
+//! into 2.8, read back by two independent clients built the same way, `crane`
+//! (go-containerregistry) and `regctl` (regclient): digest equality, `crane validate --fast`
+//! of every platform (the test layers are synthetic, not tarballs), and a full `regctl image
+//! copy` out of the target (which checks every blob's digest). On v3 a prune deletes tags by
+//! name (tag DELETE, which 2.8 refuses), never the manifests under them.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
