@@ -24,7 +24,7 @@ fn chart_dir() -> PathBuf {
 }
 
 /// What `tests/chart_render.py` reports for one chart and one set of values.
-struct Helm {
+pub(crate) struct Helm {
     /// Helm SDK version compiled into libhelm_c.
     version: String,
     /// Template path → rendered text, or the render error.
@@ -34,7 +34,7 @@ struct Helm {
 }
 
 /// Renders and lints `chart` with `values` through helm-python-sdk.
-fn render_and_lint(chart: &Path, values: &Value) -> Helm {
+pub(crate) fn render_and_lint(chart: &Path, values: &Value) -> Helm {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart_render.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -89,7 +89,7 @@ fn render_and_lint(chart: &Path, values: &Value) -> Helm {
 }
 
 /// Every Kubernetes object the chart renders (NOTES.txt left out), parsed from YAML.
-fn objects(helm: &Helm) -> Vec<Value> {
+pub(crate) fn objects(helm: &Helm) -> Vec<Value> {
     let manifests = match &helm.rendered {
         Ok(m) => m,
         Err(e) => panic!("the chart did not render: {e}"),

@@ -1,21 +1,29 @@
 //! The one integration-test binary (ripgrep style): each module covers one area, helpers
-//! live in `util`, the fault-injection proxy in `fault_proxy` and the test Kubernetes API
-//! server in `kube_api`.
+//! live in `util`, the fault-injection proxy in `fault_proxy`, the real kube-apiserver (and
+//! its front) in `apiserver`, the Go-built peers of `scripts/test-deps.sh` in `test_deps`,
+//! and the in-process Kubernetes stand-in in `kube_api`.
 
+mod apiserver;
+mod apiserver_tests;
 mod fault_proxy;
 mod kube_api;
 mod large_channels;
+mod test_deps;
 mod util;
 
 mod chart;
 mod check;
 mod cli;
 mod cluster;
+mod cluster_rbac;
 mod controller;
 mod faults;
+mod git_https;
 mod git_remote;
+mod git_ssh;
 mod history;
 mod hostile;
+mod interop;
 mod kube_api_tests;
 mod manifest_reading;
 mod manifests;

@@ -23,7 +23,6 @@
 use super::feeder::{self, FeederHistory, FeederVerdict};
 use super::{Context, OpsError};
 use crate::desired::{self, DesiredState};
-use crate::tag::{is_valid_tag, version_tag};
 use crate::digest::Digest;
 use crate::git::{self, history};
 use crate::manifest::edit::{self, Change, EditError};
@@ -31,6 +30,7 @@ use crate::manifest::{Manifests, Order, Policy, SourceFile};
 use crate::registry::{Registries, TargetReader};
 use crate::report::check::duration;
 use crate::revision::short_revision;
+use crate::tag::{is_valid_tag, version_tag};
 
 /// The working tree's manifest and policy files, and the manifests they make (invalid
 /// manifests are refused with every problem).

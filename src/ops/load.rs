@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{OpsError, Warnings};
+use crate::config::{self, Config};
 use crate::desired::{self, DesiredState};
 use crate::git;
-use crate::config::{self, Config};
 use crate::manifest::Manifests;
 use crate::revision::short_revision;
 
@@ -177,8 +177,8 @@ impl Context {
             snapshot.files.extend(tip.files);
             snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
         }
-        let manifests = desired::load(&snapshot.files, &self.config.git.policies)
-            .map_err(OpsError::Invalid)?;
+        let manifests =
+            desired::load(&snapshot.files, &self.config.git.policies).map_err(OpsError::Invalid)?;
         warnings.extend(manifests.warnings.iter().map(ToString::to_string));
         let desired = desired::derive(&manifests).map_err(OpsError::Invalid)?;
         let revision = snapshot
