@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::plan::Refusal;
-use crate::registry::mirror::testing::{Mem, State, seed_index};
+use crate::registry::memory::{Mem, State, seed_index};
 
 const SRC: &str = "src/rel";
 const DST: &str = "dst/rel";
@@ -64,7 +64,7 @@ fn setup(n: usize) -> (Arc<Mutex<State>>, Mem, Mem, Vec<Digest>) {
         .map(|i| seed_index(&src, &format!("r{i}"), b"shared", None).0)
         .collect();
     let seeding = Arc::new(Mirror::new(2, options().retry));
-    crate::registry::mirror::testing::block(async {
+    crate::registry::memory::block(async {
         seeding
             .copy_image(&src, &dst, &releases[0], "seed")
             .await
@@ -72,7 +72,7 @@ fn setup(n: usize) -> (Arc<Mutex<State>>, Mem, Mem, Vec<Digest>) {
     });
     let raw = dst.manifest_bytes(&releases[0]).unwrap();
     for t in ["1.0", "stable", "old"] {
-        dst.seed_manifest(crate::registry::mirror::testing::OCI_INDEX, &raw, Some(t));
+        dst.seed_manifest(crate::registry::memory::OCI_INDEX, &raw, Some(t));
     }
     reg.lock().unwrap().writes.clear();
     (reg, src, dst, releases)
@@ -88,7 +88,7 @@ fn mirrors_then_tags_moves_and_deletes() {
         action(ActionKind::Delete, "old", Some(&r[0]), None),
     ]);
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options()));
     assert!(report.succeeded(), "{:?}", report.problems());
     assert_eq!(dst.tag("2.0"), Some(r[1].clone()));
     assert_eq!(dst.tag("1.0-alias"), Some(r[0].clone()));
@@ -147,7 +147,7 @@ fn a_write_guard_saying_no_stops_every_name_write_but_content_may_land() {
         may_write: Some(WriteGuard::new(|| false)),
         ..options()
     };
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options));
     assert_eq!(report.failed(), 3, "{:?}", report.problems());
     assert!(
         report
@@ -174,7 +174,7 @@ fn a_tag_changed_since_the_plan_is_a_conflict_and_the_rest_proceeds() {
     // Someone moved `stable` to r3 after the plan saw r1.
     let raw = {
         let m = Arc::new(Mirror::new(2, options().retry));
-        crate::registry::mirror::testing::block(m.copy_image(&src, &dst, &r[2], "x")).unwrap()
+        crate::registry::memory::block(m.copy_image(&src, &dst, &r[2], "x")).unwrap()
     };
     dst.seed_manifest(&raw.media_type, &raw.bytes, Some("stable"));
     // ... and created `new` before relsync could.
@@ -187,7 +187,7 @@ fn a_tag_changed_since_the_plan_is_a_conflict_and_the_rest_proceeds() {
         action(ActionKind::Delete, "1.0", Some(&r[1]), None),
     ]);
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options()));
     assert!(!report.succeeded());
     assert_eq!(report.conflicts(), 3, "{:?}", report.problems());
     assert_eq!(dst.tag("stable"), Some(r[2].clone()), "left alone");
@@ -243,7 +243,7 @@ fn a_failing_release_does_not_stop_the_others() {
         action(ActionKind::Retag, "stable", Some(&r[0]), Some(&r[1])),
     ]);
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options()));
     assert_eq!(report.failed(), 2);
     assert_eq!(dst.tag("3.0"), Some(r[2].clone()));
     assert_eq!(dst.tag("2.0"), None, "no tag on incomplete content");
@@ -277,9 +277,7 @@ fn deletes_by_digest_only_when_nothing_else_holds_it() {
     let m = Arc::new(Mirror::new(2, options().retry));
     let mut raws = Vec::new();
     for d in &r[1..] {
-        raws.push(
-            crate::registry::mirror::testing::block(m.copy_image(&src, &dst, d, "x")).unwrap(),
-        );
+        raws.push(crate::registry::memory::block(m.copy_image(&src, &dst, d, "x")).unwrap());
     }
     // r2: `b` and `c`, both deleted by the plan. r3: `d` (deleted) and `keep`. r4: `e`
     // (deleted) while the plan writes `f` on r4.
@@ -296,7 +294,7 @@ fn deletes_by_digest_only_when_nothing_else_holds_it() {
         action(ActionKind::Delete, "old", Some(&r[0]), None),
     ]);
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options()));
     let outcome = |tag: &str| {
         &report
             .results
@@ -363,7 +361,7 @@ fn a_refused_plan_writes_nothing() {
     ]);
     p.refusal = Some(Refusal::DeleteCap { deletes: 1, max: 0 });
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options()));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options()));
     assert!(!report.succeeded());
     assert!(report.results.is_empty());
     assert!(writes(&reg).is_empty());
@@ -385,7 +383,7 @@ fn a_move_onto_missing_content_copies_it_first_and_a_done_tag_is_not_rewritten()
         action(ActionKind::Retag, "old", Some(&r[0]), Some(&r[2])),
     ]);
     let open = opener(&reg);
-    let report = crate::registry::mirror::testing::block(apply_with(&p, &open, 4, &options));
+    let report = crate::registry::memory::block(apply_with(&p, &open, 4, &options));
     let _ = &src;
     assert!(matches!(report.results[0].outcome, Outcome::Unchanged));
     assert!(matches!(report.results[1].outcome, Outcome::Done));
@@ -419,7 +417,7 @@ fn two_runs_racing_on_one_layout_tag_never_overwrite_each_other() {
             .map(|i| seed_index(&src, &format!("r{i}"), b"shared", None).0)
             .collect();
         let layout = Repository::Layout(LayoutRepository::new("oci:layout", dir.clone()));
-        crate::registry::mirror::testing::block(async {
+        crate::registry::memory::block(async {
             let m = Arc::new(Mirror::new(2, options().retry));
             for d in &r {
                 let raw = m.copy_image(&src, &layout, d, "seed").await.unwrap();
@@ -465,12 +463,8 @@ fn two_runs_racing_on_one_layout_tag_never_overwrite_each_other() {
                         Ok(Repository::Layout(LayoutRepository::new(name, dir.clone())))
                     };
                     barrier.wait();
-                    let report = crate::registry::mirror::testing::block(apply_with(
-                        &p,
-                        &open,
-                        2,
-                        &options(),
-                    ));
+                    let report =
+                        crate::registry::memory::block(apply_with(&p, &open, 2, &options()));
                     report
                         .results
                         .into_iter()
@@ -482,8 +476,7 @@ fn two_runs_racing_on_one_layout_tag_never_overwrite_each_other() {
         let outcomes: Vec<Vec<(String, Outcome)>> =
             runs.into_iter().map(|t| t.join().unwrap()).collect();
         let reader = LayoutRepository::new("oci:layout", dir.clone());
-        let live =
-            |tag: &str| crate::registry::mirror::testing::block(reader.resolve_tag(tag)).unwrap();
+        let live = |tag: &str| crate::registry::memory::block(reader.resolve_tag(tag)).unwrap();
         for (tag, wants) in [
             ("stable", [Some(r[1].clone()), Some(r[2].clone())]),
             ("old", [None, Some(r[2].clone())]),

@@ -39,10 +39,6 @@ use super::retry::redo;
 use super::{ContentStore, RawManifest, RegistryError, Repository, RetryPolicy, TargetReader};
 use crate::digest::Digest;
 
-/// The in-memory registry of the unit tests, under the path apply's tests know it by.
-#[cfg(test)]
-pub(crate) use super::memory as testing;
-
 /// How deep image indexes may nest (an index of indexes of manifests is depth 2).
 pub const MAX_NESTING: usize = 4;
 
@@ -628,8 +624,8 @@ impl Mirror {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Mem, OCI_INDEX, seed_index};
     use super::*;
+    use crate::registry::memory::{Mem, OCI_INDEX, seed_index};
     use std::time::Duration;
 
     fn d(c: char) -> String {
@@ -662,7 +658,8 @@ mod tests {
         let b = src.seed_manifest(OCI_INDEX, &outer, None);
         let m = Arc::new(Mirror::new(2, fast()));
 
-        let raw = testing::block(m.copy_image_content(&src, &dst, &a, "a", true)).unwrap();
+        let raw = crate::registry::memory::block(m.copy_image_content(&src, &dst, &a, "a", true))
+            .unwrap();
         assert_eq!(raw.digest, a);
         assert_eq!(raw.bytes, src.manifest_bytes(&a).unwrap());
         assert!(!dst.has(&a), "the top manifest is the caller's to write");
@@ -674,7 +671,7 @@ mod tests {
         assert_eq!(m.stats().images, 1);
         assert_eq!(m.stats().manifests, 2, "the two children, by digest");
 
-        testing::block(m.copy_image(&src, &dst, &b, "b")).unwrap();
+        crate::registry::memory::block(m.copy_image(&src, &dst, &b, "b")).unwrap();
         assert!(dst.has(&a) && dst.has(&b));
         let writes = reg.lock().unwrap().writes.clone();
         assert!(
