@@ -187,11 +187,24 @@ impl Agent {
             assert!(Instant::now() < deadline, "ssh-agent made no socket");
             std::thread::sleep(Duration::from_millis(20));
         }
-        run(
-            "ssh-add",
-            &["-q", key.to_str().unwrap()],
-            &[("SSH_AUTH_SOCK", &socket)],
-        );
+        // The socket file exists from bind(), before ssh-agent listens on it: under load
+        // ssh-add may still be refused for a moment, so it is tried again until the deadline.
+        loop {
+            let out = Command::new("ssh-add")
+                .args(["-q", key.to_str().unwrap()])
+                .env("SSH_AUTH_SOCK", &socket)
+                .output()
+                .expect("ssh-add (Debian's openssh-client)");
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("Connection refused") && Instant::now() < deadline,
+                "ssh-add: {err}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Agent {
             child,
             socket,

@@ -3,6 +3,7 @@
 use super::*;
 use crate::desired::derive;
 use crate::desired::testing::{Builder, dg, policy};
+use crate::manifest::ImageStreamRef;
 use crate::manifest::{Manifests, Order, Policy};
 use crate::tag::is_signature_tag;
 
