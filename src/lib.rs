@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! The crate is split into a pure core and adapters, as `DESIGN.md` lays out:
+//! The crate is split into a pure core and adapters, as `docs/reference.md` and the architecture notes below lay out:
 //!
 //! - [`tag`] (pure leaf): the registry tag grammar and the version → tag rule.
 //! - [`manifest`] (pure): parses and validates the YAML kinds (`ReleaseStream`,
