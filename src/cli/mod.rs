@@ -303,3 +303,9 @@ fn print_warnings(lines: &[String]) {
         eprintln!("{line}");
     }
 }
+
+/// `1 stream`, `2 streams`: a count with its noun, singular for one.
+fn counted(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
+}
