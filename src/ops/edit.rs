@@ -340,7 +340,9 @@ fn promote_at_head(
         ))
     };
     let Some(head_channel) = committed.channels.get(name) else {
-        return Err(not_only(&format!("channel {name} is not committed at HEAD")));
+        return Err(not_only(&format!(
+            "channel {name} is not committed at HEAD"
+        )));
     };
     if head_channel.versions.iter().any(|v| v.value == version) {
         return Ok(Promoted::Unchanged { at });
