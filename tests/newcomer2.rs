@@ -459,9 +459,13 @@ fn plan_during_a_rollback_hold_says_the_hold_keeps_the_pending_change() {
     let repo = Repo::example();
     let before = repo.git(&["rev-parse", "HEAD"]);
     repo.relsync(&["sync"]).expect_code(0);
-    relsync_in(repo.path(), &["promote", R4, "--to", "4-scos-stable"], &[]);
-    let status = repo.git(&["status", "--porcelain"]);
-    assert!(status.contains("4-scos-stable"), "{status}");
+    let text = repo.read(STABLE);
+    let edited = text.replace(
+        &format!("    - {R3}\n"),
+        &format!("    - {R3}\n    - {R4}\n"),
+    );
+    assert_ne!(text, edited);
+    repo.write(STABLE, &edited);
     let tip = repo.commit("stable: 4.16");
     repo.relsync(&["sync"]).expect_code(0);
     repo.relsync(&["rollback", "--to-revision", &before])

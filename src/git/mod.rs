@@ -227,7 +227,8 @@ fn peel_commit<'r>(
     git.revparse_single(revision)
         .and_then(|o| o.peel_to_commit())
         .map_err(|e| {
-            if git.is_empty().unwrap_or(false) {
+            let unborn = matches!(git.head(), Err(h) if h.code() == git2::ErrorCode::UnbornBranch);
+            if unborn && (revision == "HEAD" || git.is_empty().unwrap_or(false)) {
                 GitError::NoCommits {
                     path: repo.to_path_buf(),
                 }
