@@ -366,7 +366,7 @@ fn an_initial_mirror_heads_and_puts_each_index_once() {
     // Per release: an index of two platform images (1 and 3 layers), so 2 child manifests
     // and 6 blobs (2 configs, 4 layers), none shared.
     let want_dst: std::collections::BTreeMap<String, usize> = [
-        ("GET tags", 1),                    // observation, once per repository
+        ("GET tags", 1), // observation, once per repository
         // The index is not HEADed by observation: the tag list said the repository is
         // absent (issue 16), so nothing is in it.
         ("HEAD manifest-by-digest", 2 * n), // the index's 2 children

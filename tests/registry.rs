@@ -587,7 +587,11 @@ async fn observe_makes_one_request_per_named_tag_across_two_registries() {
     .await
     .unwrap();
     assert_eq!(proxy.request_count() - before, 8, "+ HEAD extra1, sig");
-    assert_eq!(r.request_count(), 11, "B's absent mirror/x still sends no HEAD");
+    assert_eq!(
+        r.request_count(),
+        11,
+        "B's absent mirror/x still sends no HEAD"
+    );
     let rel = &observed.repos[&release];
     assert_eq!(rel.tags["extra1"], Some(img2.manifest.clone()));
     assert_eq!(rel.tags["sig"], Some(img1.manifest.clone()));
