@@ -4,6 +4,9 @@
 //! (an unknown flag, a missing argument, a bad value) exits 1 like every other error, not
 //! clap's 2: a CI job must never read a typo in its own flags as drift. `--help` and
 //! `--version` exit 0.
+//!
+//! Logs go to stderr: relsync's own at warn (`serve`: info, so the syncs it applies are
+//! logged), others at warn; `-v` raises relsync's, `RUST_LOG` replaces the filter.
 
 use clap::Parser;
 use relsync::cli::{self, Args, CliError};
@@ -20,9 +23,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(code);
         }
     };
+    // serve is a daemon: its own lines at info by default, so a sync it applied is logged
+    // (other crates stay at warn).
+    let serve = matches!(args.command, cli::Command::Serve(_));
     let level = match args.verbose {
-        0 => "warn",
-        1 => "info",
+        0 if !serve => "warn",
+        0 | 1 => "info",
         2 => "debug",
         _ => "trace",
     };

@@ -51,7 +51,8 @@ struct Wanted {
 /// tag that Git names (desired or absent) and, with `resolve_unclaimed`, per other listed
 /// tag (signature tags never); then, for desired tags not listed, one HEAD per distinct
 /// digest that no resolved tag already holds, recorded in `ObservedRepo::manifests`. A
-/// repository that does not exist is empty.
+/// repository the registry says does not exist is empty, its digests absent, without a
+/// HEAD.
 pub async fn observe(
     desired: &DesiredState,
     registries: &Registries,
@@ -117,7 +118,18 @@ async fn observe_repo(
     wanted: Wanted,
     options: ObserveOptions,
 ) -> Result<ObservedRepo, ObserveError> {
-    let listed = reader.list_tags().await?;
+    // A repository the registry says does not exist holds nothing: no HEAD can find
+    // anything in it (an empty one still may hold untagged content, so only "absent").
+    let Some(listed) = reader.list_tags_if_exists().await? else {
+        return Ok(ObservedRepo {
+            tags: BTreeMap::new(),
+            manifests: wanted
+                .desired
+                .values()
+                .map(|d| (d.clone(), false))
+                .collect(),
+        });
+    };
     let mut observed = ObservedRepo {
         tags: listed.iter().map(|t| (t.clone(), None)).collect(),
         manifests: BTreeMap::new(),

@@ -38,7 +38,7 @@ fn bundled_example_validates_plans_and_drifts() {
     let v = repo.relsync(&["validate"]);
     v.expect_code(0);
     assert!(
-        v.stdout().contains("1 streams, 2 channels, 4 releases"),
+        v.stdout().contains("1 stream, 2 channels, 4 releases"),
         "{}",
         v.stdout()
     );

@@ -420,6 +420,11 @@ fn promote_on_a_real_cincinnati_channel_inserts_one_line_in_order() {
         "  feeder:\n    channel: fast-4.14\n    delay: PT48H\n",
     );
     repo.write("manifests/channels/stable-4.14.yaml", &stable_text);
+    // relsync needs its config (issue 16: no silent defaults); the defaults are enough.
+    repo.write(
+        "relsync.yaml",
+        "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec: {}\n",
+    );
     repo.commit_dated("real channels", PAST);
 
     let version = fast

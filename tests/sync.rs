@@ -159,7 +159,7 @@ fn the_bundled_example_syncs_offline_and_converges() {
     );
     let summary = sync.stderr();
     assert!(
-        summary.contains("1 images mirrored")
+        summary.contains("1 image mirrored")
             && summary.contains("tags: 3 created, 2 moved, 1 deleted; 0 failed, 0 conflicts"),
         "{summary}"
     );

@@ -29,6 +29,7 @@ mod manifest_reading;
 mod manifests;
 mod mirror;
 mod newcomer;
+mod newcomer2;
 mod promote;
 mod registry;
 mod serve;

@@ -147,10 +147,10 @@ impl ApplyReport {
         }
         let s = &self.stats;
         let mut line = format!(
-            "synced in {:.1}s: {} images mirrored ({} blobs, {} copied, {} mounted, {} skipped), tags: {} created, {} moved, {} deleted; {} failed, {} conflicts",
+            "synced in {:.1}s: {} mirrored ({}, {} copied, {} mounted, {} skipped), tags: {} created, {} moved, {} deleted; {} failed, {}",
             self.elapsed.as_secs_f64(),
-            s.images,
-            s.blobs_copied,
+            counted(s.images, "image", "images"),
+            counted(s.blobs_copied, "blob", "blobs"),
             human_bytes(s.bytes_copied),
             s.blobs_mounted,
             s.blobs_skipped,
@@ -158,16 +158,22 @@ impl ApplyReport {
             self.tags_moved(),
             self.tags_deleted(),
             self.failed(),
-            self.conflicts(),
+            counted(self.conflicts(), "conflict", "conflicts"),
         );
         if self.left() > 0 {
             line.push_str(&format!(", {} not deleted", self.left()));
         }
         if s.retries > 0 {
-            line.push_str(&format!(" ({} retries)", s.retries));
+            line.push_str(&format!(" ({})", counted(s.retries, "retry", "retries")));
         }
         line
     }
+}
+
+/// `1 image`, `2 images`: a count with its noun, singular for one.
+fn counted(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1.5 KiB`, `38.1 MiB`: binary units, one decimal.

@@ -128,7 +128,7 @@ fn mirrors_then_tags_moves_and_deletes() {
     assert_eq!(report.stats.blobs_skipped, 1);
     let summary = report.summary();
     assert!(
-        summary.contains("1 images mirrored (4 blobs")
+        summary.contains("1 image mirrored (4 blobs")
             && summary.contains("tags: 2 created, 1 moved, 1 deleted; 0 failed, 0 conflicts"),
         "{summary}"
     );

@@ -1,5 +1,5 @@
-//! `relsync history`: each sync's revision, time, commit author and outcome, newest first,
-//! and the rollback holds in force.
+//! `relsync history`: each sync's revision, time, commit author and subject, and outcome,
+//! newest first, and the rollback holds in force.
 
 use super::{CliError, HistoryArgs, OutputFormat, Settings};
 use crate::ops::{Context, OpsError, connect_cluster};
@@ -51,7 +51,9 @@ fn render(state: &crate::store::SyncState, markdown: bool) -> String {
     if !state.holds.is_empty() {
         out.push('\n');
     }
-    let header = ["TIME", "REVISION", "KIND", "OUTCOME", "AUTHOR", "SUMMARY"];
+    let header = [
+        "TIME", "REVISION", "KIND", "OUTCOME", "AUTHOR", "SUBJECT", "SUMMARY",
+    ];
     let rows: Vec<Vec<String>> = state
         .history
         .iter()
@@ -66,6 +68,7 @@ fn render(state: &crate::store::SyncState, markdown: bool) -> String {
                 kind,
                 e.outcome.to_string(),
                 e.author.clone(),
+                e.subject.clone(),
                 e.summary.clone(),
             ]
         })

@@ -17,12 +17,15 @@ mod sync;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::ops::{self, OpsError};
 use crate::report::{Format, Style};
+
+/// The config file read when `--config` is not given, in the current directory.
+const DEFAULT_CONFIG: &str = "relsync.yaml";
 
 /// `relsync [--config FILE] [--revision REV] [-v] COMMAND`
 #[derive(Debug, Parser)]
@@ -32,7 +35,7 @@ use crate::report::{Format, Style};
     about = "GitOps reconciler for release manifests"
 )]
 pub struct Args {
-    /// Connection settings (default: ./relsync.yaml if it exists).
+    /// Connection settings (default: ./relsync.yaml, which must then exist).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Git revision to read the desired state from (default: the config's, else HEAD).
@@ -231,8 +234,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Checks the raw flags: an explicit `--config` must exist; the default `relsync.yaml`
-    /// is used only when present. Colour is on only when stdout is a terminal and
+    /// Checks the raw flags: an explicit `--config` must exist; without it `./relsync.yaml`
+    /// must (every command reads its settings; none runs on silent defaults). Colour is on only when stdout is a terminal and
     /// `NO_COLOR` is unset.
     pub fn from_args(args: &Args) -> Result<Settings, CliError> {
         let config = match &args.config {
@@ -243,7 +246,17 @@ impl Settings {
                 )));
             }
             Some(p) => Some(p.clone()),
-            None => Some(PathBuf::from("relsync.yaml")).filter(|p| p.is_file()),
+            None if Path::new(DEFAULT_CONFIG).is_file() => Some(PathBuf::from(DEFAULT_CONFIG)),
+            // Without one, a pipeline run in the wrong directory would read an unrelated
+            // repository with the defaults and pass ("in sync", "0 streams").
+            None => {
+                let here = std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| ".".to_string());
+                return Err(CliError::Usage(format!(
+                    "no {DEFAULT_CONFIG} in {here} and no --config FILE: run relsync where its {DEFAULT_CONFIG} is, or name the file with --config"
+                )));
+            }
         };
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ok(Settings {
@@ -289,4 +302,10 @@ fn print_warnings(lines: &[String]) {
     for line in lines {
         eprintln!("{line}");
     }
+}
+
+/// `1 stream`, `2 streams`: a count with its noun, singular for one.
+fn counted(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -137,6 +137,9 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
         grace: grace()?,
     };
     let passes = controller::run(listener, config, signal()).await;
-    eprintln!("relsync serve: stopped after {passes} reconciles");
+    eprintln!(
+        "relsync serve: stopped after {}",
+        super::counted(passes, "reconcile", "reconciles")
+    );
     Ok(0)
 }

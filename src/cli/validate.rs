@@ -1,6 +1,6 @@
 //! `relsync validate`: parse and check manifests and policies; no network.
 
-use super::{CliError, Settings, print_warnings};
+use super::{CliError, Settings, counted, print_warnings};
 use crate::ops::Context;
 
 /// Validates; with a local repository and no `--revision`, the working tree (so it works as
@@ -20,13 +20,13 @@ pub fn run(settings: &Settings) -> Result<i32, CliError> {
         .sum();
     let tags: usize = loaded.desired.repos.values().map(|r| r.tags.len()).sum();
     println!(
-        "valid ({}): {} streams, {} channels, {} releases, {} desired tags in {} targets",
+        "valid ({}): {}, {}, {}, {} in {}",
         loaded.revision,
-        loaded.manifests.streams.len(),
-        loaded.manifests.channels.len(),
-        releases,
-        tags,
-        loaded.desired.repos.len(),
+        counted(loaded.manifests.streams.len(), "stream", "streams"),
+        counted(loaded.manifests.channels.len(), "channel", "channels"),
+        counted(releases, "release", "releases"),
+        counted(tags, "desired tag", "desired tags"),
+        counted(loaded.desired.repos.len(), "target", "targets"),
     );
     Ok(0)
 }

@@ -188,10 +188,17 @@ pub enum CommitError {
 /// (staged or not).
 pub fn check_commit(repo: &Path, branch: &str, path: &str) -> Result<(), CommitError> {
     let git = open(repo)?;
-    check_commit_in(&git, branch, path)
+    check_commit_in(&git, branch, path, None)
 }
 
-fn check_commit_in(git: &Repository, branch: &str, path: &str) -> Result<(), CommitError> {
+/// [`check_commit`]; with `contents`, uncommitted changes to `path` are accepted when the
+/// working-tree file holds exactly `contents` (the change being committed, made already).
+fn check_commit_in(
+    git: &Repository,
+    branch: &str,
+    path: &str,
+    contents: Option<&[u8]>,
+) -> Result<(), CommitError> {
     let failed = |action: &str| {
         let action = action.to_string();
         move |e: git2::Error| CommitError::Failed {
@@ -208,7 +215,11 @@ fn check_commit_in(git: &Repository, branch: &str, path: &str) -> Result<(), Com
     let status = git
         .status_file(Path::new(path))
         .map_err(failed(&format!("reading the status of {path}")))?;
-    if status != git2::Status::CURRENT {
+    let made_already = || {
+        let file = git.workdir().map(|w| w.join(path));
+        contents.is_some_and(|c| file.and_then(|f| std::fs::read(f).ok()).as_deref() == Some(c))
+    };
+    if status != git2::Status::CURRENT && !made_already() {
         return Err(CommitError::Dirty(path.to_string()));
     }
     Ok(())
@@ -221,7 +232,9 @@ fn check_commit_in(git: &Repository, branch: &str, path: &str) -> Result<(), Com
 /// replaced. Author and committer come from `GIT_AUTHOR_*`/`GIT_COMMITTER_*` when set, else
 /// from `user.name`/`user.email`. Returns the new commit's sha.
 ///
-/// Refuses, writing nothing, what [`check_commit`] refuses.
+/// Refuses, writing nothing, what [`check_commit`] refuses, except uncommitted changes to
+/// `path` that leave it holding exactly `contents` (a promotion made in the working tree
+/// and now committed).
 pub fn commit_on_new_branch(
     repo: &Path,
     branch: &str,
@@ -230,7 +243,7 @@ pub fn commit_on_new_branch(
     message: &str,
 ) -> Result<String, CommitError> {
     let git = open(repo)?;
-    check_commit_in(&git, branch, path)?;
+    check_commit_in(&git, branch, path, Some(contents))?;
     let failed = |action: &str| {
         let action = action.to_string();
         move |e: git2::Error| CommitError::Failed {

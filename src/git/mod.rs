@@ -40,6 +40,20 @@ pub enum GitError {
         /// git2's message.
         message: String,
     },
+    /// The path is not a Git repository (nor inside one).
+    #[error("{path} is not a Git repository")]
+    NotARepository {
+        /// The path tried.
+        path: PathBuf,
+    },
+    /// The repository has no commits, so no revision can be read from it.
+    #[error(
+        "{path} has no commits yet: relsync reads committed manifests; commit them (git add, git commit) first"
+    )]
+    NoCommits {
+        /// The repository.
+        path: PathBuf,
+    },
     /// The revision does not name a commit.
     #[error("revision `{revision}` not found in {path}: {message}")]
     Revision {
@@ -169,10 +183,63 @@ fn distinct_dirs<'d>(dirs: &[&'d str]) -> Vec<&'d str> {
 }
 
 fn open(repo: &Path) -> Result<Repository, GitError> {
-    Repository::open(repo).map_err(|e| GitError::Open {
-        path: repo.to_path_buf(),
-        message: e.message().to_string(),
+    Repository::open(repo).map_err(|e| match e.code() {
+        git2::ErrorCode::NotFound => GitError::NotARepository {
+            path: repo.to_path_buf(),
+        },
+        _ => GitError::Open {
+            path: repo.to_path_buf(),
+            message: e.message().to_string(),
+        },
     })
+}
+
+/// Checks that `repo` is a Git repository that can be opened.
+pub fn check_repository(repo: &Path) -> Result<(), GitError> {
+    open(repo).map(drop)
+}
+
+/// Whether `dir` (repository-relative; `.` or empty for the root) is a directory in the
+/// tree of `revision`.
+pub fn has_dir(repo: &Path, revision: &str, dir: &str) -> Result<bool, GitError> {
+    let dir = dir.trim_matches('/');
+    if dir.is_empty() || dir == "." {
+        return Ok(true);
+    }
+    let git = open(repo)?;
+    let commit = peel_commit(&git, repo, revision)?;
+    let tree = commit.tree().map_err(|e| GitError::Read {
+        path: dir.to_string(),
+        message: e.message().to_string(),
+    })?;
+    Ok(tree
+        .get_path(Path::new(dir))
+        .is_ok_and(|e| e.kind() == Some(ObjectType::Tree)))
+}
+
+/// The commit `revision` names; in a repository with no commits yet,
+/// [`GitError::NoCommits`] rather than git2's "revspec 'HEAD' not found".
+fn peel_commit<'r>(
+    git: &'r Repository,
+    repo: &Path,
+    revision: &str,
+) -> Result<git2::Commit<'r>, GitError> {
+    git.revparse_single(revision)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| {
+            let unborn = matches!(git.head(), Err(h) if h.code() == git2::ErrorCode::UnbornBranch);
+            if unborn && (revision == "HEAD" || git.is_empty().unwrap_or(false)) {
+                GitError::NoCommits {
+                    path: repo.to_path_buf(),
+                }
+            } else {
+                GitError::Revision {
+                    revision: revision.to_string(),
+                    path: repo.to_path_buf(),
+                    message: e.message().to_string(),
+                }
+            }
+        })
 }
 
 /// Reads the YAML files below `dirs` (repository-relative) from the tree of `revision`,
@@ -196,10 +263,7 @@ pub fn read_revision_within(
         path: repo.to_path_buf(),
         message: e.message().to_string(),
     };
-    let commit = git
-        .revparse_single(revision)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(rev_err)?;
+    let commit = peel_commit(&git, repo, revision)?;
     let tree = commit.tree().map_err(rev_err)?;
     let sha = commit.id().to_string();
     let label = if revision == sha {

@@ -18,7 +18,10 @@
 //! policy (`channelSubsets`, a tie) or would move an `immutableTags` tag. With `commit`, the
 //! edit is committed on a new branch `promote/<channel>/<version>` made from HEAD, which is
 //! then checked out like `git switch -c`; the commit holds only the channel file. Refused
-//! when that file has uncommitted changes or the branch exists.
+//! when that file has uncommitted changes or the branch exists. `--commit` right after a
+//! plain `promote` (the working tree lists VERSION, HEAD does not) commits that edit when
+//! it is the file's only change (promoting at HEAD gives the file byte for byte), and
+//! otherwise says why not; nothing to do only when HEAD lists VERSION too.
 
 use super::feeder::{self, FeederHistory, FeederVerdict};
 use super::{Context, OpsError};
@@ -280,15 +283,15 @@ pub fn promote(ctx: &Context, args: &PromoteRequest<'_>) -> Result<Promoted, Ops
         )));
     };
     let stream_name = channel.stream.value.as_str();
-    let Some(release) = before
+    let released = before
         .streams
         .get(stream_name)
-        .and_then(|s| s.releases.iter().find(|r| r.version.value == version))
-    else {
+        .is_some_and(|s| s.releases.iter().any(|r| r.version.value == version));
+    if !released {
         return Err(OpsError::Refused(format!(
             "{version} is not a release of stream {stream_name}, which channel {name} follows (add it first: relsync add {version} --stream {stream_name} --from <tag>)"
         )));
-    };
+    }
     if let Some(t) = channel.tombstones.iter().find(|t| t.value == version) {
         return Err(OpsError::Refused(format!(
             "{}: {version} is tombstoned in channel {name}; remove the tombstone first (un-tombstoning is a deliberate, separate edit)",
@@ -296,10 +299,86 @@ pub fn promote(ctx: &Context, args: &PromoteRequest<'_>) -> Result<Promoted, Ops
         )));
     }
     if let Some(v) = channel.versions.iter().find(|v| v.value == version) {
-        return Ok(Promoted::Unchanged {
-            at: v.span.to_string(),
-        });
+        let at = v.span.to_string();
+        if !args.commit {
+            return Ok(Promoted::Unchanged { at });
+        }
+        // Listed in the working tree: committed already, or a plain `promote` made the
+        // edit and `--commit` now commits it, when that entry is the file's only change.
+        let path = channel.name.span.file.to_string();
+        let worktree = files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.contents.clone())
+            .unwrap_or_default();
+        return promote_at_head(ctx, args, &path, &worktree, at);
     }
+    promote_from(ctx, args, &files, &before, None)
+}
+
+/// `promote --commit` of a version the working tree lists already (at `at`, in the channel
+/// file `path`, which holds `worktree`): nothing to do when HEAD lists it too; committed
+/// when promoting it at HEAD gives that file byte for byte; otherwise refused, saying why.
+fn promote_at_head(
+    ctx: &Context,
+    args: &PromoteRequest<'_>,
+    path: &str,
+    worktree: &[u8],
+    at: String,
+) -> Result<Promoted, OpsError> {
+    let (version, name) = (args.version, args.to);
+    let dirs = [
+        ctx.config.git.path.as_str(),
+        ctx.config.git.policies.as_str(),
+    ];
+    let head = git::read_revision(&ctx.repo, "HEAD", &dirs)?;
+    let committed =
+        desired::load(&head.files, &ctx.config.git.policies).map_err(OpsError::Invalid)?;
+    let not_only = |why: &str| {
+        OpsError::Refused(format!(
+            "{version} is in {name} in the working tree ({at}) but not at HEAD, and {why}: --commit commits only the promotion; commit {path} yourself, or undo its other changes and run promote --commit again"
+        ))
+    };
+    let Some(head_channel) = committed.channels.get(name) else {
+        return Err(not_only(&format!(
+            "channel {name} is not committed at HEAD"
+        )));
+    };
+    if head_channel.versions.iter().any(|v| v.value == version) {
+        return Ok(Promoted::Unchanged { at });
+    }
+    if head_channel.name.span.file.as_ref() != path {
+        return Err(not_only(&format!(
+            "HEAD has channel {name} in {}, not {path}",
+            head_channel.name.span.file
+        )));
+    }
+    promote_from(ctx, args, &head.files, &committed, Some(worktree))
+}
+
+/// Promotes `args.version` into the manifests `before` (read from `files`): the feeder
+/// rule, the edit, the policies, then the write or the commit. With `made`, the edit is in
+/// the working tree already (which holds `made` in the channel file): it must be exactly
+/// the edit, which is then only committed.
+fn promote_from(
+    ctx: &Context,
+    args: &PromoteRequest<'_>,
+    files: &[SourceFile],
+    before: &Manifests,
+    made: Option<&[u8]>,
+) -> Result<Promoted, OpsError> {
+    let (version, name) = (args.version, args.to);
+    let channel = &before.channels[name];
+    let stream_name = channel.stream.value.as_str();
+    let Some(release) = before
+        .streams
+        .get(stream_name)
+        .and_then(|s| s.releases.iter().find(|r| r.version.value == version))
+    else {
+        return Err(OpsError::Refused(format!(
+            "{version} is not a release of stream {stream_name} at HEAD, which channel {name} follows (commit the release first)"
+        )));
+    };
     let dirs = [
         ctx.config.git.path.as_str(),
         ctx.config.git.policies.as_str(),
@@ -316,14 +395,14 @@ pub fn promote(ctx: &Context, args: &PromoteRequest<'_>) -> Result<Promoted, Ops
     }
     let path = channel.name.span.file.to_string();
     let branch = format!("promote/{name}/{version}");
-    if args.commit {
+    if args.commit && made.is_none() {
         history::check_commit(&ctx.repo, &branch, &path).map_err(commit_error)?;
     }
 
     let edited = edit::edit(
-        &files,
+        files,
         &ctx.config.git.policies,
-        &before,
+        before,
         Change::Promote {
             channel: name,
             version,
@@ -331,7 +410,14 @@ pub fn promote(ctx: &Context, args: &PromoteRequest<'_>) -> Result<Promoted, Ops
         desired::load,
     )
     .map_err(edit_error)?;
-    let old = desired::derive(&before).map_err(OpsError::Invalid)?;
+    if let Some(made) = made
+        && made != edited.contents.as_bytes()
+    {
+        return Err(OpsError::Refused(format!(
+            "{version} is in {name} in the working tree but not at HEAD, and {path} has other uncommitted changes besides that entry: --commit commits only the promotion; commit {path} yourself, or undo its other changes and run promote --commit again"
+        )));
+    }
+    let old = desired::derive(before).map_err(OpsError::Invalid)?;
     let new = desired::derive(&edited.manifests).map_err(OpsError::Invalid)?;
     if let Some(problem) = moved_immutable(&old, &new, &edited.manifests.policy) {
         return Err(OpsError::Refused(format!(

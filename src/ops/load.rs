@@ -75,7 +75,16 @@ impl Context {
             let mirror = Self::fetch_remote(repo_setting)?;
             (mirror.path.clone(), Some(mirror))
         } else {
-            (config_dir.join(repo_setting), None)
+            let repo = config_dir.join(repo_setting);
+            git::check_repository(&repo).map_err(|e| match e {
+                git::GitError::NotARepository { path } => OpsError::Usage(format!(
+                    "{}: git.repo `{repo_setting}`: {} is not a Git repository (relsync reads the desired state from the repository its config names)",
+                    config.git.repo.span,
+                    path.display()
+                )),
+                e => e.into(),
+            })?;
+            (repo, None)
         };
         Ok(Context {
             config,
@@ -167,6 +176,11 @@ impl Context {
             }
             snap
         };
+        let asked = settings
+            .revision
+            .as_deref()
+            .unwrap_or(&self.config.git.revision);
+        self.check_manifests_dir(&snapshot, asked)?;
         // (With policies at the repository root they cannot be told apart from the
         // manifests: then the revision's own are used.)
         let policies = self.config.git.policies.trim_matches('/');
@@ -189,6 +203,28 @@ impl Context {
             manifests,
             desired,
         })
+    }
+
+    /// A `git.path` that does not exist where the manifests were read is an error naming
+    /// it and the revision (read as "no manifests", a mistyped path would plan nothing).
+    fn check_manifests_dir(&self, snapshot: &git::Snapshot, asked: &str) -> Result<(), OpsError> {
+        let path = self.config.git.path.as_str();
+        let exists = match &snapshot.commit {
+            Some(sha) => git::has_dir(&self.repo, sha, path)?,
+            None => self.repo.join(path.trim_matches('/')).is_dir(),
+        };
+        if exists {
+            return Ok(());
+        }
+        let at = match &snapshot.commit {
+            Some(sha) if asked == sha => format!("revision {}", short_revision(sha)),
+            Some(sha) => format!("revision `{asked}` ({})", short_revision(sha)),
+            None => "the working tree".to_string(),
+        };
+        Err(OpsError::Usage(format!(
+            "git.path `{path}`: no such directory at {at} of {} (set git.path in the config to the directory holding the manifests)",
+            self.repo.display()
+        )))
     }
 
     /// Checks that `--channel N` names a channel.

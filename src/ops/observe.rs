@@ -127,6 +127,22 @@ pub fn plan_now(
     })
 }
 
+/// The rollback holds in force for the revision `planned` read (made while the branch tip
+/// was that commit): `serve` keeps their revision's state instead of applying the plan.
+pub fn holds_in_force(
+    planned: &Planned,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<crate::store::Hold>, OpsError> {
+    let ws = &planned.workspace;
+    let store = crate::store::StateStore::new(&ws.ctx.config_dir, ws.cluster.clone());
+    let state = runtime.block_on(store.load())?;
+    Ok(state
+        .holds
+        .into_iter()
+        .filter(|h| h.tip == planned.loaded.revision)
+        .collect())
+}
+
 /// The plan's conflicts and refusal, one line each, for the front end to show.
 pub fn problems(plan: &Plan) -> Vec<String> {
     let mut lines: Vec<String> = plan

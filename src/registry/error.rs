@@ -70,6 +70,18 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// A 404 no registry sends: without the `Docker-Distribution-API-Version` header and
+    /// without an OCI error body, it came from a web server that is not a registry (read
+    /// as "nothing here", it would plan a full mirror).
+    #[error(
+        "{context}: {host} is not an OCI registry (it answered 404 with neither a Docker-Distribution-API-Version header nor an OCI error body)"
+    )]
+    NotARegistry {
+        /// What was being done, naming the repository.
+        context: String,
+        /// The host that answered.
+        host: String,
+    },
     /// The registry answered with an unexpected status.
     #[error("{context}: registry answered {}{}", status_text(*status), error_detail(code.as_deref(), message.as_deref()))]
     Status {

@@ -66,6 +66,19 @@ pub trait TargetReader {
     /// repository does not exist.
     fn list_tags(&self) -> impl Future<Output = Result<Vec<String>, RegistryError>> + Send;
 
+    /// [`TargetReader::list_tags`], or `None` when the store says the repository does not
+    /// exist (a registry's 404 `NAME_UNKNOWN`): then nothing is in it, not even untagged
+    /// content, and nothing needs resolving. An empty list is no such proof (a repository
+    /// may hold untagged manifests). By default the tags, never `None`.
+    fn list_tags_if_exists(
+        &self,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, RegistryError>> + Send
+    where
+        Self: Sync,
+    {
+        async { self.list_tags().await.map(Some) }
+    }
+
     /// The digest `tag` holds (for an image index, the index's own digest), or `None` when
     /// the tag does not exist.
     fn resolve_tag(
@@ -111,6 +124,13 @@ impl TargetReader for Repository {
         match self {
             Repository::Registry(r) => r.list_tags().await,
             Repository::Layout(l) => l.list_tags().await,
+        }
+    }
+
+    async fn list_tags_if_exists(&self) -> Result<Option<Vec<String>>, RegistryError> {
+        match self {
+            Repository::Registry(r) => HttpRepository::list_tags_if_exists(r).await,
+            Repository::Layout(l) => l.list_tags_if_exists().await,
         }
     }
 

@@ -119,7 +119,9 @@ impl HttpRepository {
             .await?;
         match resp.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::NOT_FOUND if from_registry(resp.headers(), b"") => return Ok(None),
+            // A HEAD has no body to tell a registry's 404 by: the GET below has.
+            StatusCode::NOT_FOUND => {}
             _ => return Err(status_error(resp, context).await),
         }
         if let Some(value) = resp.headers().get("docker-content-digest") {
@@ -145,19 +147,25 @@ impl HttpRepository {
             .await?;
         match answer.status {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::NOT_FOUND if from_registry(&answer.headers, &answer.body) => {
+                return Ok(None);
+            }
+            StatusCode::NOT_FOUND => return Err(self.not_a_registry(context)),
             _ => return Err(answer.status_error(context)),
         }
         Ok(Some(Digest::sha256_of(&answer.body)))
     }
-}
 
-impl TargetReader for HttpRepository {
-    fn name(&self) -> &str {
-        &self.name
+    fn not_a_registry(&self, context: &str) -> RegistryError {
+        RegistryError::NotARegistry {
+            context: context.to_string(),
+            host: self.host().to_string(),
+        }
     }
 
-    async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+    /// Every tag of the repository, sorted and without duplicates, or `None` when the
+    /// registry says it does not exist (404, `NAME_UNKNOWN` or no code).
+    pub async fn list_tags_if_exists(&self) -> Result<Option<Vec<String>>, RegistryError> {
         let context = format!("listing tags of {}", self.name);
         let mut url = self.url(&format!("tags/list?n={PAGE_SIZE}"))?;
         let mut seen: HashSet<Url> = HashSet::new();
@@ -189,9 +197,12 @@ impl TargetReader for HttpRepository {
                 .await?;
             let status = answer.status;
             if status == StatusCode::NOT_FOUND && page == 0 {
+                if !from_registry(&answer.headers, &answer.body) {
+                    return Err(self.not_a_registry(&context));
+                }
                 let (code, message) = error_in(&answer.body);
                 return match code.as_deref() {
-                    None | Some("NAME_UNKNOWN") => Ok(Vec::new()),
+                    None | Some("NAME_UNKNOWN") => Ok(None),
                     Some(_) => Err(RegistryError::Status {
                         context,
                         status: status.as_u16(),
@@ -238,7 +249,21 @@ impl TargetReader for HttpRepository {
             }
             url = next_url;
         }
-        Ok(tags.into_iter().collect())
+        Ok(Some(tags.into_iter().collect()))
+    }
+}
+
+impl TargetReader for HttpRepository {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        Ok(self.list_tags_if_exists().await?.unwrap_or_default())
+    }
+
+    async fn list_tags_if_exists(&self) -> Result<Option<Vec<String>>, RegistryError> {
+        HttpRepository::list_tags_if_exists(self).await
     }
 
     async fn resolve_tag(&self, tag: &str) -> Result<Option<Digest>, RegistryError> {
@@ -401,4 +426,13 @@ impl HttpRepository {
             chunks: Box::pin(chunks),
         })
     }
+}
+
+/// Whether a 404 came from a registry: distribution's `Docker-Distribution-API-Version`
+/// header, or an OCI error body (`{"errors": [...]}`), which a plain web server sends
+/// neither of.
+fn from_registry(headers: &HeaderMap, body: &[u8]) -> bool {
+    headers.contains_key("docker-distribution-api-version")
+        || serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v.get("errors").is_some_and(serde_json::Value::is_array))
 }
