@@ -71,6 +71,14 @@ pub struct RegistrySettings {
     pub password_env: Option<String>,
     /// `oci:DIR`: read and write this host's repositories under DIR instead.
     pub map_to: Option<Located<String>>,
+    /// `tokenRealms`: other hosts (`host` or `host:port`) whose HTTPS token realm may
+    /// receive this registry's credentials. Without an entry, credentials go only to a
+    /// realm on the registry host itself (and, for `docker.io`, to `auth.docker.io`).
+    pub token_realms: Vec<String>,
+    /// `deleteByDigest`: where the registry cannot delete a tag by name, delete the
+    /// manifest by digest (after a fresh read finds no other tag on it). Off by default:
+    /// that DELETE races with anyone tagging the digest meanwhile.
+    pub delete_by_digest: bool,
 }
 
 /// `spec.cluster`.
@@ -341,6 +349,27 @@ fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<Regist
         username_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].usernameEnv")));
     let password_env =
         password_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].passwordEnv")));
+    let mut token_realms = Vec::new();
+    for (j, realm) in r.token_realms.into_iter().flatten().enumerate() {
+        let path = format!("spec.registries[{i}].tokenRealms[{j}]");
+        let Some(realm) = non_empty(ctx, ctx.located(realm), &path) else {
+            continue;
+        };
+        if realm.value.contains('/')
+            || realm.value.contains(char::is_whitespace)
+            || realm.value.contains('@')
+        {
+            ctx.error(
+                realm.span.clone(),
+                format!(
+                    "`{path}` must be a host name with an optional port (e.g. `auth.example.com`), found `{}`",
+                    realm.value
+                ),
+            );
+            continue;
+        }
+        token_realms.push(realm.value.to_ascii_lowercase());
+    }
     Some(RegistrySettings {
         host,
         insecure: r.insecure.map(|v| v.value).unwrap_or(false),
@@ -348,6 +377,8 @@ fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<Regist
         username_env,
         password_env,
         map_to,
+        token_realms,
+        delete_by_digest: r.delete_by_digest.map(|v| v.value).unwrap_or(false),
     })
 }
 

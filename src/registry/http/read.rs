@@ -382,20 +382,34 @@ impl HttpRepository {
         let context = format!("reading blob {digest} from {}", self.name);
         let url = self.url(&format!("blobs/{digest}"))?;
         // Redirects to storage are followed by the client, which drops `Authorization`
-        // when the redirect leaves this host.
-        let resp = self
-            .send_bare(Method::GET, url, &self.scope, &context)
-            .await?;
+        // when the redirect leaves this host. The head must come within the deadline;
+        // the body is held to the minimum rate.
+        let deadline = self.registry.deadline;
+        let resp = tokio::time::timeout(
+            deadline,
+            self.send_bare(Method::GET, url, &self.scope, &context),
+        )
+        .await
+        .map_err(|_| RegistryError::TooSlow {
+            context: context.clone(),
+            reason: format!(
+                "no answer within {:.1} s (RELSYNC_REQUEST_TIMEOUT)",
+                deadline.as_secs_f64()
+            ),
+        })??;
         if resp.status() != StatusCode::OK {
             return Err(status_error(resp, &context).await);
         }
         let size = resp.content_length();
+        let min_rate = self.registry.min_blob_rate;
+        let rate_context = context.clone();
         let chunks = resp
             .bytes_stream()
             .map_err(move |e| RegistryError::Transport {
                 context: context.clone(),
                 source: e.without_url(),
             });
+        let chunks = super::rate::at_least(chunks, min_rate, rate_context);
         Ok(BlobStream {
             size,
             chunks: Box::pin(chunks),
