@@ -302,3 +302,103 @@ fn a_registry_trickling_a_byte_every_two_seconds_fails_in_bounded_time() {
         bad.stderr()
     );
 }
+
+/// What a tag of `repo` holds, read straight from the registry at `host`.
+fn tag_digest(host: &str, repo: &str, tag: &str) -> Option<relsync::digest::Digest> {
+    let config = Config {
+        registries: vec![settings(host)],
+        ..Default::default()
+    };
+    let r = Registries::from_config_with(
+        &config,
+        Path::new("/nonexistent"),
+        CredentialLookup::new(Arc::new(|_: &str| None), Vec::new()),
+    )
+    .unwrap();
+    let repo = r.repository(&format!("{host}/{repo}")).unwrap();
+    block_on(repo.resolve_tag(tag)).unwrap()
+}
+
+/// A front for the registry at `upstream` (`http://host:port`) that forwards every request,
+/// and runs `meanwhile` right after forwarding a `PUT` whose path is `interfere_on`, before
+/// answering it. Returns the front (stopped on drop) and its `127.0.0.1:PORT`.
+fn interfering_front<F, Fut>(
+    upstream: String,
+    interfere_on: &'static str,
+    meanwhile: F,
+) -> (crate::util::ServerThread, String)
+where
+    F: Fn(reqwest::Client, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (client, upstream, meanwhile) = (client.clone(), upstream.clone(), meanwhile.clone());
+        async move {
+            let hit = req.method() == axum::http::Method::PUT && req.uri().path() == interfere_on;
+            let resp = forward(&client, &upstream, req).await;
+            if hit {
+                meanwhile(client, upstream).await;
+            }
+            resp
+        }
+    });
+    (crate::util::ServerThread::serve(listener, app), addr)
+}
+
+/// Defect 7: a concurrent raw PUT of a floating tag inside relsync's check-to-write window
+/// was overwritten or went unseen, exit 0, no conflict. Now the tag is read again after the
+/// write: here the proxy lands another client's PUT of `stable` right after relsync's PUT
+/// reached the registry and before relsync got the answer, and the sync reports that tag
+/// as a conflict (exit 1), leaving the other client's write in place.
+#[test]
+fn a_tag_written_by_another_client_inside_the_cas_window_is_a_conflict() {
+    let reg = TestRegistry::start();
+    let pushed = block_on(reg.pusher().push_index("okd/ci", "4.16.0", "cas"));
+    let other = block_on(reg.pusher().push_image("okd/release", None, "other-client"));
+    let landed: Arc<Mutex<u32>> = Arc::default();
+    let (landed_in, bytes) = (landed.clone(), other.manifest_bytes.clone());
+    let (_front, front) = interfering_front(
+        reg.base_url(),
+        "/v2/okd/release/manifests/stable",
+        move |client, upstream| {
+            let (landed, bytes) = (landed_in.clone(), bytes.clone());
+            async move {
+                let resp = client
+                    .put(format!("{upstream}/v2/okd/release/manifests/stable"))
+                    .header("content-type", crate::util::OCI_MANIFEST)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+                *landed.lock().unwrap() += 1;
+            }
+        },
+    );
+    let repo = Repo::new();
+    write_repo(
+        &repo,
+        &[&front, &reg.host()],
+        "",
+        &format!("{}/okd/ci", reg.host()),
+        &format!("{front}/okd/release"),
+        pushed.index.as_str(),
+    );
+    let run = repo.relsync(&["sync"]);
+    assert_eq!(*landed.lock().unwrap(), 1, "{}", run.stderr());
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert!(run.stderr().contains("1 conflict"), "{}", run.stderr());
+    // The other client's write stands; relsync's own tag was written.
+    assert_eq!(
+        tag_digest(&reg.host(), "okd/release", "stable"),
+        Some(other.manifest.clone())
+    );
+    assert_eq!(
+        tag_digest(&reg.host(), "okd/release", "4.16.0"),
+        Some(pushed.index.clone())
+    );
+}

@@ -449,7 +449,28 @@ impl HttpRegistry {
         scope: &str,
         context: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let _permit = self.permit(context).await?;
+        self.send_held(false, method, url, headers, body, scope, context)
+            .await
+    }
+
+    /// [`HttpRegistry::send`]; `held`: the caller holds a request permit already (for a
+    /// check and a write sent back to back), so none is waited for here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_held(
+        &self,
+        held: bool,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = if held {
+            None
+        } else {
+            Some(self.permit(context).await?)
+        };
         let mut auth = self.authorization(scope, context, false).await?;
         let mut retried = false;
         // A blob body is bounded by its rate (see `MinRate`), not by a total deadline.
@@ -528,10 +549,29 @@ impl HttpRegistry {
         context: &str,
         limit: u64,
     ) -> Result<Answer, RegistryError> {
+        self.send_read_held(false, method, url, headers, scope, context, limit)
+            .await
+    }
+
+    /// [`HttpRegistry::send_read`]; `held` as for [`HttpRegistry::send_held`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_read_held(
+        &self,
+        held: bool,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        scope: &str,
+        context: &str,
+        limit: u64,
+    ) -> Result<Answer, RegistryError> {
         let (result, _) = retry(&self.retry, |attempt| {
             let (method, url, headers) = (method.clone(), url.clone(), headers.clone());
             async move {
-                let resp = match self.send(method, url, headers, None, scope, context).await {
+                let sent = self
+                    .send_held(held, method, url, headers, None, scope, context)
+                    .await;
+                let resp = match sent {
                     Ok(resp) => resp,
                     // Retried inside already, or not worth it.
                     Err(e) => return Outcome::Done(Err(e)),

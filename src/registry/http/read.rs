@@ -105,15 +105,29 @@ impl HttpRepository {
         reference: &str,
         context: &str,
     ) -> Result<Option<Digest>, RegistryError> {
+        self.head_manifest_held(reference, context, &self.scope, false)
+            .await
+    }
+
+    /// [`HttpRepository::head_manifest`] for `scope`; `held`: the caller holds a request
+    /// permit (see [`HttpRegistry::send_held`]).
+    pub(super) async fn head_manifest_held(
+        &self,
+        reference: &str,
+        context: &str,
+        scope: &str,
+        held: bool,
+    ) -> Result<Option<Digest>, RegistryError> {
         let url = self.url(&format!("manifests/{reference}"))?;
         let resp = self
             .registry
-            .send(
+            .send_held(
+                held,
                 Method::HEAD,
                 url.clone(),
                 Self::accept_manifests(),
                 None,
-                &self.scope,
+                scope,
                 context,
             )
             .await?;
@@ -134,11 +148,12 @@ impl HttpRepository {
         // No digest header: read the manifest and hash it.
         let answer = self
             .registry
-            .send_read(
+            .send_read_held(
+                held,
                 Method::GET,
                 url,
                 Self::accept_manifests(),
-                &self.scope,
+                scope,
                 context,
                 MAX_MANIFEST,
             )
