@@ -320,33 +320,46 @@ fn tag_digest(host: &str, repo: &str, tag: &str) -> Option<relsync::digest::Dige
 }
 
 /// A front for the registry at `upstream` (`http://host:port`) that forwards every request,
-/// and runs `meanwhile` right after forwarding a `PUT` whose path is `interfere_on`, before
-/// answering it. Returns the front (stopped on drop) and its `127.0.0.1:PORT`.
-fn interfering_front<F, Fut>(
+/// and runs `meanwhile(client, upstream, path)` right after forwarding a request for which
+/// `hit(method, path)` holds, before answering it. Returns the front (stopped on drop), its
+/// `127.0.0.1:PORT`, and the `METHOD path` of every request it forwarded.
+#[allow(clippy::type_complexity)]
+fn interfering_front<H, F, Fut>(
     upstream: String,
-    interfere_on: &'static str,
+    hit: H,
     meanwhile: F,
-) -> (crate::util::ServerThread, String)
+) -> (crate::util::ServerThread, String, Arc<Mutex<Vec<String>>>)
 where
-    F: Fn(reqwest::Client, String) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(&axum::http::Method, &str) -> bool + Clone + Send + Sync + 'static,
+    F: Fn(reqwest::Client, String, String) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let client = reqwest::Client::new();
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log_in = log.clone();
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-        let (client, upstream, meanwhile) = (client.clone(), upstream.clone(), meanwhile.clone());
+        let (client, upstream, hit, meanwhile, log) = (
+            client.clone(),
+            upstream.clone(),
+            hit.clone(),
+            meanwhile.clone(),
+            log_in.clone(),
+        );
         async move {
-            let hit = req.method() == axum::http::Method::PUT && req.uri().path() == interfere_on;
+            let path = req.uri().path().to_string();
+            log.lock().unwrap().push(format!("{} {path}", req.method()));
+            let hit = hit(req.method(), &path);
             let resp = forward(&client, &upstream, req).await;
             if hit {
-                meanwhile(client, upstream).await;
+                meanwhile(client, upstream, path).await;
             }
             resp
         }
     });
-    (crate::util::ServerThread::serve(listener, app), addr)
+    (crate::util::ServerThread::serve(listener, app), addr, log)
 }
 
 /// Defect 7: a concurrent raw PUT of a floating tag inside relsync's check-to-write window
@@ -361,10 +374,10 @@ fn a_tag_written_by_another_client_inside_the_cas_window_is_a_conflict() {
     let other = block_on(reg.pusher().push_image("okd/release", None, "other-client"));
     let landed: Arc<Mutex<u32>> = Arc::default();
     let (landed_in, bytes) = (landed.clone(), other.manifest_bytes.clone());
-    let (_front, front) = interfering_front(
+    let (_front, front, _log) = interfering_front(
         reg.base_url(),
-        "/v2/okd/release/manifests/stable",
-        move |client, upstream| {
+        |m, p| *m == axum::http::Method::PUT && p == "/v2/okd/release/manifests/stable",
+        move |client, upstream, _path| {
             let (landed, bytes) = (landed_in.clone(), bytes.clone());
             async move {
                 let resp = client
@@ -401,4 +414,121 @@ fn a_tag_written_by_another_client_inside_the_cas_window_is_a_conflict() {
         tag_digest(&reg.host(), "okd/release", "4.16.0"),
         Some(pushed.index.clone())
     );
+}
+
+/// Defect 4: deleting by digest destroyed a tag made meanwhile (distribution 2.8 cannot
+/// delete a tag by name): with someone tagging the digest during a sync, the tag was lost
+/// and the sync said `1 deleted; 0 conflicts`, exit 0. Now a delete by digest happens only
+/// with `deleteByDigest: true`, and then only when a fresh read just before the DELETE
+/// finds no other tag on the digest. Here the target holds two unclaimed tags `x1` and
+/// `x2` on two images, and a concurrent tagger tags the image of whichever tag relsync
+/// tries to delete second as `theirs`, while relsync's tag DELETE is answered.
+#[test]
+fn a_delete_by_digest_never_removes_a_tag_made_meanwhile() {
+    for opt_in in [false, true] {
+        let reg = TestRegistry::start();
+        let pusher = reg.pusher();
+        let pushed = block_on(pusher.push_index("okd/ci", "4.16.0", "prune"));
+        let x1 = block_on(pusher.push_image("okd/release", Some("x1"), "x1"));
+        let x2 = block_on(pusher.push_image("okd/release", Some("x2"), "x2"));
+        let images = [("x1", x1.clone()), ("x2", x2.clone())];
+        let tag_deletes: Arc<Mutex<u32>> = Arc::default();
+        let tagged: Arc<Mutex<Option<String>>> = Arc::default();
+        let (count, tagged_in) = (tag_deletes.clone(), tagged.clone());
+        let (_front, front, log) = interfering_front(
+            reg.base_url(),
+            |m, p| {
+                *m == axum::http::Method::DELETE
+                    && p.starts_with("/v2/okd/release/manifests/")
+                    && !p.contains("sha256:")
+            },
+            move |client, upstream, path| {
+                let (count, tagged, images) = (count.clone(), tagged_in.clone(), images.clone());
+                async move {
+                    let n = {
+                        let mut c = count.lock().unwrap();
+                        *c += 1;
+                        *c
+                    };
+                    if n != 2 {
+                        return;
+                    }
+                    let tag = path.rsplit('/').next().unwrap().to_string();
+                    let (_, image) = images.iter().find(|(t, _)| *t == tag).unwrap();
+                    let resp = client
+                        .put(format!("{upstream}/v2/okd/release/manifests/theirs"))
+                        .header("content-type", crate::util::OCI_MANIFEST)
+                        .body(image.manifest_bytes.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 201);
+                    *tagged.lock().unwrap() = Some(tag);
+                }
+            },
+        );
+        let repo = Repo::new();
+        write_repo(
+            &repo,
+            &[&front, &reg.host()],
+            if opt_in { ", deleteByDigest: true" } else { "" },
+            &format!("{}/okd/ci", reg.host()),
+            &format!("{front}/okd/release"),
+            pushed.index.as_str(),
+        );
+        let run = repo.relsync(&["sync", "--prune"]);
+        let stderr = run.stderr();
+        let second = tagged.lock().unwrap().clone().expect("the tagger ran");
+        let digest_of = |t: &str| {
+            if t == "x1" {
+                x1.manifest.clone()
+            } else {
+                x2.manifest.clone()
+            }
+        };
+        let first = if second == "x1" { "x2" } else { "x1" };
+        // The tag made meanwhile is never lost, and the sync does not claim success.
+        assert_eq!(
+            tag_digest(&reg.host(), "okd/release", "theirs"),
+            Some(digest_of(&second)),
+            "opt-in {opt_in}: {stderr}"
+        );
+        assert_eq!(run.code(), 1, "opt-in {opt_in}: {}\n{stderr}", run.stdout());
+        let by_digest: Vec<String> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("DELETE ") && l.contains("sha256:"))
+            .cloned()
+            .collect();
+        if opt_in {
+            // The first went by digest; the second was re-read and left, naming `theirs`.
+            assert!(stderr.contains("would also remove tag theirs"), "{stderr}");
+            assert_eq!(
+                by_digest,
+                vec![format!(
+                    "DELETE /v2/okd/release/manifests/{}",
+                    digest_of(first)
+                )]
+            );
+            assert_eq!(tag_digest(&reg.host(), "okd/release", first), None);
+            assert_eq!(
+                tag_digest(&reg.host(), "okd/release", &second),
+                Some(digest_of(&second))
+            );
+        } else {
+            // Off: nothing deleted by digest, both tags left and the reason reported.
+            assert!(by_digest.is_empty(), "{by_digest:?}");
+            assert!(stderr.contains("deleteByDigest: true"), "{stderr}");
+            assert!(stderr.contains("2 not deleted"), "{stderr}");
+            assert_eq!(
+                tag_digest(&reg.host(), "okd/release", "x1"),
+                Some(x1.manifest.clone())
+            );
+            assert_eq!(
+                tag_digest(&reg.host(), "okd/release", "x2"),
+                Some(x2.manifest.clone())
+            );
+        }
+    }
 }

@@ -38,10 +38,11 @@ impl Setup {
             out
         });
         let repo = Repo::new();
+        // The target opts in to deletes by digest (distribution 2.8 cannot delete a tag).
         repo.write(
             "relsync.yaml",
             &format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
+                "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true, deleteByDigest: true}}\n",
                 src.host(),
                 dst.host()
             ),

@@ -60,6 +60,11 @@ impl HttpRepository {
         self.registry.base_url()
     }
 
+    /// Whether manifests may be deleted by digest here (`deleteByDigest: true`).
+    pub fn deletes_by_digest(&self) -> bool {
+        self.registry.deletes_by_digest()
+    }
+
     pub(super) fn url(&self, rest: &str) -> Result<Url, RegistryError> {
         self.registry
             .base
