@@ -405,3 +405,41 @@ fn env_name(ctx: &DocCtx<'_>, v: Located<String>, path: &str) -> Option<String> 
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n";
+
+    #[test]
+    fn token_realms_and_delete_by_digest_are_read_per_registry() {
+        let c = load(
+            "relsync.yaml",
+            format!("{HEAD}    - {{host: quay.io, tokenRealms: [Auth.Quay.io, 'auth2.example:8443'], deleteByDigest: true}}\n    - {{host: ghcr.io}}\n").as_bytes(),
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(
+            c.registries[0].token_realms,
+            vec!["auth.quay.io".to_string(), "auth2.example:8443".to_string()]
+        );
+        assert!(c.registries[0].delete_by_digest);
+        assert!(c.registries[1].token_realms.is_empty());
+        assert!(!c.registries[1].delete_by_digest);
+    }
+
+    #[test]
+    fn a_token_realm_with_a_scheme_or_path_is_refused() {
+        let e = load(
+            "relsync.yaml",
+            format!("{HEAD}    - {{host: quay.io, tokenRealms: ['https://auth.quay.io/token']}}\n")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("spec.registries[0].tokenRealms[0]") && text.contains("host name"),
+            "{text}"
+        );
+    }
+}

@@ -375,7 +375,7 @@ fn an_initial_mirror_heads_and_puts_each_index_once() {
         ("PUT manifest-by-digest", 2 * n),  // children, before the index
         // Compare-and-swap before the tag, and the re-read after it (issue 19, defect 7).
         ("HEAD manifest-by-tag", 2 * n),
-        ("PUT manifest-by-tag", n),         // the index and its tag, last
+        ("PUT manifest-by-tag", n), // the index and its tag, last
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
