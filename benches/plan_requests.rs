@@ -114,6 +114,8 @@ async fn run() {
             username_env: None,
             password_env: None,
             map_to: None,
+            token_realms: Vec::new(),
+            delete_by_digest: false,
         }],
         ..Default::default()
     };

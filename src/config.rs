@@ -71,6 +71,14 @@ pub struct RegistrySettings {
     pub password_env: Option<String>,
     /// `oci:DIR`: read and write this host's repositories under DIR instead.
     pub map_to: Option<Located<String>>,
+    /// `tokenRealms`: other hosts (`host` or `host:port`) whose HTTPS token realm may
+    /// receive this registry's credentials. Without an entry, credentials go only to a
+    /// realm on the registry host itself (and, for `docker.io`, to `auth.docker.io`).
+    pub token_realms: Vec<String>,
+    /// `deleteByDigest`: where the registry cannot delete a tag by name, delete the
+    /// manifest by digest (after a fresh read finds no other tag on it). Off by default:
+    /// that DELETE races with anyone tagging the digest meanwhile.
+    pub delete_by_digest: bool,
 }
 
 /// `spec.cluster`.
@@ -341,6 +349,27 @@ fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<Regist
         username_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].usernameEnv")));
     let password_env =
         password_env.and_then(|v| env_name(ctx, v, &format!("spec.registries[{i}].passwordEnv")));
+    let mut token_realms = Vec::new();
+    for (j, realm) in r.token_realms.into_iter().flatten().enumerate() {
+        let path = format!("spec.registries[{i}].tokenRealms[{j}]");
+        let Some(realm) = non_empty(ctx, ctx.located(realm), &path) else {
+            continue;
+        };
+        if realm.value.contains('/')
+            || realm.value.contains(char::is_whitespace)
+            || realm.value.contains('@')
+        {
+            ctx.error(
+                realm.span.clone(),
+                format!(
+                    "`{path}` must be a host name with an optional port (e.g. `auth.example.com`), found `{}`",
+                    realm.value
+                ),
+            );
+            continue;
+        }
+        token_realms.push(realm.value.to_ascii_lowercase());
+    }
     Some(RegistrySettings {
         host,
         insecure: r.insecure.map(|v| v.value).unwrap_or(false),
@@ -348,6 +377,8 @@ fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<Regist
         username_env,
         password_env,
         map_to,
+        token_realms,
+        delete_by_digest: r.delete_by_digest.map(|v| v.value).unwrap_or(false),
     })
 }
 
@@ -372,5 +403,43 @@ fn env_name(ctx: &DocCtx<'_>, v: Located<String>, path: &str) -> Option<String> 
             ),
         );
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n";
+
+    #[test]
+    fn token_realms_and_delete_by_digest_are_read_per_registry() {
+        let c = load(
+            "relsync.yaml",
+            format!("{HEAD}    - {{host: quay.io, tokenRealms: [Auth.Quay.io, 'auth2.example:8443'], deleteByDigest: true}}\n    - {{host: ghcr.io}}\n").as_bytes(),
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(
+            c.registries[0].token_realms,
+            vec!["auth.quay.io".to_string(), "auth2.example:8443".to_string()]
+        );
+        assert!(c.registries[0].delete_by_digest);
+        assert!(c.registries[1].token_realms.is_empty());
+        assert!(!c.registries[1].delete_by_digest);
+    }
+
+    #[test]
+    fn a_token_realm_with_a_scheme_or_path_is_refused() {
+        let e = load(
+            "relsync.yaml",
+            format!("{HEAD}    - {{host: quay.io, tokenRealms: ['https://auth.quay.io/token']}}\n")
+                .as_bytes(),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("spec.registries[0].tokenRealms[0]") && text.contains("host name"),
+            "{text}"
+        );
     }
 }

@@ -30,6 +30,8 @@ fn settings(host: &str) -> RegistrySettings {
         username_env: None,
         password_env: None,
         map_to: None,
+        token_realms: Vec::new(),
+        delete_by_digest: false,
     }
 }
 

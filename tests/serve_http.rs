@@ -728,6 +728,8 @@ async fn registries_count_requests_by_status() {
         username_env: None,
         password_env: None,
         map_to: None,
+        token_realms: Vec::new(),
+        delete_by_digest: false,
     };
     let config = Config {
         registries: vec![settings(&reg.host()), settings(&dead)],

@@ -1,5 +1,6 @@
 //! Deleting one tag: compare-and-swap check, tag DELETE where the registry supports it, else
-//! the manifest by digest only when nothing else holds that digest.
+//! (only with `deleteByDigest: true`) the manifest by digest, when a fresh read just before
+//! the DELETE finds nothing else holding that digest.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -18,8 +19,8 @@ pub(super) struct DeleteState {
     pub(super) deleted_by_plan: BTreeSet<String>,
     /// Digests the plan writes under some tag of this target → one such tag.
     pub(super) written: BTreeMap<Digest, String>,
-    /// Live tag → digest (every tag but signature tags and the plan's deletes), read once
-    /// when a registry first refuses a tag DELETE.
+    /// Live tag → digest (every tag but signature tags and the plan's deletes), read anew
+    /// before each delete by digest.
     pub(super) holders: Option<BTreeMap<String, Digest>>,
     /// Child manifests of every index a live tag holds, read with `holders`: deleting one
     /// by digest would break that index.
@@ -84,8 +85,18 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             CasDeletion::Unsupported => {}
         }
 
-        // The registry cannot delete a tag by name: by digest, only when that removes no
-        // other tag and no tag Git wants on it.
+        // The registry cannot delete a tag by name. By digest only when the registry's
+        // entry opts in: that DELETE removes every tag on the digest, including one another
+        // client makes meanwhile.
+        if !live.deletes_by_digest() {
+            return Ok(Outcome::Left {
+                reason: format!(
+                    "the registry cannot delete a tag by name, and deleting manifest {} by digest is off for this registry (`deleteByDigest: true` in relsync.yaml turns it on)",
+                    digest.short()
+                ),
+            });
+        }
+        // By digest, only when that removes no other tag and no tag Git wants on it.
         if let Some(wanted) = state.written.get(&digest) {
             return Ok(Outcome::Left {
                 reason: format!(
@@ -107,11 +118,11 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 ),
             });
         }
-        if state.holders.is_none() {
-            let holders = self.holders(&live, &state.deleted_by_plan).await?;
-            state.children = self.index_children(&live, &holders).await?;
-            state.holders = Some(holders);
-        }
+        // A fresh read of every tag, just before the DELETE (not one from earlier in the
+        // run): a tag made on this digest since then keeps it.
+        let holders = self.holders(&live, &state.deleted_by_plan).await?;
+        state.children = self.index_children(&live, &holders).await?;
+        state.holders = Some(holders);
         if state.children.contains(&digest) {
             return Ok(Outcome::Left {
                 reason: format!(

@@ -274,6 +274,7 @@ fn a_failing_release_does_not_stop_the_others() {
 fn deletes_by_digest_only_when_nothing_else_holds_it() {
     let (reg, src, dst, r) = setup(4);
     reg.lock().unwrap().no_tag_delete = true;
+    reg.lock().unwrap().delete_by_digest = true;
     let m = Arc::new(Mirror::new(2, options().retry));
     let mut raws = Vec::new();
     for d in &r[1..] {

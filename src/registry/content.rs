@@ -67,7 +67,9 @@ pub enum TagDeletion {
 pub enum CasWrite {
     /// The tag held what was expected and now holds the manifest.
     Written,
-    /// The tag did not hold what was expected: nothing was written.
+    /// The tag did not hold what was expected, and nothing was written; or (on a
+    /// registry) it was written and another client's write replaced it right after, as
+    /// the read after the write found.
     Conflict {
         /// What the tag held (`None`: absent).
         actual: Option<Digest>,
@@ -142,11 +144,12 @@ pub trait ContentStore: TargetReader {
 
     /// Writes `manifest` under `tag` only if the tag holds `expected` (`None`: only if it
     /// is absent). An `oci:` layout checks and writes under its lock, so no other writer
-    /// (in any process) can move the tag in between; a registry offers no such operation,
-    /// so there it is best effort: resolve, then write.
+    /// (in any process) can move the tag in between; a registry offers no such operation:
+    /// there the check goes out immediately before the write, and the tag is read again
+    /// after it (see the HTTP client's override).
     ///
-    /// The default is the best a registry allows (it has no conditional write): resolve,
-    /// then write. A layout overrides it with a real check under its lock.
+    /// The default: resolve, then write. A layout overrides it with a real check under its
+    /// lock, the HTTP client with a check and write back to back and a read after.
     fn put_manifest_if(
         &self,
         tag: &str,

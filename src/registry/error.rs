@@ -145,6 +145,16 @@ pub enum RegistryError {
         /// What was being done, naming the repository.
         context: String,
     },
+    /// An answer too slow to wait for: not answered within the total request deadline
+    /// (`RELSYNC_REQUEST_TIMEOUT`), or a blob body below the minimum rate
+    /// (`RELSYNC_MIN_BLOB_RATE`). A failed try, worth another.
+    #[error("{context}: {reason}")]
+    TooSlow {
+        /// What was being read, naming the repository.
+        context: String,
+        /// What was too slow, with the limit.
+        reason: String,
+    },
     /// A retryable failure (connection error, 408, 429, 5xx) of a request the client
     /// already tried again until its tries ran out: not worth redoing the whole operation
     /// around it (that would multiply the tries). The message is the last failure's.

@@ -37,6 +37,9 @@ pub struct State {
     pub opens: HashMap<Digest, u32>,
     /// Whether tags can be deleted by name (distribution 2.8: no).
     pub no_tag_delete: bool,
+    /// `deleteByDigest: true`: a tag that cannot be deleted by name may go with its
+    /// manifest.
+    pub delete_by_digest: bool,
     /// Whether a cross-repository mount is answered 201.
     pub mounts: bool,
     /// Tag moved to this digest right before the next tag write (a concurrent writer).
@@ -289,6 +292,9 @@ impl MirrorEndpoint for Mem {
     }
     fn fresh(&self) -> Self {
         self.clone()
+    }
+    fn deletes_by_digest(&self) -> bool {
+        self.state.lock().unwrap().delete_by_digest
     }
 }
 

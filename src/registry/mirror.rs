@@ -59,6 +59,10 @@ pub trait MirrorEndpoint: ContentStore + Clone + Send + Sync + 'static {
     /// A handle that reads the live state anew (a layout re-reads `index.json`), for the
     /// compare-and-swap check just before a tag is written.
     fn fresh(&self) -> Self;
+
+    /// Whether a tag the backend cannot delete by name may be deleted with its manifest,
+    /// by digest (`deleteByDigest: true` on a registry; a layout deletes tags by name).
+    fn deletes_by_digest(&self) -> bool;
 }
 
 impl MirrorEndpoint for Repository {
@@ -80,6 +84,13 @@ impl MirrorEndpoint for Repository {
                 l.name(),
                 l.dir().to_path_buf(),
             )),
+        }
+    }
+
+    fn deletes_by_digest(&self) -> bool {
+        match self {
+            Repository::Registry(r) => r.deletes_by_digest(),
+            Repository::Layout(_) => true,
         }
     }
 }

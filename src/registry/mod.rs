@@ -285,6 +285,10 @@ struct HostSettings {
     password_env: Option<String>,
     /// `mapTo: oci:DIR`, DIR resolved.
     map_to: Option<PathBuf>,
+    /// `tokenRealms`: other hosts whose HTTPS token realm may get the credentials.
+    token_realms: Vec<String>,
+    /// `deleteByDigest: true`.
+    delete_by_digest: bool,
 }
 
 /// Routes repository strings to backends: HTTP clients per registry host (with their
@@ -344,6 +348,8 @@ impl Registries {
                     username_env: r.username_env.clone(),
                     password_env: r.password_env.clone(),
                     map_to,
+                    token_realms: r.token_realms.clone(),
+                    delete_by_digest: r.delete_by_digest,
                 },
             );
         }
@@ -487,7 +493,9 @@ impl Registries {
                 self.requests.clone(),
                 self.writes.clone(),
             )?
-            .with_status_counts(self.statuses.clone()),
+            .with_status_counts(self.statuses.clone())
+            .with_token_realms(token_realms(host, &settings.token_realms))
+            .with_delete_by_digest(settings.delete_by_digest),
         );
         clients.insert(host.to_string(), client.clone());
         Ok(client)
@@ -500,6 +508,16 @@ fn normalize_host(host: &str) -> &str {
         "docker.io" | "index.docker.io" => "registry-1.docker.io",
         h => h,
     }
+}
+
+/// The hosts besides `host` itself whose HTTPS token realm may receive `host`'s
+/// credentials: its `tokenRealms`, plus `auth.docker.io` for Docker Hub.
+fn token_realms(host: &str, configured: &[String]) -> Vec<String> {
+    let mut realms = configured.to_vec();
+    if host == "registry-1.docker.io" {
+        realms.push("auth.docker.io".to_string());
+    }
+    realms
 }
 
 /// Checks a repository path against the distribution grammar: `/`-separated components of
@@ -565,6 +583,8 @@ mod tests {
             username_env: None,
             password_env: None,
             map_to: None,
+            token_realms: Vec::new(),
+            delete_by_digest: false,
         }
     }
 

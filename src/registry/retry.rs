@@ -197,14 +197,15 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 impl RegistryError {
     /// Whether the operation that failed with this error may succeed if redone: a
-    /// connection error, a timeout, a dropped transfer, a 408, 429 or 5xx answer, or a
+    /// connection error, a timeout, a dropped transfer, an answer too slow (a missed
+    /// deadline or minimum rate), a 408, 429 or 5xx answer, or a
     /// bearer token revoked during an upload (a new one is fetched). Digest mismatches,
     /// refusals, other authentication failures and local file errors are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { source, .. } => retryable_transport(source),
             RegistryError::Status { status, .. } => retryable_status(*status),
-            RegistryError::TokenRevoked { .. } => true,
+            RegistryError::TokenRevoked { .. } | RegistryError::TooSlow { .. } => true,
             RegistryError::GaveUp(_) => false,
             _ => false,
         }

@@ -131,6 +131,8 @@ pub(crate) struct RegistryDe {
     pub(crate) username_env: Option<S<String>>,
     pub(crate) password_env: Option<S<String>>,
     pub(crate) map_to: Option<S<String>>,
+    pub(crate) token_realms: Option<Vec<S<String>>>,
+    pub(crate) delete_by_digest: Option<S<bool>>,
 }
 
 /// Config `spec.cluster`.

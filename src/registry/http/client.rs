@@ -36,6 +36,20 @@ pub(super) const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Overrides [`READ_IDLE_TIMEOUT`]: seconds, fractions allowed (for slow links, and for
 /// tests that stall answers without waiting a minute).
 pub(super) const READ_TIMEOUT_ENV: &str = "RELSYNC_READ_TIMEOUT";
+/// A request (anything but a blob body) that has not been answered whole this long after
+/// it started is abandoned: a failed try, retried like any other.
+pub(super) const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+/// Overrides [`REQUEST_DEADLINE`]: seconds, fractions allowed.
+pub(super) const REQUEST_TIMEOUT_ENV: &str = "RELSYNC_REQUEST_TIMEOUT";
+/// The slowest blob body accepted, in bytes per second averaged over
+/// [`BLOB_RATE_WINDOW`]: 1 KiB/s.
+pub(super) const MIN_BLOB_RATE: u64 = 1024;
+/// Overrides [`MIN_BLOB_RATE`] (bytes per second; `0` turns the check off).
+pub(super) const MIN_BLOB_RATE_ENV: &str = "RELSYNC_MIN_BLOB_RATE";
+/// The window over which a blob body's rate is averaged.
+pub(super) const BLOB_RATE_WINDOW: Duration = Duration::from_secs(30);
+/// Overrides [`BLOB_RATE_WINDOW`]: seconds, fractions allowed.
+pub(super) const BLOB_RATE_WINDOW_ENV: &str = "RELSYNC_BLOB_RATE_WINDOW";
 /// The largest tag-list page read.
 pub(super) const MAX_TAG_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 /// The largest error or token answer read.
@@ -45,8 +59,41 @@ pub(super) const PAGE_SIZE: usize = 1000;
 
 /// The read timeout: [`READ_TIMEOUT_ENV`] when set, else [`READ_IDLE_TIMEOUT`].
 pub(super) fn read_idle_timeout(host: &str) -> Result<Duration, RegistryError> {
-    let Ok(value) = std::env::var(READ_TIMEOUT_ENV) else {
-        return Ok(READ_IDLE_TIMEOUT);
+    seconds_from_env(host, READ_TIMEOUT_ENV, READ_IDLE_TIMEOUT)
+}
+
+/// The total deadline of a request: [`REQUEST_TIMEOUT_ENV`] when set, else
+/// [`REQUEST_DEADLINE`].
+pub(super) fn request_deadline(host: &str) -> Result<Duration, RegistryError> {
+    seconds_from_env(host, REQUEST_TIMEOUT_ENV, REQUEST_DEADLINE)
+}
+
+/// The minimum rate of a blob body ([`MIN_BLOB_RATE_ENV`], [`BLOB_RATE_WINDOW_ENV`]);
+/// `None` when turned off.
+pub(super) fn min_blob_rate(host: &str) -> Result<Option<MinRate>, RegistryError> {
+    let window = seconds_from_env(host, BLOB_RATE_WINDOW_ENV, BLOB_RATE_WINDOW)?;
+    let bytes_per_second = match std::env::var(MIN_BLOB_RATE_ENV) {
+        Err(_) => MIN_BLOB_RATE,
+        Ok(value) => value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| RegistryError::Settings {
+                host: host.to_string(),
+                message: format!(
+                    "{MIN_BLOB_RATE_ENV}={value:?} is not a whole number of bytes per second"
+                ),
+            })?,
+    };
+    Ok((bytes_per_second > 0).then_some(MinRate {
+        bytes_per_second,
+        window,
+    }))
+}
+
+/// A positive number of seconds (fractions allowed) from `var`, else `default`.
+fn seconds_from_env(host: &str, var: &str, default: Duration) -> Result<Duration, RegistryError> {
+    let Ok(value) = std::env::var(var) else {
+        return Ok(default);
     };
     value
         .trim()
@@ -56,7 +103,7 @@ pub(super) fn read_idle_timeout(host: &str) -> Result<Duration, RegistryError> {
         .map(Duration::from_secs_f64)
         .ok_or_else(|| RegistryError::Settings {
             host: host.to_string(),
-            message: format!("{READ_TIMEOUT_ENV}={value:?} is not a positive number of seconds"),
+            message: format!("{var}={value:?} is not a positive number of seconds"),
         })
 }
 
@@ -77,6 +124,15 @@ pub struct HttpRegistry {
     pub(super) writes: Arc<AtomicU64>,
     pub(super) statuses: Arc<StatusCounts>,
     pub(super) retry: RetryPolicy,
+    /// Hosts (`host` or `host:port`) besides this one whose HTTPS token realm may receive
+    /// the credentials (`tokenRealms`).
+    pub(super) token_realms: Vec<String>,
+    /// `deleteByDigest: true`: manifests may be deleted by digest.
+    pub(super) delete_by_digest: bool,
+    /// The total deadline of every request but blob bodies.
+    pub(super) deadline: Duration,
+    /// The slowest blob body accepted (`None`: no floor).
+    pub(super) min_blob_rate: Option<MinRate>,
 }
 
 /// The reqwest client for hosts that trust the system roots plus the certificates of
@@ -177,6 +233,10 @@ impl HttpRegistry {
             writes,
             statuses: Arc::new(StatusCounts::default()),
             retry: RetryPolicy::default(),
+            token_realms: Vec::new(),
+            delete_by_digest: false,
+            deadline: request_deadline(host)?,
+            min_blob_rate: min_blob_rate(host)?,
         })
     }
 
@@ -190,6 +250,24 @@ impl HttpRegistry {
     pub(crate) fn with_status_counts(mut self, counts: Arc<StatusCounts>) -> HttpRegistry {
         self.statuses = counts;
         self
+    }
+
+    /// Lets the HTTPS token realms on `hosts` (`host` or `host:port`) receive this
+    /// registry's credentials, besides a realm on the registry host itself.
+    pub fn with_token_realms(mut self, hosts: Vec<String>) -> HttpRegistry {
+        self.token_realms = hosts;
+        self
+    }
+
+    /// Allows deleting manifests by digest (`deleteByDigest: true`).
+    pub fn with_delete_by_digest(mut self, allowed: bool) -> HttpRegistry {
+        self.delete_by_digest = allowed;
+        self
+    }
+
+    /// Whether manifests may be deleted by digest on this registry (`deleteByDigest`).
+    pub fn deletes_by_digest(&self) -> bool {
+        self.delete_by_digest
     }
 
     /// Whether `url` is on this registry: same scheme, host and port.
@@ -332,18 +410,23 @@ impl HttpRegistry {
     }
 
     /// A request to `url` with `headers`, carrying `auth` only when `url` is on this
-    /// registry (an upload `Location` may point elsewhere).
+    /// registry (an upload `Location` may point elsewhere), abandoned when not answered
+    /// whole within `deadline`.
     pub(super) fn request(
         &self,
         method: &Method,
         url: &Url,
         headers: &HeaderMap,
         auth: Option<&str>,
+        deadline: Option<Duration>,
     ) -> reqwest::RequestBuilder {
         let mut rb = self
             .client
             .request(method.clone(), url.clone())
             .headers(headers.clone());
+        if let Some(d) = deadline {
+            rb = rb.timeout(d);
+        }
         if let Some(a) = auth
             && self.same_origin(url)
         {
@@ -366,12 +449,35 @@ impl HttpRegistry {
         scope: &str,
         context: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let _permit = self.permit(context).await?;
+        self.send_held(false, method, url, headers, body, scope, context)
+            .await
+    }
+
+    /// [`HttpRegistry::send`]; `held`: the caller holds a request permit already (for a
+    /// check and a write sent back to back), so none is waited for here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_held(
+        &self,
+        held: bool,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        scope: &str,
+        context: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let _permit = if held {
+            None
+        } else {
+            Some(self.permit(context).await?)
+        };
         let mut auth = self.authorization(scope, context, false).await?;
         let mut retried = false;
+        // A blob body is bounded by its rate (see `MinRate`), not by a total deadline.
+        let deadline = (!is_blob_read(&method, &url)).then_some(self.deadline);
         loop {
             let build = || {
-                let rb = self.request(&method, &url, &headers, auth.as_deref());
+                let rb = self.request(&method, &url, &headers, auth.as_deref(), deadline);
                 Some(match &body {
                     Some(b) => rb.body(b.clone()),
                     None => rb,
@@ -443,10 +549,29 @@ impl HttpRegistry {
         context: &str,
         limit: u64,
     ) -> Result<Answer, RegistryError> {
+        self.send_read_held(false, method, url, headers, scope, context, limit)
+            .await
+    }
+
+    /// [`HttpRegistry::send_read`]; `held` as for [`HttpRegistry::send_held`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_read_held(
+        &self,
+        held: bool,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        scope: &str,
+        context: &str,
+        limit: u64,
+    ) -> Result<Answer, RegistryError> {
         let (result, _) = retry(&self.retry, |attempt| {
             let (method, url, headers) = (method.clone(), url.clone(), headers.clone());
             async move {
-                let resp = match self.send(method, url, headers, None, scope, context).await {
+                let sent = self
+                    .send_held(held, method, url, headers, None, scope, context)
+                    .await;
+                let resp = match sent {
                     Ok(resp) => resp,
                     // Retried inside already, or not worth it.
                     Err(e) => return Outcome::Done(Err(e)),
@@ -494,7 +619,7 @@ impl HttpRegistry {
         let mut body = Some(body);
         let build = || {
             body.take().map(|b| {
-                self.request(&method, &url, &headers, auth.as_deref())
+                self.request(&method, &url, &headers, auth.as_deref(), None)
                     .body(b)
             })
         };
@@ -514,4 +639,20 @@ impl HttpRegistry {
         }
         Ok(resp)
     }
+}
+
+/// Whether `method url` reads a blob (`GET .../blobs/<digest>`), whose body may be long.
+fn is_blob_read(method: &Method, url: &Url) -> bool {
+    *method == Method::GET
+        && url.path().contains("/blobs/")
+        && !url.path().contains("/blobs/uploads")
+}
+
+/// The slowest a blob body may arrive: `bytes_per_second` on average over each `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MinRate {
+    /// Bytes per second, at least.
+    pub(super) bytes_per_second: u64,
+    /// The span over which the rate is averaged.
+    pub(super) window: Duration,
 }

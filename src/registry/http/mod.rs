@@ -4,6 +4,7 @@
 
 mod answer;
 mod client;
+mod rate;
 mod read;
 mod token;
 mod write;

@@ -60,6 +60,11 @@ impl HttpRepository {
         self.registry.base_url()
     }
 
+    /// Whether manifests may be deleted by digest here (`deleteByDigest: true`).
+    pub fn deletes_by_digest(&self) -> bool {
+        self.registry.deletes_by_digest()
+    }
+
     pub(super) fn url(&self, rest: &str) -> Result<Url, RegistryError> {
         self.registry
             .base
@@ -105,15 +110,29 @@ impl HttpRepository {
         reference: &str,
         context: &str,
     ) -> Result<Option<Digest>, RegistryError> {
+        self.head_manifest_held(reference, context, &self.scope, false)
+            .await
+    }
+
+    /// [`HttpRepository::head_manifest`] for `scope`; `held`: the caller holds a request
+    /// permit (see [`HttpRegistry::send_held`]).
+    pub(super) async fn head_manifest_held(
+        &self,
+        reference: &str,
+        context: &str,
+        scope: &str,
+        held: bool,
+    ) -> Result<Option<Digest>, RegistryError> {
         let url = self.url(&format!("manifests/{reference}"))?;
         let resp = self
             .registry
-            .send(
+            .send_held(
+                held,
                 Method::HEAD,
                 url.clone(),
                 Self::accept_manifests(),
                 None,
-                &self.scope,
+                scope,
                 context,
             )
             .await?;
@@ -136,11 +155,12 @@ impl HttpRepository {
         // No digest header: read the manifest and hash it.
         let answer = self
             .registry
-            .send_read(
+            .send_read_held(
+                held,
                 Method::GET,
                 url,
                 Self::accept_manifests(),
-                &self.scope,
+                scope,
                 context,
                 MAX_MANIFEST,
             )
@@ -407,20 +427,34 @@ impl HttpRepository {
         let context = format!("reading blob {digest} from {}", self.name);
         let url = self.url(&format!("blobs/{digest}"))?;
         // Redirects to storage are followed by the client, which drops `Authorization`
-        // when the redirect leaves this host.
-        let resp = self
-            .send_bare(Method::GET, url, &self.scope, &context)
-            .await?;
+        // when the redirect leaves this host. The head must come within the deadline;
+        // the body is held to the minimum rate.
+        let deadline = self.registry.deadline;
+        let resp = tokio::time::timeout(
+            deadline,
+            self.send_bare(Method::GET, url, &self.scope, &context),
+        )
+        .await
+        .map_err(|_| RegistryError::TooSlow {
+            context: context.clone(),
+            reason: format!(
+                "no answer within {:.1} s (RELSYNC_REQUEST_TIMEOUT)",
+                deadline.as_secs_f64()
+            ),
+        })??;
         if resp.status() != StatusCode::OK {
             return Err(status_error(resp, &context).await);
         }
         let size = resp.content_length();
+        let min_rate = self.registry.min_blob_rate;
+        let rate_context = context.clone();
         let chunks = resp
             .bytes_stream()
             .map_err(move |e| RegistryError::Transport {
                 context: context.clone(),
                 source: e.without_url(),
             });
+        let chunks = super::rate::at_least(chunks, min_rate, rate_context);
         Ok(BlobStream {
             size,
             chunks: Box::pin(chunks),

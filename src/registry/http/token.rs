@@ -96,13 +96,33 @@ impl HttpRegistry {
                 reason: format!("the token realm `{realm}` is not http(s)"),
             });
         }
-        if url.scheme() == "http" && self.base.scheme() == "https" && self.credentials.is_some() {
+        let same_host = url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        if same_host
+            && url.scheme() == "http"
+            && self.base.scheme() == "https"
+            && self.credentials.is_some()
+        {
             return Err(RegistryError::Auth {
                 context: context.to_string(),
                 reason: format!(
                     "refusing to send credentials to the plain-HTTP token realm `{realm}` of an HTTPS registry"
                 ),
             });
+        }
+        // Credentials go to a realm on the registry host itself, or over HTTPS to a host
+        // the registry's entry lists in `tokenRealms`; any other realm is asked anonymously.
+        let credentials = self
+            .credentials
+            .as_ref()
+            .filter(|_| same_host || (url.scheme() == "https" && self.realm_listed(&url)));
+        let withheld = self.credentials.is_some() && credentials.is_none();
+        if withheld {
+            tracing::warn!(
+                host = %self.host,
+                realm_host = %origin_of(&url),
+                "not sending credentials to a token realm on another host (list it in tokenRealms, over HTTPS, to allow it)"
+            );
         }
         {
             let mut q = url.query_pairs_mut();
@@ -114,8 +134,8 @@ impl HttpRegistry {
             }
         }
         let build = || {
-            let rb = self.client.get(url.clone());
-            Some(match &self.credentials {
+            let rb = self.client.get(url.clone()).timeout(self.deadline);
+            Some(match credentials {
                 Some(c) => with_authorization(rb, &basic_header(c)),
                 None => rb,
             })
@@ -130,8 +150,16 @@ impl HttpRegistry {
             return Err(RegistryError::Auth {
                 context: context.to_string(),
                 reason: format!(
-                    "the token endpoint answered {status}{}",
-                    crate::registry::error_detail(code.as_deref(), message.as_deref())
+                    "the token endpoint answered {status}{}{}",
+                    crate::registry::error_detail(code.as_deref(), message.as_deref()),
+                    if withheld {
+                        format!(
+                            " (asked anonymously: credentials are not sent to the token realm host {}, which is neither the registry host nor an HTTPS host listed in its tokenRealms)",
+                            origin_of(&url)
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             });
         }
@@ -150,6 +178,21 @@ impl HttpRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .insert(scope.to_string(), token.clone());
         Ok(token)
+    }
+}
+
+impl HttpRegistry {
+    /// Whether the token realm `url` is on a host listed in `tokenRealms` (by host name, or
+    /// by `host:port`).
+    fn realm_listed(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let with_port = url.port().map(|p| format!("{host}:{p}"));
+        self.token_realms
+            .iter()
+            .any(|r| *r == host || Some(r) == with_port.as_ref())
     }
 }
 

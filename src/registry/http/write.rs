@@ -9,7 +9,7 @@ use url::Url;
 use super::answer::*;
 use super::read::*;
 use crate::digest::Digest;
-use crate::registry::content::{BlobStream, ContentStore, RawManifest, TagDeletion};
+use crate::registry::content::{BlobStream, CasWrite, ContentStore, RawManifest, TagDeletion};
 use crate::registry::retry::{Outcome, retry};
 use crate::registry::verify::{check_manifest, digest_like, verifying};
 use crate::registry::{RegistryError, check_repository_path, check_tag};
@@ -193,6 +193,66 @@ impl ContentStore for HttpRepository {
         reference: &str,
         manifest: &RawManifest,
     ) -> Result<(), RegistryError> {
+        self.put_manifest_held(reference, manifest, false).await
+    }
+
+    /// Compare-and-swap as close as a registry allows (it has no conditional write): the
+    /// push is authenticated first and one request permit is held for the check and the
+    /// write, so the tag's HEAD and its PUT go out back to back with no other wait between;
+    /// then the tag is read again, and a tag that no longer holds what was written (another
+    /// client wrote it meanwhile) is reported as a conflict with what it holds. A write that
+    /// reaches the registry after the HEAD and before the PUT is still overwritten unseen.
+    async fn put_manifest_if(
+        &self,
+        tag: &str,
+        manifest: &RawManifest,
+        expected: Option<&Digest>,
+    ) -> Result<CasWrite, RegistryError> {
+        check_tag(&self.name, tag)?;
+        let context = format!("writing manifest {}:{tag}", self.name);
+        check_manifest(&context, manifest)?;
+        self.registry
+            .authorization(&self.push_scope, &context, false)
+            .await?;
+        let check = format!("resolving {}:{tag}", self.name);
+        let permit = self.registry.permit(&context).await?;
+        let actual = self
+            .head_manifest_held(tag, &check, &self.push_scope, true)
+            .await?;
+        if actual.as_ref() != expected {
+            return Ok(CasWrite::Conflict { actual });
+        }
+        self.put_manifest_held(tag, manifest, true).await?;
+        drop(permit);
+        let after = self.head_manifest(tag, &check).await?;
+        if after.as_ref() != Some(&manifest.digest) {
+            tracing::warn!(
+                repo = %self.name,
+                tag,
+                "the tag changed right after relsync wrote it: another client wrote it meanwhile"
+            );
+            return Ok(CasWrite::Conflict { actual: after });
+        }
+        Ok(CasWrite::Written)
+    }
+
+    async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
+        self.delete_tag_by_name(tag).await
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
+        self.delete_manifest_by_digest(digest).await
+    }
+}
+
+impl HttpRepository {
+    /// [`ContentStore::put_manifest`]; `held`: the caller holds a request permit.
+    async fn put_manifest_held(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+        held: bool,
+    ) -> Result<(), RegistryError> {
         let parsed = Reference::parse(&self.name, reference)?;
         let context = format!("writing manifest {}", parsed.display(&self.name));
         check_manifest(&context, manifest)?;
@@ -222,7 +282,8 @@ impl ContentStore for HttpRepository {
             async move {
                 let sent = self
                     .registry
-                    .send(
+                    .send_held(
+                        held,
                         Method::PUT,
                         url,
                         headers,
@@ -270,7 +331,7 @@ impl ContentStore for HttpRepository {
         Ok(())
     }
 
-    async fn delete_tag(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
+    async fn delete_tag_by_name(&self, tag: &str) -> Result<TagDeletion, RegistryError> {
         check_tag(&self.name, tag)?;
         let context = format!("deleting tag {}:{tag}", self.name);
         let url = self.url(&format!("manifests/{tag}"))?;
@@ -313,7 +374,7 @@ impl ContentStore for HttpRepository {
         }
     }
 
-    async fn delete_manifest(&self, digest: &Digest) -> Result<(), RegistryError> {
+    async fn delete_manifest_by_digest(&self, digest: &Digest) -> Result<(), RegistryError> {
         let context = format!("deleting manifest {}@{digest}", self.name);
         let url = self.url(&format!("manifests/{digest}"))?;
         let resp = self
