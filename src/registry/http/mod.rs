@@ -4,6 +4,7 @@
 
 mod answer;
 mod client;
+mod limits;
 mod rate;
 mod read;
 mod token;

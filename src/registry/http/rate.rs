@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use super::client::MinRate;
+use super::limits::MinRate;
 use crate::registry::RegistryError;
 
 /// `inner`, ended with [`RegistryError::TooSlow`] (naming `context`) as soon as a window
