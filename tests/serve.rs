@@ -605,34 +605,30 @@ fn sigterm_during_the_first_reconcile_stops_gracefully_after_the_grace_period() 
 
 #[test]
 fn serve_keeps_a_channel_holds_tags_and_imagestream_until_the_branch_moves() {
-    let api = KubeApi::start();
-    api.add_namespace("origin");
-    api.add_namespace("relsync");
-    let repo = Repo::example();
+    // Against the real kube-apiserver: the example's ImageStream namespace is this test's
+    // (`<prefix>-origin`), the state ConfigMap in `<prefix>-relsync`.
+    let cluster = crate::cluster::ClusterRepo::new();
+    let (repo, api) = (&cluster.repo, &cluster.api);
     let config = repo.read("relsync.yaml");
     repo.write(
         "relsync.yaml",
-        &config
-            .replace("cluster: {enabled: false}", "cluster: {enabled: true}")
-            .replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+        &config.replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
     );
     let config = repo.read("relsync.yaml");
     repo.write(
         "relsync.yaml",
         &format!("{config}  webhook: {{secretEnv: RELSYNC_WEBHOOK_SECRET}}\n"),
     );
-    let first = repo.commit("cluster on");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
-    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let first = repo.commit("webhook, hourly");
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
     let env = [
         ("KUBECONFIG", kubeconfig.as_str()),
         ("RELSYNC_LEADER_ELECTION", "false"),
     ];
     let stable_is = || {
         api.get(
-            crate::kube_api::Resource::ImageStreams,
-            "origin",
+            crate::apiserver::Resource::ImageStreams,
+            &cluster.ns,
             "release-scos",
         )
         .and_then(|is| {
