@@ -1,17 +1,24 @@
-//! `relsync sync` against `skopeo sync --all --preserve-digests`, side by side in the same
-//! run, between real `docker-registry` (distribution 2.8) processes on loopback.
+//! `relsync sync` against `skopeo sync --all --preserve-digests`, `crane cp --all-tags` and
+//! `regsync once`, side by side in the same run, between real `docker-registry`
+//! (distribution 2.8) processes on loopback.
 //!
-//! Run: `cargo bench --bench mirror` (needs `/usr/bin/docker-registry`, `skopeo`, `git`
-//! and `/usr/bin/time`). Results go to BENCHMARKS.md ("Mirror against skopeo").
+//! Run: `cargo bench --bench mirror` (needs `/usr/bin/docker-registry`, `skopeo`, `git`,
+//! `/usr/bin/time`, and for workloads 4 and 5 `crane` and `regsync` in the folder
+//! `RELSYNC_TEST_DEPS` names, as `scripts/test-deps.sh` prints it). Results go to BENCHMARKS.md ("Mirror against skopeo").
 //!
 //! Workloads (issue 3, "Performance"):
 //! 1. initial mirror of 40 multi-arch releases into empty targets (goal: relsync ≥ 3x
 //!    faster than skopeo), every tag's digest compared across both targets;
 //! 2. no-op re-sync of 1,000 tags (goal: ≥ 20x faster, 0 writes, ≤ 1 tag list + 1 HEAD per
 //!    tag = 1,001 requests, counted by the target registry's own access log);
-//! 3. one release with a single 1 GiB layer (goal: relsync's peak RSS < 64 MiB).
+//! 3. one release with a single 1 GiB layer (goal: relsync's peak RSS < 64 MiB);
+//! 4. and 5. all peers side by side (issue 15): relsync, skopeo, `crane cp --all-tags` and
+//!    `regsync once` (binaries from `RELSYNC_TEST_DEPS`), each into its own fresh target,
+//!    on the 40 release tags (4) and on the 1,000 tags of workload 2 (5): one initial
+//!    mirror each, then `MIRROR_BENCH_RUNS` no-op re-syncs each, in rotating order (goals:
+//!    relsync's no-op ≥ 10x skopeo's on 40 tags, ≥ 50x on 1,000 tags).
 //!
-//! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3` (which to run), `MIRROR_BENCH_RUNS=3`
+//! Knobs (environment): `MIRROR_BENCH_WORKLOADS=1,2,3,4,5` (which to run), `MIRROR_BENCH_RUNS=3`
 //! (runs per timed figure), `MIRROR_BENCH_SKOPEO_ONLY=1` (measure skopeo alone, for a
 //! baseline of the peer), `MIRROR_BENCH_CONCURRENCY=N`
 //! (relsync's `sync.concurrency` and the plain copy's parallelism; default 8). For
@@ -978,6 +985,8 @@ struct Bench {
     skopeo_only: bool,
     failures: Vec<String>,
     table: Table,
+    /// The peers table: (tags: tool, first sync, ratio, no-op median, ratio, requests).
+    peers: Vec<[String; 6]>,
 }
 
 impl Bench {
@@ -997,6 +1006,223 @@ impl Bench {
                 out.code, out.stderr
             ));
         }
+    }
+}
+
+// ---- the other peers: crane and regsync ------------------------------------------------
+
+/// The folder of the Go-built peers (`crane`, `regsync`): `RELSYNC_TEST_DEPS`, as printed
+/// by `scripts/test-deps.sh`.
+fn test_deps_bin(name: &str) -> String {
+    let dir = std::env::var("RELSYNC_TEST_DEPS").unwrap_or_else(|_| {
+        panic!("RELSYNC_TEST_DEPS is not set: run scripts/test-deps.sh and set it to the folder it prints (needed for {name})")
+    });
+    let bin = Path::new(&dir).join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing (RELSYNC_TEST_DEPS={dir})",
+        bin.display()
+    );
+    bin.to_string_lossy().into_owned()
+}
+
+/// The tools compared on the peers workloads.
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Relsync,
+    Skopeo,
+    Crane,
+    Regsync,
+}
+
+impl Tool {
+    const ALL: [Tool; 4] = [Tool::Relsync, Tool::Skopeo, Tool::Crane, Tool::Regsync];
+
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Relsync => "relsync sync",
+            Tool::Skopeo => "skopeo sync --all",
+            Tool::Crane => "crane cp --all-tags",
+            Tool::Regsync => "regsync once",
+        }
+    }
+}
+
+/// `crane copy --all-tags --insecure SRC/repo DST/repo` (crane's default `--jobs`, GOMAXPROCS).
+fn crane_copy(src: &TestRegistry, dst: &TestRegistry, repo_path: &str) -> Outcome {
+    let source = format!("{}/{repo_path}", src.host());
+    let dest = format!("{}/{repo_path}", dst.host());
+    run_timed(
+        &test_deps_bin("crane"),
+        &["copy", "--all-tags", "--insecure", &source, &dest],
+        None,
+    )
+}
+
+/// `regsync once -c CONFIG` with a config naming the same repositories (both hosts plain
+/// HTTP, `type: repository`: every tag; regsync's defaults otherwise).
+fn regsync_once(src: &TestRegistry, dst: &TestRegistry, repo_path: &str, dir: &Path) -> Outcome {
+    let config = dir.join("regsync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\ncreds:\n  - registry: {s}\n    tls: disabled\n  - registry: {d}\n    tls: disabled\nsync:\n  - source: {s}/{repo_path}\n    target: {d}/{repo_path}\n    type: repository\n",
+            s = src.host(),
+            d = dst.host()
+        ),
+    )
+    .expect("regsync config");
+    let config = config.to_string_lossy().into_owned();
+    // regsync keeps its state (none needed here) under HOME.
+    run_timed(
+        &test_deps_bin("regsync"),
+        &["once", "-c", &config, "-v", "warn"],
+        Some(dir),
+    )
+}
+
+/// The peers workloads: for the `tags` of the source (40 releases, or 1,000 tags with the
+/// pinned ones), every tool gets a fresh empty target, copies everything once (the initial
+/// mirror, timed), then re-syncs `bench.runs` times with nothing to do (the no-op, timed),
+/// the tools taking turns in a rotating order; every target is verified tag by tag.
+fn workload_peers(
+    bench: &mut Bench,
+    rt: &tokio::runtime::Runtime,
+    source: &Source,
+    with_extra_tags: bool,
+) {
+    if with_extra_tags {
+        rt.block_on(push_extra_tags(source));
+    }
+    let releases = releases(source, with_extra_tags);
+    let expected = expected_tags(&releases);
+    let n = expected.len();
+    println!("\n== peers on {n} tags: relsync, skopeo, crane, regsync (fresh targets each)");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let targets: Vec<TestRegistry> = Tool::ALL.iter().map(|_| TestRegistry::start()).collect();
+    let repo = git_repo(&source.registry, &targets[0], REPO, &releases);
+    let run_tool = |tool: Tool| -> (Outcome, Vec<Traffic>) {
+        let dst = &targets[Tool::ALL.iter().position(|t| *t == tool).unwrap()];
+        observed(&[&source.registry, dst], || match tool {
+            Tool::Relsync => relsync_sync(&repo),
+            Tool::Skopeo => skopeo_sync(&source.registry, dst, REPO),
+            Tool::Crane => crane_copy(&source.registry, dst, REPO),
+            Tool::Regsync => regsync_once(&source.registry, dst, REPO, scratch.path()),
+        })
+    };
+    let mut first: Vec<Duration> = Vec::new();
+    let mut noop: Vec<Vec<Duration>> = vec![Vec::new(); Tool::ALL.len()];
+    let mut noop_traffic: Vec<Traffic> = vec![Traffic::default(); Tool::ALL.len()];
+    for tool in Tool::ALL {
+        let (out, t) = run_tool(tool);
+        check_peer(
+            bench,
+            &format!("peers {n} tags, first {}", tool.name()),
+            &out,
+        );
+        println!(
+            "  first sync, {:<20} {} (CPU {}) — target: {} requests ({} writes)",
+            tool.name(),
+            secs(out.wall),
+            secs(out.cpu),
+            t[1].requests,
+            t[1].writes
+        );
+        first.push(out.wall);
+    }
+    for run in 0..bench.runs {
+        for k in 0..Tool::ALL.len() {
+            let i = (k + run) % Tool::ALL.len();
+            let tool = Tool::ALL[i];
+            let (out, t) = run_tool(tool);
+            check_peer(
+                bench,
+                &format!("peers {n} tags, no-op run {run} {}", tool.name()),
+                &out,
+            );
+            println!(
+                "  no-op run {run} {:<20} {} (CPU {}) — target: {} requests ({} writes); source: {} requests",
+                tool.name(),
+                secs(out.wall),
+                secs(out.cpu),
+                t[1].requests,
+                t[1].writes,
+                t[0].requests
+            );
+            if tool == Tool::Relsync && t[1].writes > 0 {
+                bench.failures.push(format!(
+                    "peers {n} tags: a no-op relsync sync wrote to the target"
+                ));
+            }
+            noop[i].push(out.wall);
+            noop_traffic[i] = t[1].clone();
+        }
+    }
+    for (tool, dst) in Tool::ALL.iter().zip(&targets) {
+        let problems = rt.block_on(verify(tool.name(), dst, REPO, &expected));
+        bench.failures.extend(problems);
+    }
+    let relsync_first = first[0];
+    let relsync_noop = median(&noop[0]);
+    for (i, tool) in Tool::ALL.into_iter().enumerate() {
+        let med = median(&noop[i]);
+        bench.peers.push([
+            format!("{n} tags: {}", tool.name()),
+            secs(first[i]),
+            if i == 0 {
+                "1.0x".into()
+            } else {
+                ratio(first[i], relsync_first)
+            },
+            format!(
+                "{} ({})",
+                secs(med),
+                noop[i]
+                    .iter()
+                    .map(|d| secs(*d))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            if i == 0 {
+                "1.0x".into()
+            } else {
+                ratio(med, relsync_noop)
+            },
+            format!("{} / {}", noop_traffic[i].requests, noop_traffic[i].writes),
+        ]);
+    }
+    let goal = if with_extra_tags { 50.0 } else { 10.0 };
+    let skopeo_noop = median(&noop[1]);
+    let met = skopeo_noop.as_secs_f64() >= goal * relsync_noop.as_secs_f64();
+    bench.peers.push([
+        format!("{n} tags: no-op goal ≥ {goal}x skopeo"),
+        String::new(),
+        String::new(),
+        String::new(),
+        ratio(skopeo_noop, relsync_noop),
+        if met { "met".into() } else { "NOT MET".into() },
+    ]);
+}
+
+fn check_peer(bench: &mut Bench, what: &str, out: &Outcome) {
+    if !out.ok() {
+        bench.failures.push(format!(
+            "{what}: exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.code, out.stdout, out.stderr
+        ));
+    }
+}
+
+fn print_peers(rows: &[[String; 6]]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "\n| tags: tool | first sync (initial mirror) | ÷ relsync | no-op re-sync, median (runs) | ÷ relsync | no-op target requests / writes |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!("| {} |", r.join(" | "));
     }
 }
 
@@ -1473,7 +1699,7 @@ fn tool_version(program: &str, args: &[&str]) -> String {
 
 fn main() {
     let workloads: BTreeSet<String> = std::env::var("MIRROR_BENCH_WORKLOADS")
-        .unwrap_or_else(|_| "1,2,3".into())
+        .unwrap_or_else(|_| "1,2,3,4,5".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
@@ -1524,12 +1750,19 @@ fn main() {
         skopeo_only,
         failures: Vec::new(),
         table: Table::default(),
+        peers: Vec::new(),
     };
     if workloads.contains("1") {
         workload_initial(&mut bench, &rt, &source);
     }
+    if workloads.contains("4") {
+        workload_peers(&mut bench, &rt, &source, false);
+    }
     if workloads.contains("2") {
         workload_noop(&mut bench, &rt, &source);
+    }
+    if workloads.contains("5") {
+        workload_peers(&mut bench, &rt, &source, true);
     }
     if workloads.contains("3") {
         workload_big(&mut bench, &rt, &source);
@@ -1543,6 +1776,7 @@ fn main() {
         MAX_COMPILERS.load(std::sync::atomic::Ordering::Relaxed)
     );
     bench.table.print();
+    print_peers(&bench.peers);
     if !bench.failures.is_empty() {
         eprintln!("\nmirror: {} problem(s):", bench.failures.len());
         for f in &bench.failures {

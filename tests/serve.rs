@@ -1,6 +1,8 @@
 //! `relsync serve` end to end: a real docker-registry, a `git daemon` remote, webhooks,
-//! self-heal, status, metrics and a graceful stop; and leader hand-over on a Lease of the
-//! test API server.
+//! self-heal, status, metrics and a graceful stop; and leader hand-over on a Lease. The
+//! cluster tests run against the real kube-apiserver (`crate::apiserver`), except the
+//! clock-skew one, which needs an API server that fails on demand (the in-process stand-in
+//! `crate::kube_api`, `fail_next`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -349,10 +351,12 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
     use relsync::cluster::Cluster;
     use relsync::controller::leader::{Election, Leadership, LeaseSettings};
 
-    let api = KubeApi::start();
-    api.add_namespace("relsync");
+    // Against the real kube-apiserver, in this test's namespace `<prefix>-relsync`.
+    let api = crate::apiserver::TestCluster::new();
+    let home = api.ns("relsync");
+    api.add_namespace(&home);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
+    let kubeconfig = api.write_kubeconfig(dir.path(), &home);
     block_on(async {
         let client = || async {
             let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
@@ -365,7 +369,7 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
             duration: Duration::from_secs(2),
             renew_deadline: Duration::from_secs(1),
             renew: Duration::from_millis(200),
-            ..LeaseSettings::new("relsync-leader".into(), "relsync".into(), who.into())
+            ..LeaseSettings::new("relsync-leader".into(), home.clone(), who.into())
         };
         let a = Election::new(client().await, settings("a"), Leadership::default());
         let b = Election::new(client().await, settings("b"), Leadership::default());
@@ -394,11 +398,7 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
         assert!(a.step().await.unwrap());
     });
     let lease = api
-        .get(
-            crate::kube_api::Resource::Leases,
-            "relsync",
-            "relsync-leader",
-        )
+        .get(crate::apiserver::Resource::Leases, &home, "relsync-leader")
         .unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "a");
     assert_eq!(lease["spec"]["leaseTransitions"], 2);
@@ -414,42 +414,33 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn only_the_leader_syncs_and_a_standby_takes_over_when_it_stops() {
-    let api = KubeApi::start();
-    api.add_namespace("origin");
-    api.add_namespace("relsync");
-    let repo = Repo::example();
+    // Against the real kube-apiserver: the example's namespaces are this test's own.
+    let cluster = crate::cluster::ClusterRepo::new();
+    let (repo, api, home) = (&cluster.repo, &cluster.api, cluster.home.as_str());
     let config = repo.read("relsync.yaml");
     repo.write(
         "relsync.yaml",
-        &config
-            .replace("cluster: {enabled: false}", "cluster: {enabled: true}")
-            .replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+        &config.replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
     );
-    repo.commit("cluster on");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
-    let kubeconfig = kubeconfig.to_str().unwrap();
+    repo.commit("hourly");
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap();
     let env = |who: &'static str| {
         vec![
             ("KUBECONFIG", kubeconfig),
             ("POD_NAME", who),
-            ("POD_NAMESPACE", "relsync"),
+            ("POD_NAMESPACE", home),
         ]
     };
     let a = Serve::start(repo.path(), &env("replica-a"));
     let b = Serve::start(repo.path(), &env("replica-b"));
     let lease = || {
-        api.get(
-            crate::kube_api::Resource::Leases,
-            "relsync",
-            "relsync-leader",
-        )
-        .map(|l| {
-            l["spec"]["holderIdentity"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
+        api.get(crate::apiserver::Resource::Leases, home, "relsync-leader")
+            .map(|l| {
+                l["spec"]["holderIdentity"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
     };
     assert_eq!(lease().as_deref(), Some("replica-a"));
     a.wait_until("a synced", |a| {
@@ -605,34 +596,30 @@ fn sigterm_during_the_first_reconcile_stops_gracefully_after_the_grace_period() 
 
 #[test]
 fn serve_keeps_a_channel_holds_tags_and_imagestream_until_the_branch_moves() {
-    let api = KubeApi::start();
-    api.add_namespace("origin");
-    api.add_namespace("relsync");
-    let repo = Repo::example();
+    // Against the real kube-apiserver: the example's ImageStream namespace is this test's
+    // (`<prefix>-origin`), the state ConfigMap in `<prefix>-relsync`.
+    let cluster = crate::cluster::ClusterRepo::new();
+    let (repo, api) = (&cluster.repo, &cluster.api);
     let config = repo.read("relsync.yaml");
     repo.write(
         "relsync.yaml",
-        &config
-            .replace("cluster: {enabled: false}", "cluster: {enabled: true}")
-            .replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
+        &config.replace("    prune: false\n", "    prune: false\n    interval: 1h\n"),
     );
     let config = repo.read("relsync.yaml");
     repo.write(
         "relsync.yaml",
         &format!("{config}  webhook: {{secretEnv: RELSYNC_WEBHOOK_SECRET}}\n"),
     );
-    let first = repo.commit("cluster on");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path(), "relsync");
-    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let first = repo.commit("webhook, hourly");
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
     let env = [
         ("KUBECONFIG", kubeconfig.as_str()),
         ("RELSYNC_LEADER_ELECTION", "false"),
     ];
     let stable_is = || {
         api.get(
-            crate::kube_api::Resource::ImageStreams,
-            "origin",
+            crate::apiserver::Resource::ImageStreams,
+            &cluster.ns,
             "release-scos",
         )
         .and_then(|is| {

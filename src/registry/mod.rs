@@ -477,7 +477,7 @@ impl Registries {
             match http_clients.get(&settings.ca_file) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = http::http_client(host, settings.ca_file.as_deref())?;
+                    let (_, c) = http::shared_http_client(host, settings.ca_file.as_deref())?;
                     http_clients.insert(settings.ca_file.clone(), c.clone());
                     c
                 }

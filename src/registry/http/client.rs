@@ -67,35 +67,81 @@ pub struct HttpRegistry {
     pub(super) min_blob_rate: Option<MinRate>,
 }
 
+/// What a reqwest client is built from: the PEM bytes of a `caFile` (`None`: the system
+/// roots only) and the read timeout. Clients built from equal settings are interchangeable.
+type ClientKey = (Option<Vec<u8>>, Duration);
+
+/// The reqwest clients of this process by [`ClientKey`], each with the serial number of
+/// its build (see [`shared_http_client`]).
+static CLIENTS: std::sync::LazyLock<std::sync::Mutex<HashMap<ClientKey, (u64, reqwest::Client)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Clients built so far by [`shared_http_client`]; the serial number of the next one.
+static CLIENT_BUILDS: AtomicU64 = AtomicU64::new(0);
+
 /// The reqwest client for hosts that trust the system roots plus the certificates of
-/// `ca_file`. Building one loads the system's certificate store, which takes a noticeable
-/// part of a short run's start, so [`super::Registries`] makes one per `ca_file` and every
-/// host that shares the setting shares it (connections are still pooled per host).
-/// `host` only names the host in errors.
-pub(crate) fn http_client(
+/// `ca_file`, shared by the whole process, and the serial number of its build (equal
+/// serials: the same client).
+///
+/// Building a reqwest client with the native-tls backend loads the system certificate
+/// store, and parses it twice (OpenSSL's default paths, then native-tls's probed file), even
+/// for a host spoken to in plain HTTP: reqwest 0.13 has no option to leave TLS out of a
+/// client (`tls_certs_only` only swaps the store after it was loaded). That is tens of
+/// milliseconds of CPU per build, a large part of a short run. So a client is built once
+/// per process for each distinct `caFile` content (and read timeout), and every
+/// [`super::Registries`] made later (one per `serve` pass, for one) reuses it; the
+/// `caFile` is still read each time, so a rotated file gets a new client. Connections are
+/// pooled per host inside a client, so sharing one between hosts changes nothing on the
+/// wire. `host` only names the host in errors.
+pub(crate) fn shared_http_client(
     host: &str,
     ca_file: Option<&Path>,
+) -> Result<(u64, reqwest::Client), RegistryError> {
+    let pem = match ca_file {
+        None => None,
+        Some(ca) => Some(std::fs::read(ca).map_err(|source| RegistryError::CaFile {
+            host: host.to_string(),
+            path: ca.to_path_buf(),
+            source,
+        })?),
+    };
+    let timeout = read_idle_timeout(host)?;
+    let key = (pem, timeout);
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((serial, client)) = clients.get(&key) {
+        return Ok((*serial, client.clone()));
+    }
+    let client = build_http_client(host, ca_file, key.0.as_deref(), timeout)?;
+    let serial = CLIENT_BUILDS.fetch_add(1, Ordering::Relaxed);
+    clients.insert(key, (serial, client.clone()));
+    Ok((serial, client))
+}
+
+/// A new reqwest client trusting the system roots plus the certificates in `pem` (read
+/// from `ca_file`, named in errors), with the given read timeout.
+fn build_http_client(
+    host: &str,
+    ca_file: Option<&Path>,
+    pem: Option<&[u8]>,
+    read_timeout: Duration,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(read_idle_timeout(host)?);
-    if let Some(ca) = ca_file {
-        let pem = std::fs::read(ca).map_err(|source| RegistryError::CaFile {
-            host: host.to_string(),
-            path: ca.to_path_buf(),
-            source,
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-            RegistryError::Client {
+        .read_timeout(read_timeout);
+    if let Some(pem) = pem {
+        let certs =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|source| RegistryError::Client {
                 host: host.to_string(),
                 source,
-            }
-        })?;
+            })?;
         if certs.is_empty() {
+            let path = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
             return Err(RegistryError::Settings {
                 host: host.to_string(),
-                message: format!("caFile {} holds no PEM certificate", ca.display()),
+                message: format!("caFile {path} holds no PEM certificate"),
             });
         }
         for cert in certs {
@@ -122,7 +168,7 @@ impl HttpRegistry {
         requests: Arc<AtomicU64>,
         writes: Arc<AtomicU64>,
     ) -> Result<HttpRegistry, RegistryError> {
-        let client = http_client(host, ca_file)?;
+        let (_, client) = shared_http_client(host, ca_file)?;
         HttpRegistry::with_client(
             host,
             insecure,
@@ -570,5 +616,54 @@ impl HttpRegistry {
             });
         }
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reqwest_client_per_ca_file_content_in_the_whole_process() {
+        // Each build loads the system certificate store: later calls (a new `Registries`
+        // per serve pass) must reuse the first client, for plain-HTTP hosts too.
+        let (plain, _) = shared_http_client("127.0.0.1:5000", None).unwrap();
+        let (again, _) = shared_http_client("127.0.0.1:5001", None).unwrap();
+        assert_eq!(plain, again, "the same settings share one client");
+
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-tls");
+        let ca = dir.join("ca.pem");
+        let (with_ca, _) = shared_http_client("registry.internal", Some(&ca)).unwrap();
+        assert_ne!(with_ca, plain, "a caFile gets its own client");
+        let (with_ca_again, _) = shared_http_client("other.internal", Some(&ca)).unwrap();
+        assert_eq!(with_ca, with_ca_again);
+
+        // A caFile whose content changed (rotated) is a different client, at the same path.
+        let scratch = std::env::temp_dir().join(format!("relsync-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let rotated = scratch.join("ca.pem");
+        let mut pem = std::fs::read(&ca).unwrap();
+        std::fs::write(&rotated, &pem).unwrap();
+        let (before, _) = shared_http_client("registry.internal", Some(&rotated)).unwrap();
+        assert_eq!(before, with_ca, "keyed by content, not by path");
+        pem.extend_from_slice(&std::fs::read(dir.join("server.pem")).unwrap());
+        std::fs::write(&rotated, &pem).unwrap();
+        let (after, _) = shared_http_client("registry.internal", Some(&rotated)).unwrap();
+        std::fs::remove_dir_all(&scratch).unwrap();
+        assert_ne!(after, before, "a rotated caFile is read again");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_and_not_cached() {
+        let scratch = std::env::temp_dir().join(format!("relsync-noca-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let empty = scratch.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let first = shared_http_client("registry.internal", Some(&empty)).unwrap_err();
+        let second = shared_http_client("registry.internal", Some(&empty)).unwrap_err();
+        std::fs::remove_dir_all(&scratch).unwrap();
+        for e in [first, second] {
+            assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+        }
     }
 }

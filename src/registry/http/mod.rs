@@ -11,5 +11,5 @@ mod token;
 mod write;
 
 pub use client::HttpRegistry;
-pub(crate) use client::http_client;
+pub(crate) use client::shared_http_client;
 pub use read::HttpRepository;
