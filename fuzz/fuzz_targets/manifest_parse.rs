@@ -12,7 +12,7 @@
 //! - libFuzzer's `-timeout` and `-rss_limit_mb` (set by `scripts/fuzz.sh`) bound time and
 //!   memory: the parser's budgets must keep any input within them;
 //! - a failed load reports at least one error (never an empty or warning-only failure);
-//! - every diagnostic prints as one line (DESIGN.md: "one line per problem");
+//! - every diagnostic prints as one line (docs/reference.md: "one line per problem");
 //! - loading is deterministic: the same files give the same diagnostics.
 #![no_main]
 

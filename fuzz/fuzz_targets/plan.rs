@@ -501,7 +501,7 @@ fn check_agreement(
 }
 
 /// Property 5: every rendering of the plan and the drift works and ends with a newline,
-/// and the JSON ones keep DESIGN.md's contract: one `actions` entry per action, one `items`
+/// and the JSON ones keep docs/reference.md's contract: one `actions` entry per action, one `items`
 /// entry per drift item, `inSync` as `Drift::in_sync`.
 fn check_reports(p: &Plan, d: &plan::Drift) {
     use relsync::report::{Format, Style, render_drift, render_plan};

@@ -1,4 +1,4 @@
-//! Executes a [`Plan`] through the registry adapters, in the order DESIGN.md requires.
+//! Executes a [`Plan`] through the registry adapters, in the order docs/reference.md requires.
 //!
 //! Per target repository (targets in parallel):
 //! 1. every tag that must be created or moved (`mirror`, `tag`, `retag`, `rollback`), in

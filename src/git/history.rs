@@ -1,6 +1,6 @@
 //! History queries: since when has something been true on a branch?
 //!
-//! A feeder delay (DESIGN.md, "The promotion gate") runs from the committer time of the
+//! A feeder delay (docs/reference.md, "The promotion gate") runs from the committer time of the
 //! first first-parent commit of the branch whose feeder channel lists the version. This
 //! module walks the first-parent chain and asks a caller-given predicate about each
 //! commit's desired-state files; what "lists the version" means stays with the caller

@@ -1,7 +1,7 @@
 //! The PR gate of `relsync check`, and the feeder rule it shares with `promote`.
 //!
 //! Reads the manifests committed at the head (default `HEAD`) and at the base, validates the
-//! head, and judges it with the base's policies only (DESIGN.md, "The promotion gate"): a
+//! head, and judges it with the base's policies only (docs/reference.md, "The promotion gate"): a
 //! pull request cannot relax the rules it is judged by. Files it changes under the policies
 //! directory are listed as needing review.
 //!

@@ -1,4 +1,4 @@
-//! A rollback's hold (DESIGN.md, "Rollback"): `serve` keeps the held revision's desired
+//! A rollback's hold (docs/reference.md, "Rollback"): `serve` keeps the held revision's desired
 //! state while the branch tip is the one the hold recorded, and follows Git again once the
 //! tip moves.
 //!

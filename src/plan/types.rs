@@ -102,7 +102,7 @@ impl fmt::Display for ActionKind {
     }
 }
 
-/// One tag that must change. Serializes exactly as DESIGN.md's JSON contract.
+/// One tag that must change. Serializes exactly as docs/reference.md's JSON contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Action {
@@ -227,7 +227,7 @@ pub enum DriftState {
 }
 
 impl DriftState {
-    /// The word DESIGN.md's drift JSON uses, written the same in every format.
+    /// The word docs/reference.md's drift JSON uses, written the same in every format.
     pub fn word(self) -> &'static str {
         match self {
             DriftState::Missing => "missing",
@@ -240,7 +240,7 @@ impl DriftState {
     }
 }
 
-/// One row of a drift report. Serializes exactly as DESIGN.md's JSON contract.
+/// One row of a drift report. Serializes exactly as docs/reference.md's JSON contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DriftItem {
     /// Where.

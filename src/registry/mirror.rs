@@ -3,7 +3,7 @@
 //!
 //! An image is its manifest (an OCI image index or Docker manifest list, or an OCI image
 //! manifest or Docker v2 schema 2 manifest) and everything it names. The engine copies in
-//! the order DESIGN.md requires: every blob (config and layers), then the child manifests,
+//! the order docs/reference.md requires: every blob (config and layers), then the child manifests,
 //! then the index, each manifest written by digest only. Tags are written later, by
 //! [`crate::apply`], once the whole image is in the target.
 //!

@@ -1,5 +1,5 @@
 //! PURE: renders plans and drift as text (an aligned table; colour only when asked),
-//! JSON (exactly DESIGN.md's contract) and Markdown (a PR-comment table). Drift also gets a
+//! JSON (exactly docs/reference.md's contract) and Markdown (a PR-comment table). Drift also gets a
 //! unified diff per target of `tag digest` lines, desired vs live, made with `similar`.
 
 pub mod check;
@@ -36,7 +36,7 @@ pub struct Style {
 /// - `text`: a summary line, then an aligned table `ACTION TARGET TAG FROM → TO REASON`
 ///   (short digests, versions in brackets), conflicts as `conflict` rows, and the refusal if
 ///   any; colour on the verbs only when `style.color`.
-/// - `json`: `{"revision", "actions": [...]}`, exactly DESIGN.md's contract, pretty-printed.
+/// - `json`: `{"revision", "actions": [...]}`, exactly docs/reference.md's contract, pretty-printed.
 /// - `markdown`: a summary line and a PR-comment table, conflicts and refusal called out.
 ///
 /// Every format ends with a newline.
@@ -64,7 +64,7 @@ pub fn render_plan(plan: &Plan, format: Format, style: Style) -> String {
 ///   that drifts a unified diff (made with `similar`) of sorted `tag digest` lines, desired
 ///   vs live, and last, apart, the tags no channel claims that are kept because prune is off
 ///   ("not pruned"): they are not drift, so they alone neither fill the table nor make a diff.
-/// - `json`: `{"revision", "inSync", "items": [...]}` with the `ok` rows, exactly DESIGN.md's
+/// - `json`: `{"revision", "inSync", "items": [...]}` with the `ok` rows, exactly docs/reference.md's
 ///   contract, pretty-printed.
 /// - `markdown`: the summary, a table of the items that are not `ok`, a `diff` block per
 ///   target that drifts, and the "not pruned" tags apart.

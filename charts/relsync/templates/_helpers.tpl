@@ -58,7 +58,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 The ConfigMap relsync keeps sync history and rollback holds in. Its name is fixed by
-relsync (DESIGN.md, "Rollback"), so one release per namespace.
+relsync (docs/reference.md, "Rollback"), so one release per namespace.
 */}}
 {{- define "relsync.stateConfigMapName" -}}
 relsync-state
