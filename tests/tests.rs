@@ -21,6 +21,7 @@ mod faults;
 mod git_https;
 mod git_remote;
 mod git_ssh;
+mod hardening_serve;
 mod history;
 mod hostile;
 mod interop;
