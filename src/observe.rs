@@ -2,11 +2,14 @@
 //! list per target repository, one HEAD per tag Git names (or per digest, for a tag that
 //! does not exist yet), and HEADs of other tags only when drift or prune needs them.
 //!
-//! Requests run concurrently on tokio; each registry host bounds how many are in flight
-//! (`sync.concurrency`).
+//! Repositories are observed concurrently on tokio. Within one, the HEADs are a stream
+//! with at most `sync.concurrency` under way (the work queue itself is bounded, so a
+//! repository of a million tags costs memory for its results, not a task per tag); each
+//! registry host also bounds how many requests are in flight (`sync.concurrency`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use futures_util::stream::{self, StreamExt as _};
 use tokio::task::JoinSet;
 
 use crate::desired::DesiredState;
@@ -76,8 +79,9 @@ pub async fn observe(
         };
         let options = *options;
         let name = name.clone();
+        let concurrency = registries.concurrency();
         tasks.spawn(async move {
-            let observed = observe_repo(reader, wanted, options).await;
+            let observed = observe_repo(reader, wanted, options, concurrency).await;
             (name, observed)
         });
     }
@@ -117,7 +121,9 @@ async fn observe_repo(
     reader: Repository,
     wanted: Wanted,
     options: ObserveOptions,
+    concurrency: usize,
 ) -> Result<ObservedRepo, ObserveError> {
+    let concurrency = concurrency.max(1);
     // A repository the registry says does not exist holds nothing: no HEAD can find
     // anything in it (an empty one still may hold untagged content, so only "absent").
     let Some(listed) = reader.list_tags_if_exists().await? else {
@@ -135,31 +141,39 @@ async fn observe_repo(
         manifests: BTreeMap::new(),
     };
 
-    // Phase 1: resolve the listed tags Git names (and the others when asked to).
-    let mut resolving = JoinSet::new();
-    for tag in listed {
-        if is_signature_tag(&tag) {
-            continue;
+    // Phase 1: resolve the listed tags Git names (and the others when asked to). The work
+    // queue itself is bounded: a stream over the list with at most `concurrency` HEADs
+    // under way, so memory is O(concurrency + results), not one task per listed tag.
+    let to_resolve = listed.into_iter().filter(|tag| {
+        if is_signature_tag(tag) {
+            return false;
         }
-        if !wanted.named.contains(&tag) && !options.resolve_unclaimed {
-            continue;
+        if wanted.named.contains(tag) {
+            return true;
         }
-        if !wanted.named.contains(&tag) && !is_valid_tag(&tag) {
+        if !options.resolve_unclaimed {
+            return false;
+        }
+        if !is_valid_tag(tag) {
             tracing::warn!(
                 repo = reader.name(),
                 tag,
                 "not resolving a tag with an invalid name"
             );
-            continue;
+            return false;
         }
-        let reader = reader.clone();
-        resolving.spawn(async move {
-            let digest = reader.resolve_tag(&tag).await;
-            (tag, digest)
-        });
-    }
-    while let Some(joined) = resolving.join_next().await {
-        let (tag, digest) = joined.map_err(ObserveError::Task)?;
+        true
+    });
+    let mut resolving = stream::iter(to_resolve)
+        .map(|tag| {
+            let reader = &reader;
+            async move {
+                let digest = reader.resolve_tag(&tag).await;
+                (tag, digest)
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some((tag, digest)) = resolving.next().await {
         match digest? {
             Some(d) => {
                 observed.tags.insert(tag, Some(d));
@@ -170,6 +184,7 @@ async fn observe_repo(
             }
         }
     }
+    drop(resolving);
 
     // Phase 2: for desired tags that do not exist, is their content here already?
     let held: HashSet<&Digest> = observed.tags.values().flatten().collect();
@@ -181,17 +196,18 @@ async fn observe_repo(
         .filter(|d| !held.contains(d))
         .cloned()
         .collect();
-    let mut checking = JoinSet::new();
-    for digest in to_check {
-        let reader = reader.clone();
-        checking.spawn(async move {
-            let present = reader.has_manifest(&digest).await;
-            (digest, present)
-        });
-    }
-    while let Some(joined) = checking.join_next().await {
-        let (digest, present) = joined.map_err(ObserveError::Task)?;
+    let mut checking = stream::iter(to_check)
+        .map(|digest| {
+            let reader = &reader;
+            async move {
+                let present = reader.has_manifest(&digest).await;
+                (digest, present)
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some((digest, present)) = checking.next().await {
         observed.manifests.insert(digest, present?);
     }
+    drop(checking);
     Ok(observed)
 }

@@ -22,6 +22,7 @@ mod git_https;
 mod git_remote;
 mod git_ssh;
 mod hardening_registry;
+mod hardening_serve;
 mod history;
 mod hostile;
 mod interop;

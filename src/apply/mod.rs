@@ -272,6 +272,7 @@ pub async fn apply_with<E: MirrorEndpoint>(
         stats: mirror.stats(),
         elapsed: start.elapsed(),
         refused: None,
+        immutable: plan.conflicts.len(),
     }
 }
 

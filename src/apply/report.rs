@@ -84,6 +84,10 @@ pub struct ApplyReport {
     pub elapsed: Duration,
     /// Set when the plan was refused (nothing written).
     pub refused: Option<Refusal>,
+    /// Tags the plan itself left alone, which are no action of it: `immutableTags` tags
+    /// whose live digest differs from Git's (the plan's conflicts). Set by whoever applies
+    /// the plan, so the summary counts them by their own name, not as `0 conflicts`.
+    pub immutable: usize,
 }
 
 impl ApplyReport {
@@ -125,9 +129,14 @@ impl ApplyReport {
         self.count(|r| matches!(r.outcome, Outcome::Left { .. }))
     }
 
-    /// Whether every action succeeded (and the plan was not refused).
+    /// Whether every action succeeded, no tag was refused for any reason, and the plan
+    /// was not refused.
     pub fn succeeded(&self) -> bool {
-        self.refused.is_none() && self.failed() == 0 && self.conflicts() == 0 && self.left() == 0
+        self.refused.is_none()
+            && self.failed() == 0
+            && self.conflicts() == 0
+            && self.left() == 0
+            && self.immutable == 0
     }
 
     /// One line per action that makes the run fail.
@@ -140,7 +149,8 @@ impl ApplyReport {
 
     /// The final summary line, e.g. `synced in 3.2s: 4 images mirrored (12 blobs, 38.1 MiB
     /// copied, 3 mounted, 9 skipped), tags: 5 created, 2 moved, 1 deleted; 0 failed, 0
-    /// conflicts`.
+    /// conflicts`. Each other kind of refusal is counted by its name after the conflicts,
+    /// when there are any: `2 immutable tags left as they are`, `1 not deleted`.
     pub fn summary(&self) -> String {
         if let Some(r) = &self.refused {
             return format!("nothing synced: {r}");
@@ -160,6 +170,11 @@ impl ApplyReport {
             self.failed(),
             counted(self.conflicts(), "conflict", "conflicts"),
         );
+        match self.immutable {
+            0 => {}
+            1 => line.push_str(", 1 immutable tag left as it is"),
+            n => line.push_str(&format!(", {n} immutable tags left as they are")),
+        }
         if self.left() > 0 {
             line.push_str(&format!(", {} not deleted", self.left()));
         }

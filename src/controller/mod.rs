@@ -123,7 +123,9 @@ pub struct Config {
 /// Runs the controller until `shutdown` completes: the reconcile loop, leader election on
 /// the Lease when one is given, and the HTTP surface on `listener`. A reconcile under way
 /// when `shutdown` completes may finish within `config.grace`; then the Lease is given up
-/// and the server lets requests in flight finish. Returns how many reconciles ran.
+/// and the server lets requests in flight finish, until the same grace period (counted
+/// from `shutdown`) ends: the connections still open then are closed, whatever their
+/// clients do. Returns how many reconciles ran.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -166,10 +168,25 @@ pub async fn run(
         workspace.cluster.clone(),
     );
 
-    let http = tokio::spawn(server::serve(
+    // When the shutdown signal came plus the grace: the HTTP connections still open then
+    // are closed, whatever their clients do (a half-sent request cannot hold the stop).
+    let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None);
+    let http_deadline = async move {
+        let at = match deadline_rx.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            Err(_) => None,
+        };
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let http = tokio::spawn(server::serve_within(
         listener,
         shared.clone(),
+        server::Limits::default(),
         stopped(stop_rx.clone()),
+        http_deadline,
     ));
     let election_task = election.map(|e| {
         let rx = stop_rx.clone();
@@ -190,6 +207,7 @@ pub async fn run(
         let shared = shared.clone();
         async move {
             shutdown.await;
+            let _ = deadline_tx.send(Some(tokio::time::Instant::now() + grace));
             tracing::info!("stopping: no new work; a reconcile under way finishes first");
             shared.set_ready(false);
         }
@@ -206,10 +224,8 @@ pub async fn run(
     if let Some(task) = election_task {
         let _ = task.await;
     }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
-        Err(e) => tracing::warn!(error = %e, "the HTTP server task failed"),
+    if let Err(e) = http.await {
+        tracing::warn!(error = %e, "the HTTP server task failed");
     }
     passes
 }

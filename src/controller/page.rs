@@ -59,7 +59,8 @@ span[data-role="leader"] { color: var(--green); background: var(--green-bg); }
 span[data-state="OutOfSync"], span[data-state="missing"], span[data-state="moved"],
 span[data-state="importing"], span[data-outcome="refused"] {
   color: var(--amber); background: var(--amber-bg); }
-span[data-state="Degraded"], span[data-state="import-failed"], span[data-outcome="failed"] {
+span[data-state="Degraded"], span[data-state="import-failed"], span[data-outcome="failed"],
+span[data-outcome="interrupted"] {
   color: var(--red); background: var(--red-bg); }
 span[data-state="Unknown"], span[data-state="extra"], span[data-role="standby"] {
   color: var(--grey); background: var(--grey-bg); }

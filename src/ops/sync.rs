@@ -7,6 +7,9 @@
 //!   conflict, else `failed` (the other actions still ran).
 //! - Every sync that gets as far as a plan is recorded. A failure to record is a warning:
 //!   the sync itself is done.
+//! - A sync with actions is recorded `interrupted` before its first write, and that entry
+//!   is replaced by its outcome when it ends: a sync that never ends (`serve` abandons it
+//!   at the end of its grace period, or the process dies) still shows in the history.
 //! - A successful sync of the followed branch (no `--revision`) ends the rollback holds of
 //!   what it synced: it is an explicit "follow Git again" (every hold, or with a channel,
 //!   that channel's).
@@ -76,7 +79,7 @@ impl Synced {
     pub fn exit_code(&self) -> i32 {
         match self.outcome {
             SyncOutcome::Succeeded => 0,
-            SyncOutcome::Failed | SyncOutcome::Refused => 1,
+            SyncOutcome::Failed | SyncOutcome::Refused | SyncOutcome::Interrupted => 1,
         }
     }
 }
@@ -100,6 +103,28 @@ pub async fn sync(
     plan: &Plan,
     options: &SyncOptions,
 ) -> Synced {
+    let store = workspace.store();
+    let writes = plan.refusal.is_none() && !plan.actions.is_empty();
+    let started = entry(
+        &workspace.ctx.repo,
+        loaded,
+        options,
+        SyncOutcome::Interrupted,
+        format!(
+            "interrupted: the sync of {} actions began and did not finish (stopped at shutdown, or the process died); some may be written",
+            plan.actions.len()
+        ),
+    );
+    if writes {
+        let placeholder = started.clone();
+        if let Err(e) = store
+            .update(move |s| s.record_started(placeholder.clone()))
+            .await
+        {
+            // Recording the outcome below fails the same way, and warns.
+            tracing::debug!(error = %e, "cannot record the sync as begun");
+        }
+    }
     let report = match &plan.refusal {
         Some(_) => None,
         None => {
@@ -127,15 +152,17 @@ pub async fn sync(
         (None, None) => String::new(),
     };
     let mut warnings = Warnings::new();
-    let store = workspace.store();
-    let entry = entry(
-        &workspace.ctx.repo,
-        loaded,
-        options,
+    let entry = HistoryEntry {
+        time: crate::store::now(),
         outcome,
-        summary.clone(),
-    );
-    let state = match record(&store, entry, options.collapse_repeats).await {
+        summary: summary.clone(),
+        ..started.clone()
+    };
+    let collapse = options.collapse_repeats;
+    let recorded = store
+        .update(move |s| s.finish(&started, entry.clone(), collapse))
+        .await;
+    let state = match recorded {
         Ok(state) => Some(state),
         Err(e) => {
             warnings.push(format!(

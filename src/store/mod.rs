@@ -6,7 +6,9 @@
 //! The model ([`SyncState`]) is plain data; [`StateStore`] reads and updates it where it
 //! lives, read-modify-write under a lock (a file lock, or the ConfigMap's
 //! `resourceVersion` with a retry on 409), so two processes recording at once lose
-//! nothing.
+//! nothing. A sync is recorded before its first write as interrupted and that entry is
+//! replaced when it ends, so one that never ends (abandoned at shutdown, killed) still
+//! shows.
 
 mod file;
 
@@ -44,6 +46,9 @@ pub enum SyncOutcome {
     Failed,
     /// The plan was refused: nothing was written.
     Refused,
+    /// The sync began writing and never finished: `serve` abandoned it at the end of its
+    /// grace period, or the process died. Some of its tags may have been written.
+    Interrupted,
 }
 
 impl std::fmt::Display for SyncOutcome {
@@ -52,6 +57,7 @@ impl std::fmt::Display for SyncOutcome {
             SyncOutcome::Succeeded => "succeeded",
             SyncOutcome::Failed => "failed",
             SyncOutcome::Refused => "refused",
+            SyncOutcome::Interrupted => "interrupted",
         })
     }
 }
@@ -62,7 +68,7 @@ impl std::fmt::Display for SyncOutcome {
 pub struct HistoryEntry {
     /// The commit sha synced.
     pub revision: String,
-    /// When the sync ended (RFC 3339, UTC).
+    /// When the sync ended (RFC 3339, UTC); for an interrupted one, when it began.
     pub time: String,
     /// The commit's author, `Name <email>`.
     pub author: String,
@@ -127,6 +133,28 @@ impl SyncState {
         });
         if repeat {
             self.history[0] = entry;
+        } else {
+            self.record(entry);
+        }
+    }
+
+    /// Records a sync that is about to write, as [`SyncOutcome::Interrupted`]: should it
+    /// never finish (abandoned at shutdown, or killed), the history still shows it.
+    /// [`SyncState::finish`] replaces it with the sync's own entry.
+    pub fn record_started(&mut self, started: HistoryEntry) {
+        self.record(started);
+    }
+
+    /// Replaces `started` (recorded by [`SyncState::record_started`]) with `entry`, as
+    /// [`SyncState::record`] (with `collapse_repeats`, [`SyncState::record_repeat`]) records
+    /// it; when `started` is not in the history (never recorded, or cut by the ConfigMap's
+    /// cap), just records `entry`.
+    pub fn finish(&mut self, started: &HistoryEntry, entry: HistoryEntry, collapse_repeats: bool) {
+        if let Some(i) = self.history.iter().position(|e| e == started) {
+            self.history.remove(i);
+        }
+        if collapse_repeats {
+            self.record_repeat(entry);
         } else {
             self.record(entry);
         }
@@ -369,6 +397,44 @@ mod tests {
             ..failed("third")
         });
         assert_eq!(s.history.len(), 5, "another revision is another entry");
+    }
+
+    #[test]
+    fn a_started_sync_stays_interrupted_unless_finished_and_finishing_collapses_repeats() {
+        let mut s = SyncState::default();
+        let failed = HistoryEntry {
+            outcome: SyncOutcome::Failed,
+            ..entry(1)
+        };
+        s.record(failed.clone());
+        let started = HistoryEntry {
+            outcome: SyncOutcome::Interrupted,
+            summary: "interrupted".into(),
+            ..entry(1)
+        };
+        s.record_started(started.clone());
+        assert_eq!(s.history[0].outcome, SyncOutcome::Interrupted);
+        // Finished: the placeholder goes, and a repeated failure collapses as before.
+        s.finish(&started, failed.clone(), true);
+        assert_eq!(s.history, vec![failed.clone()]);
+        // Never finished (abandoned): it stays, and the next sync is recorded beside it.
+        s.record_started(started.clone());
+        let next = HistoryEntry {
+            time: "later".into(),
+            ..started.clone()
+        };
+        s.record_started(next.clone());
+        s.finish(&next, entry(1), true);
+        let outcomes: Vec<SyncOutcome> = s.history.iter().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                SyncOutcome::Succeeded,
+                SyncOutcome::Interrupted,
+                SyncOutcome::Failed
+            ]
+        );
+        assert_eq!(s.history[1].outcome.to_string(), "interrupted");
     }
 
     #[test]
