@@ -11,9 +11,10 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::apiserver::{Resource, TestCluster};
+use crate::util::{api_code, dynamic, imagestreams, owners, owns_tag, spec_tag, stream, tag_names};
 
 const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -28,63 +29,6 @@ async fn client(server: &TestCluster, ns: &str) -> (kube::Client, tempfile::Temp
         .expect("config from kubeconfig");
     assert_eq!(config.default_namespace, ns);
     (kube::Client::try_from(config).expect("client"), dir)
-}
-
-fn imagestreams(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("image.openshift.io", "v1", "ImageStream");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "imagestreams");
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
-
-fn spec_tag(name: &str, digest: &str) -> Value {
-    json!({"name": name, "from": {"kind": "DockerImage", "name": format!("quay.io/okd/scos-release@{digest}")},
-           "importPolicy": {"importMode": "PreserveOriginal"}, "referencePolicy": {"type": "Source"}})
-}
-
-fn stream(tags: Vec<Value>) -> Value {
-    json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-           "metadata": {"name": "release-scos"}, "spec": {"tags": tags}})
-}
-
-fn dynamic(v: Value) -> DynamicObject {
-    serde_json::from_value(v).expect("dynamic object")
-}
-
-fn api_code(e: kube::Error) -> (u16, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, format!("{} {}", s.reason, s.message)),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn tag_names(obj: &Value) -> Vec<String> {
-    let tags = obj["spec"]["tags"].as_array().cloned().unwrap_or_default();
-    tags.iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn owners(obj: &Value) -> Vec<(String, String, Value)> {
-    obj["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let m = e["manager"].as_str().unwrap().to_string();
-            (
-                m,
-                e["operation"].as_str().unwrap().to_string(),
-                e["fieldsV1"].clone(),
-            )
-        })
-        .collect()
-}
-
-fn owns_tag(obj: &Value, manager: &str, tag: &str) -> bool {
-    let key = format!("k:{{\"name\":\"{tag}\"}}");
-    owners(obj)
-        .iter()
-        .any(|(m, _, f)| m == manager && f["f:spec"]["f:tags"].get(&key).is_some())
 }
 
 #[tokio::test]

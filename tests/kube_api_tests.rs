@@ -9,13 +9,13 @@ use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::kube_api::{ImportMode, KubeApi, Resource};
+use crate::util::{api_code, dynamic, imagestreams, owners, owns_tag, spec_tag, stream, tag_names};
 
 const NS: &str = "okd";
 const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -31,63 +31,6 @@ async fn client(server: &KubeApi) -> (kube::Client, tempfile::TempDir) {
         .expect("config from kubeconfig");
     assert_eq!(config.default_namespace, NS);
     (kube::Client::try_from(config).expect("client"), dir)
-}
-
-fn imagestreams(client: &kube::Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("image.openshift.io", "v1", "ImageStream");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "imagestreams");
-    Api::namespaced_with(client.clone(), NS, &ar)
-}
-
-fn spec_tag(name: &str, digest: &str) -> Value {
-    json!({"name": name, "from": {"kind": "DockerImage", "name": format!("quay.io/okd/scos-release@{digest}")},
-           "importPolicy": {"importMode": "PreserveOriginal"}, "referencePolicy": {"type": "Source"}})
-}
-
-fn stream(tags: Vec<Value>) -> Value {
-    json!({"apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
-           "metadata": {"name": "release-scos"}, "spec": {"tags": tags}})
-}
-
-fn dynamic(v: Value) -> DynamicObject {
-    serde_json::from_value(v).expect("dynamic object")
-}
-
-fn api_code(e: kube::Error) -> (u16, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, format!("{} {}", s.reason, s.message)),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn tag_names(obj: &Value) -> Vec<String> {
-    let tags = obj["spec"]["tags"].as_array().cloned().unwrap_or_default();
-    tags.iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn owners(obj: &Value) -> Vec<(String, String, Value)> {
-    obj["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let m = e["manager"].as_str().unwrap().to_string();
-            (
-                m,
-                e["operation"].as_str().unwrap().to_string(),
-                e["fieldsV1"].clone(),
-            )
-        })
-        .collect()
-}
-
-fn owns_tag(obj: &Value, manager: &str, tag: &str) -> bool {
-    let key = format!("k:{{\"name\":\"{tag}\"}}");
-    owners(obj)
-        .iter()
-        .any(|(m, _, f)| m == manager && f["f:spec"]["f:tags"].get(&key).is_some())
 }
 
 #[tokio::test]
@@ -174,7 +117,7 @@ async fn merge_patch_edits_and_records_an_update_owner() {
         stream(vec![spec_tag("a", DIGEST_A), spec_tag("b", DIGEST_A)]),
     );
     let (client, _dir) = client(&server).await;
-    let api = imagestreams(&client);
+    let api = imagestreams(&client, NS);
     let patch =
         json!({"metadata": {"labels": {"team": "okd"}}, "spec": {"lookupPolicy": {"local": true}}});
     let pp = PatchParams {
@@ -233,7 +176,7 @@ async fn generation_bumps_and_import_fills_status_with_the_digest() {
     assert_eq!(status["items"][0]["generation"], 1);
 
     let (client, _dir) = client(&server).await;
-    let api = imagestreams(&client);
+    let api = imagestreams(&client, NS);
     let moved = Patch::Apply(dynamic(stream(vec![spec_tag("next", DIGEST_B)])));
     let answer = api
         .patch(
@@ -381,7 +324,7 @@ async fn on_next_apply_hook_makes_the_apply_stale() {
         stream(vec![spec_tag("a", DIGEST_A)]),
     );
     let (client, _dir) = client(&server).await;
-    let api = imagestreams(&client);
+    let api = imagestreams(&client, NS);
     let seen = api
         .get("release-scos")
         .await

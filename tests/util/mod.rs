@@ -10,6 +10,7 @@
 
 mod content;
 mod git;
+mod kube;
 mod layout;
 mod proxy;
 mod push;
@@ -19,7 +20,9 @@ mod server;
 
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
-pub use {content::*, git::*, layout::*, proxy::*, push::*, registry::*, run::*, server::*};
+pub use {
+    content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, run::*, server::*,
+};
 
 use std::net::TcpListener;
 
