@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use relsync::digest::Digest;
 
 use crate::test_deps;
-use crate::util::{Content, Repo, TestRegistry, block_on, free_port, http_status};
-
-const VERSIONS: [&str; 3] = ["4.14.0", "4.15.0", "4.16.0"];
-const SOURCE: &str = "okd/ci";
-const TARGET: &str = "okd/release";
+use crate::util::{
+    Content, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on, free_port, http_status,
+    three_releases, write_channels,
+};
 
 /// distribution v3's `registry` on a free loopback port, storage in a temporary folder,
 /// deletes enabled; killed on drop.
@@ -178,63 +177,13 @@ impl Setup {
 
     fn with_target(dst: Target) -> Setup {
         let src = TestRegistry::start();
-        let pusher = src.pusher();
-        let digests = block_on(async {
-            let mut out = Vec::new();
-            for v in VERSIONS {
-                out.push(
-                    pusher
-                        .push_index(SOURCE, v, &format!("release-{v}"))
-                        .await
-                        .index,
-                );
-            }
-            out
-        });
-        let repo = Repo::new();
-        repo.write(
-            "relsync.yaml",
-            &format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-                src.host(),
-                dst.host()
-            ),
-        );
-        let releases: String = VERSIONS
-            .iter()
-            .zip(&digests)
-            .map(|(v, d)| format!("    - {{version: {v}, digest: '{d}'}}\n"))
-            .collect();
-        repo.write(
-            "manifests/stream.yaml",
-            &format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: okd}}\nspec:\n  source: {}/{SOURCE}\n  target: {}/{TARGET}\n  releases:\n{releases}",
-                src.host(),
-                dst.host()
-            ),
-        );
-        Self::write_channels(&repo, &VERSIONS, &VERSIONS[..2]);
-        repo.commit("three releases");
+        let (repo, digests) = three_releases(&src, &dst.host(), "");
         Setup {
             src,
             dst,
             repo,
             digests,
         }
-    }
-
-    fn write_channels(repo: &Repo, next: &[&str], stable: &[&str]) {
-        let channel = |name: &str, tag: &str, versions: &[&str]| {
-            format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: {name}}}\nspec:\n  stream: okd\n  tags: [{tag}]\n  versions: [{}]\n",
-                versions.join(", ")
-            )
-        };
-        repo.write("manifests/next.yaml", &channel("okd-next", "next", next));
-        repo.write(
-            "manifests/stable.yaml",
-            &channel("okd-stable", "stable", stable),
-        );
     }
 
     fn digest_of(&self, version: &str) -> String {
@@ -346,7 +295,7 @@ fn prune_on_distribution_v3_deletes_tags_by_name_and_keeps_their_manifests() {
             },
         ),
     );
-    Setup::write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
+    write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
     s.repo.commit("withdraw 4.16.0 from next");
 
     let sync = s.repo.relsync(&["sync", "--prune"]);

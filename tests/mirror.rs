@@ -6,11 +6,7 @@ use std::process::Command;
 use relsync::digest::Digest;
 use serde_json::Value;
 
-use crate::util::{Repo, TestRegistry, block_on};
-
-const VERSIONS: [&str; 3] = ["4.14.0", "4.15.0", "4.16.0"];
-const SOURCE: &str = "okd/ci";
-const TARGET: &str = "okd/release";
+use crate::util::{Repo, TARGET, TestRegistry, VERSIONS, block_on, three_releases, write_channels};
 
 /// A source registry holding three multi-arch releases, an empty target registry, and a
 /// Git repository whose channels publish them: next = all three, stable = the first two.
@@ -24,64 +20,14 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let (src, dst) = (TestRegistry::start(), TestRegistry::start());
-        let pusher = src.pusher();
-        let digests = block_on(async {
-            let mut out = Vec::new();
-            for v in VERSIONS {
-                out.push(
-                    pusher
-                        .push_index(SOURCE, v, &format!("release-{v}"))
-                        .await
-                        .index,
-                );
-            }
-            out
-        });
-        let repo = Repo::new();
         // The target opts in to deletes by digest (distribution 2.8 cannot delete a tag).
-        repo.write(
-            "relsync.yaml",
-            &format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true, deleteByDigest: true}}\n",
-                src.host(),
-                dst.host()
-            ),
-        );
-        let releases: String = VERSIONS
-            .iter()
-            .zip(&digests)
-            .map(|(v, d)| format!("    - {{version: {v}, digest: '{d}'}}\n"))
-            .collect();
-        repo.write(
-            "manifests/stream.yaml",
-            &format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: okd}}\nspec:\n  source: {}/{SOURCE}\n  target: {}/{TARGET}\n  releases:\n{releases}",
-                src.host(),
-                dst.host()
-            ),
-        );
-        Self::write_channels(&repo, &VERSIONS, &VERSIONS[..2]);
-        repo.commit("three releases");
+        let (repo, digests) = three_releases(&src, &dst.host(), ", deleteByDigest: true");
         Setup {
             src,
             dst,
             repo,
             digests,
         }
-    }
-
-    fn write_channels(repo: &Repo, next: &[&str], stable: &[&str]) {
-        let channel = |name: &str, tag: &str, versions: &[&str]| {
-            format!(
-                "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: {name}}}\nspec:\n  stream: okd\n  tags: [{tag}]\n  versions: [{}]\n",
-                versions.join(", ")
-            )
-        };
-        repo.write("manifests/next.yaml", &channel("okd-next", "next", next));
-        repo.write(
-            "manifests/stable.yaml",
-            &channel("okd-stable", "stable", stable),
-        );
     }
 
     fn digest_of(&self, version: &str) -> &Digest {
@@ -214,7 +160,7 @@ fn a_tag_moved_behind_relsyncs_back_is_restored() {
 fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back() {
     let s = Setup::new();
     s.repo.relsync(&["sync"]).expect_code(0);
-    Setup::write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
+    write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
     s.repo.commit("withdraw 4.16.0 from next");
 
     let plan = s.repo.relsync(&["plan", "-o", "json"]);

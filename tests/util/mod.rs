@@ -15,13 +15,15 @@ mod layout;
 mod proxy;
 mod push;
 mod registry;
+mod releases;
 mod run;
 mod server;
 
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
 pub use {
-    content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, run::*, server::*,
+    content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, releases::*, run::*,
+    server::*,
 };
 
 use std::net::TcpListener;
