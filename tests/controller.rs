@@ -8,26 +8,7 @@ use relsync::controller::{self, Config};
 use relsync::ops::{Context, Settings, Workspace};
 use serde_json::Value;
 
-use crate::util::{Repo, TestRegistry};
-
-/// The digest `repo:tag` holds on `registry`, by a HEAD of the manifest.
-async fn tag_digest(base: &str, repo: &str, tag: &str) -> Option<String> {
-    let res = reqwest::Client::new()
-        .head(format!("{base}/v2/{repo}/manifests/{tag}"))
-        .header(
-            "Accept",
-            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
-        )
-        .send()
-        .await
-        .ok()?;
-    if !res.status().is_success() {
-        return None;
-    }
-    res.headers()
-        .get("docker-content-digest")
-        .map(|v| v.to_str().unwrap().to_string())
-}
+use crate::util::{Repo, TestRegistry, head_tag_digest};
 
 #[test]
 fn the_controller_runs_in_process_syncs_serves_its_status_and_stops_on_its_shutdown_future() {
@@ -96,7 +77,9 @@ fn the_controller_runs_in_process_syncs_serves_its_status_and_stops_on_its_shutd
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(
-            tag_digest(&base, "dst/release", "stable").await.as_deref(),
+            head_tag_digest(&base, "dst/release", "stable")
+                .await
+                .as_deref(),
             Some(pushed.index.to_string().as_str()),
             "the first reconcile tagged stable"
         );

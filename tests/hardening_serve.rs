@@ -321,28 +321,6 @@ fn serve_had_no_header_read_timeout_and_now_closes_a_half_sent_head_and_times_ou
     assert_eq!(http_status(serve.port, "/healthz"), Some(200));
 }
 
-/// The digest a tag holds in the registry, if any.
-fn tag_digest(registry: &TestRegistry, repo: &str, tag: &str) -> Option<String> {
-    let url = format!("{}/v2/{repo}/manifests/{tag}", registry.base_url());
-    block_on(async {
-        let res = reqwest::Client::new()
-            .head(url)
-            .header(
-                "Accept",
-                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
-            )
-            .send()
-            .await
-            .ok()?;
-        if !res.status().is_success() {
-            return None;
-        }
-        res.headers()
-            .get("docker-content-digest")
-            .map(|v| v.to_str().unwrap().to_string())
-    })
-}
-
 #[test]
 fn a_serve_pass_abandoned_at_shutdown_wrote_tags_but_no_history_and_is_now_recorded_interrupted() {
     let registry = TestRegistry::start();
@@ -375,7 +353,7 @@ fn a_serve_pass_abandoned_at_shutdown_wrote_tags_but_no_history_and_is_now_recor
 
     let mut serve = Serve::start(work.path(), &[("RELSYNC_SHUTDOWN_GRACE", "1")]);
     serve.wait_until("1.0.0 tagged and the 2.0.0 tag write under way", || {
-        tag_digest(&registry, "dst/app", "1.0.0").is_some()
+        registry.tag_digest("dst/app", "1.0.0").is_some()
             && proxy
                 .log()
                 .iter()
@@ -385,11 +363,11 @@ fn a_serve_pass_abandoned_at_shutdown_wrote_tags_but_no_history_and_is_now_recor
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(
-        tag_digest(&registry, "dst/app", "1.0.0").as_deref(),
+        registry.tag_digest("dst/app", "1.0.0").as_deref(),
         Some(one.manifest.to_string().as_str()),
         "the pass wrote a tag before it was abandoned"
     );
-    assert_eq!(tag_digest(&registry, "dst/app", "2.0.0"), None);
+    assert_eq!(registry.tag_digest("dst/app", "2.0.0"), None);
 
     let state: Value =
         serde_json::from_str(&work.read(".relsync/state.json")).expect("a history was recorded");

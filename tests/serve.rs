@@ -120,28 +120,6 @@ impl Drop for Serve {
     }
 }
 
-/// The digest a tag holds in the registry.
-fn tag_digest(registry: &TestRegistry, repo: &str, tag: &str) -> Option<String> {
-    let url = format!("{}/v2/{repo}/manifests/{tag}", registry.base_url());
-    block_on(async {
-        let res = reqwest::Client::new()
-            .head(url)
-            .header(
-                "Accept",
-                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
-            )
-            .send()
-            .await
-            .ok()?;
-        if !res.status().is_success() {
-            return None;
-        }
-        res.headers()
-            .get("docker-content-digest")
-            .map(|v| v.to_str().unwrap().to_string())
-    })
-}
-
 #[test]
 fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gracefully() {
     let registry = TestRegistry::start();
@@ -206,7 +184,7 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     let v1s = v1.index.to_string();
     let v2s = v2.index.to_string();
     serve.wait_until("stable → 4.1.0", |_| {
-        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v1s)
+        registry.tag_digest("dst/release", "stable").as_deref() == Some(&v1s)
     });
     assert_eq!(serve.status()["channels"][1]["state"], "Synced");
     let before_promotion = other_lists();
@@ -221,10 +199,10 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     work.git(&["push", "-q", "origin", "main"]);
     assert_eq!(serve.push_hook(), 202);
     serve.wait_until("stable → 4.2.0", |_| {
-        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+        registry.tag_digest("dst/release", "stable").as_deref() == Some(&v2s)
     });
     assert_eq!(
-        tag_digest(&registry, "dst/release", "4.2.0").as_deref(),
+        registry.tag_digest("dst/release", "4.2.0").as_deref(),
         Some(v2s.as_str())
     );
     serve.wait_until("status at the promoted revision", |s| {
@@ -259,12 +237,12 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         },
     ));
     assert_eq!(
-        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        registry.tag_digest("dst/release", "stable").as_deref(),
         Some(v1s.as_str())
     );
     assert_eq!(serve.push_hook(), 202);
     serve.wait_until("stable healed", |_| {
-        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+        registry.tag_digest("dst/release", "stable").as_deref() == Some(&v2s)
     });
     assert!(
         other_lists() > before_promotion,
@@ -283,7 +261,7 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         .unwrap();
     assert!(rollback.status.success(), "{rollback:?}");
     assert_eq!(
-        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        registry.tag_digest("dst/release", "stable").as_deref(),
         Some(v1s.as_str())
     );
     assert_eq!(serve.push_hook(), 202);
@@ -291,7 +269,7 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
         s.status()["revision"] == first.as_str()
     });
     assert_eq!(
-        tag_digest(&registry, "dst/release", "stable").as_deref(),
+        registry.tag_digest("dst/release", "stable").as_deref(),
         Some(v1s.as_str()),
         "the hold keeps the rolled-back state"
     );
@@ -301,7 +279,7 @@ fn serve_converges_a_pushed_promotion_on_webhook_heals_a_moved_tag_and_stops_gra
     work.git(&["push", "-q", "origin", "main"]);
     assert_eq!(serve.push_hook(), 202);
     serve.wait_until("stable back on 4.2.0 after the fix", |_| {
-        tag_digest(&registry, "dst/release", "stable").as_deref() == Some(&v2s)
+        registry.tag_digest("dst/release", "stable").as_deref() == Some(&v2s)
     });
     serve.wait_until("status at the fix", |s| {
         s.status()["revision"] == fix.as_str()

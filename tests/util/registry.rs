@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DOCKER_REGISTRY, Pusher, free_port};
+use super::{DOCKER_REGISTRY, Pusher, block_on, free_port};
 
 /// A `docker-registry` (distribution 2.8) process on a free loopback port, with its own
 /// config file and storage in a temporary directory; killed on drop.
@@ -174,6 +174,12 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The digest `repo:tag` holds, read by a HEAD with the four manifest types; `None` when
+    /// the tag is absent or the registry does not answer.
+    pub fn tag_digest(&self, repo: &str, tag: &str) -> Option<String> {
+        block_on(head_tag_digest(&self.base_url(), repo, tag))
+    }
+
     /// `http://127.0.0.1:PORT` (`https://` for a TLS registry).
     pub fn base_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -212,4 +218,24 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     let n = s.read(&mut buf).ok()?;
     let head = std::str::from_utf8(&buf[..n]).ok()?;
     head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The digest `repo:tag` holds at the registry `base` (`http://host:port`), by a HEAD with
+/// the four manifest types; `None` when the tag is absent or the registry does not answer.
+pub async fn head_tag_digest(base: &str, repo: &str, tag: &str) -> Option<String> {
+    let res = reqwest::Client::new()
+        .head(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header(
+            "Accept",
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.headers()
+        .get("docker-content-digest")
+        .map(|v| v.to_str().unwrap().to_string())
 }
