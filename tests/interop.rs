@@ -7,95 +7,15 @@
 //! name (tag DELETE, which 2.8 refuses), never the manifests under them.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use relsync::digest::Digest;
 
 use crate::test_deps;
 use crate::util::{
-    Content, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on, free_port, http_status,
-    three_releases, write_channels,
+    Content, Distribution, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on, three_releases,
+    write_channels,
 };
-
-/// distribution v3's `registry` on a free loopback port, storage in a temporary folder,
-/// deletes enabled; killed on drop.
-struct RegistryV3 {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RegistryV3 {
-    fn start() -> RegistryV3 {
-        let bin = test_deps::binary("registry");
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir_all(&storage).unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:5000\n  secret: relsync-test-secret\n",
-                storage.display()
-            ),
-        )
-        .unwrap();
-        let log_path = dir.path().join("registry.log");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut cmd = Command::new(&bin);
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("REGISTRY_") {
-                    cmd.env_remove(k);
-                }
-            }
-            let mut child = cmd
-                .arg("serve")
-                .arg(&config)
-                .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if http_status(port, "/v2/") == Some(200) {
-                    return RegistryV3 {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "distribution v3 did not come up; its log:\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RegistryV3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs a peer binary; panics with its stderr when it fails. Its output, trimmed.
 fn peer(name: &str, args: &[&str]) -> String {
@@ -146,36 +66,21 @@ fn regctl(config_dir: &Path, host: &str, args: &[&str]) -> String {
     run(args)
 }
 
-/// The target registry: distribution v3, or Debian's 2.8.
-enum Target {
-    V3(RegistryV3),
-    V2(TestRegistry),
-}
-
-impl Target {
-    fn host(&self) -> String {
-        match self {
-            Target::V3(r) => r.host(),
-            Target::V2(r) => r.host(),
-        }
-    }
-}
-
 /// A 2.8 source with three multi-arch releases, a target, and a Git repository whose
 /// channels publish them (next = all three, stable = the first two).
 struct Setup {
     src: TestRegistry,
-    dst: Target,
+    dst: TestRegistry,
     repo: Repo,
     digests: Vec<Digest>,
 }
 
 impl Setup {
     fn new() -> Setup {
-        Setup::with_target(Target::V3(RegistryV3::start()))
+        Setup::with_target(TestRegistry::start_of(Distribution::V3))
     }
 
-    fn with_target(dst: Target) -> Setup {
+    fn with_target(dst: TestRegistry) -> Setup {
         let src = TestRegistry::start();
         let (repo, digests) = three_releases(&src, &dst.host(), "");
         Setup {
@@ -211,7 +116,7 @@ fn a_sync_into_distribution_v3_reads_back_whole_with_crane_and_regctl() {
 
 #[test]
 fn a_sync_into_distribution_2_8_reads_back_whole_with_crane_and_regctl() {
-    reads_back_whole(Setup::with_target(Target::V2(TestRegistry::start())));
+    reads_back_whole(Setup::with_target(TestRegistry::start()));
 }
 
 fn reads_back_whole(s: Setup) {

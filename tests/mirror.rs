@@ -1,12 +1,18 @@
-//! End-to-end `relsync sync` against real docker-registry processes, read back with skopeo
-//! (an independent client). (Crash tests into `oci:` layouts live in `faults.rs`.)
+//! End-to-end `relsync sync` against real registry processes, read back with skopeo (an
+//! independent client). Every test runs with both registries of one implementation,
+//! distribution 2.8 (`mirror::distribution_2_8::*`) and v3 (`mirror::distribution_3::*`), by
+//! `on_both_distributions!` at the end of the file. (Crash tests into `oci:` layouts live in
+//! `faults.rs`.)
 
 use std::process::Command;
 
 use relsync::digest::Digest;
 use serde_json::Value;
 
-use crate::util::{Repo, TARGET, TestRegistry, VERSIONS, block_on, three_releases, write_channels};
+use crate::util::{
+    Distribution, Repo, TARGET, TestRegistry, VERSIONS, block_on, on_both_distributions,
+    three_releases, write_channels,
+};
 
 /// A source registry holding three multi-arch releases, an empty target registry, and a
 /// Git repository whose channels publish them: next = all three, stable = the first two.
@@ -18,9 +24,10 @@ struct Setup {
 }
 
 impl Setup {
-    fn new() -> Setup {
-        let (src, dst) = (TestRegistry::start(), TestRegistry::start());
-        // The target opts in to deletes by digest (distribution 2.8 cannot delete a tag).
+    fn new(kind: Distribution) -> Setup {
+        let (src, dst) = (TestRegistry::start_of(kind), TestRegistry::start_of(kind));
+        // The target opts in to deletes by digest (distribution 2.8 cannot delete a tag; v3
+        // deletes tags by name, and relsync uses that there).
         let (repo, digests) = three_releases(&src, &dst.host(), ", deleteByDigest: true");
         Setup {
             src,
@@ -70,9 +77,8 @@ fn skopeo_digest(host: &str, repo: &str, tag: &str) -> Digest {
     Digest::sha256_of(&raw.stdout)
 }
 
-#[test]
-fn first_sync_mirrors_everything_and_a_second_is_a_noop() {
-    let s = Setup::new();
+fn first_sync_mirrors_everything_and_a_second_is_a_noop(kind: Distribution) {
+    let s = Setup::new(kind);
     s.repo.relsync(&["plan"]).expect_code(2);
     let src_writes = s.src.served_writes().len();
 
@@ -119,9 +125,8 @@ fn first_sync_mirrors_everything_and_a_second_is_a_noop() {
     s.repo.relsync(&["drift"]).expect_code(0);
 }
 
-#[test]
-fn a_tag_moved_behind_relsyncs_back_is_restored() {
-    let s = Setup::new();
+fn a_tag_moved_behind_relsyncs_back_is_restored(kind: Distribution) {
+    let s = Setup::new(kind);
     s.repo.relsync(&["sync"]).expect_code(0);
     // Someone points `next` at 4.14.0 directly in the target registry.
     let old = skopeo(&[
@@ -156,9 +161,8 @@ fn a_tag_moved_behind_relsyncs_back_is_restored() {
     s.repo.relsync(&["drift"]).expect_code(0);
 }
 
-#[test]
-fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back() {
-    let s = Setup::new();
+fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back(kind: Distribution) {
+    let s = Setup::new(kind);
     s.repo.relsync(&["sync"]).expect_code(0);
     write_channels(&s.repo, &VERSIONS[..2], &VERSIONS[..2]);
     s.repo.commit("withdraw 4.16.0 from next");
@@ -187,10 +191,10 @@ fn withdrawing_a_channels_newest_version_rolls_its_floating_tag_back() {
 
 /// Regression (review finding): on distribution 2.8, which cannot delete a tag by name,
 /// pruning a tag that holds a platform image of a desired index must not delete that
-/// manifest by digest (it would break every pull of the release for that platform).
-#[test]
-fn prune_never_deletes_a_platform_image_a_desired_index_needs() {
-    let s = Setup::new();
+/// manifest by digest (it would break every pull of the release for that platform). On v3
+/// the tag is deleted by name and the platform image stays.
+fn prune_never_deletes_a_platform_image_a_desired_index_needs(kind: Distribution) {
+    let s = Setup::new(kind);
     s.repo.relsync(&["sync"]).expect_code(0);
     let host = s.dst.host();
     let index: Value = serde_json::from_slice(
@@ -223,13 +227,42 @@ fn prune_never_deletes_a_platform_image_a_desired_index_needs() {
         },
     ));
 
+    let before = s.dst.served_requests().len();
     let sync = s.repo.relsync(&["sync", "--prune"]);
-    sync.expect_code(1);
-    assert!(
-        sync.stderr().contains("platform image of an index"),
-        "{}",
-        sync.stderr()
-    );
+    let deletes: Vec<String> = s.dst.served_requests()[before..]
+        .iter()
+        .filter(|r| r.starts_with("DELETE "))
+        .cloned()
+        .collect();
+    if kind.deletes_tags() {
+        // v3 deletes the tag by name; the manifest under it stays.
+        sync.expect_code(0);
+        assert_eq!(
+            deletes,
+            [format!("DELETE /v2/{TARGET}/manifests/extra-amd64")],
+            "{}",
+            sync.stderr()
+        );
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{host}/{TARGET}@{child}"),
+        ]);
+    } else {
+        // 2.8 tried the tag DELETE (refused); deleting the manifest by digest is not done.
+        sync.expect_code(1);
+        assert!(
+            sync.stderr().contains("platform image of an index"),
+            "{}",
+            sync.stderr()
+        );
+        assert_eq!(
+            deletes,
+            [format!("DELETE /v2/{TARGET}/manifests/extra-amd64")],
+            "no DELETE by digest"
+        );
+    }
     // The release is still whole: every platform copies out of the target.
     let out = tempfile::tempdir().unwrap();
     skopeo(&[
@@ -245,8 +278,8 @@ fn prune_never_deletes_a_platform_image_a_desired_index_needs() {
 /// Every request `relsync sync` sends to the target and the source for an initial mirror
 /// of the three releases into an empty target, per release, with one channel and no
 /// floating tag (the benchmark's shape): (target requests, source requests).
-fn initial_mirror_requests() -> (Vec<String>, Vec<String>) {
-    let s = Setup::new();
+fn initial_mirror_requests(kind: Distribution) -> (Vec<String>, Vec<String>) {
+    let s = Setup::new(kind);
     s.repo.write(
         "manifests/next.yaml",
         &format!(
@@ -300,9 +333,8 @@ fn request_kind(request: &str) -> String {
 /// is re-read after its write (one more): 25. The count per release is pinned so that
 /// trimming cannot silently regress (nor a rule be dropped: the blob HEAD that lets a rerun
 /// resume, the child manifests by digest, the compare-and-swap HEAD of the tag, the re-read).
-#[test]
-fn an_initial_mirror_heads_and_puts_each_index_once() {
-    let (dst, src) = initial_mirror_requests();
+fn an_initial_mirror_heads_and_puts_each_index_once(kind: Distribution) {
+    let (dst, src) = initial_mirror_requests(kind);
     let count = |requests: &[String]| {
         let mut kinds = std::collections::BTreeMap::<String, usize>::new();
         for r in requests {
@@ -350,3 +382,11 @@ fn an_initial_mirror_heads_and_puts_each_index_once() {
         src.join("\n")
     );
 }
+
+on_both_distributions!(sync:
+    first_sync_mirrors_everything_and_a_second_is_a_noop,
+    a_tag_moved_behind_relsyncs_back_is_restored,
+    withdrawing_a_channels_newest_version_rolls_its_floating_tag_back,
+    prune_never_deletes_a_platform_image_a_desired_index_needs,
+    an_initial_mirror_heads_and_puts_each_index_once,
+);

@@ -1,5 +1,8 @@
-//! The registry adapter and `observe()` against real `docker-registry` processes (and a
-//! paging / token-issuing proxy in front of them), and the `oci:` layout reader.
+//! The registry adapter and `observe()` against real registry processes (and a paging /
+//! token-issuing proxy in front of them), and the `oci:` layout reader. Every registry test
+//! runs twice, against distribution 2.8 (`registry::distribution_2_8::*`) and v3
+//! (`registry::distribution_3::*`), by `on_both_distributions!` at the end of the file;
+//! where the two answer differently, each is asserted precisely.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,8 +21,8 @@ use relsync::registry::{
 };
 
 use crate::util::{
-    BearerAuth, Content, Fault, LinkStyle, OCI_INDEX, OCI_MANIFEST, PagingProxy, ProxyOptions,
-    TestRegistry, image_index, tiny_image, write_oci_layout,
+    BearerAuth, Content, Distribution, Fault, LinkStyle, OCI_INDEX, OCI_MANIFEST, PagingProxy,
+    ProxyOptions, TestRegistry, image_index, on_both_distributions, tiny_image, write_oci_layout,
 };
 
 fn settings(host: &str) -> RegistrySettings {
@@ -60,9 +63,8 @@ fn random_digest(seed: &str) -> Digest {
     Digest::sha256_of(format!("not pushed anywhere: {seed}").as_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lists_resolves_and_checks_manifests() {
-    let reg = TestRegistry::start();
+async fn lists_resolves_and_checks_manifests(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let pusher = reg.pusher();
     let img = pusher.push_image("okd/release", Some("v1"), "one").await;
     pusher
@@ -133,9 +135,8 @@ async fn lists_resolves_and_checks_manifests() {
     assert!(e.to_string().contains(&format!("{dead_host}/a/b")), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follows_link_pagination_through_a_paging_proxy() {
-    let reg = TestRegistry::start();
+async fn follows_link_pagination_through_a_paging_proxy(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let tags: Vec<String> = (0..250)
         .map(|i| format!("4.{}.{}", i / 10, i % 10))
         .collect();
@@ -167,9 +168,8 @@ async fn follows_link_pagination_through_a_paging_proxy() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_foreign_links_and_loops() {
-    let reg = TestRegistry::start();
+async fn refuses_foreign_links_and_loops(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let tags: Vec<String> = (0..30).map(|i| format!("t{i:02}")).collect();
     reg.pusher().push_many("paged/few", &tags, 8).await;
 
@@ -216,11 +216,10 @@ async fn refuses_foreign_links_and_loops() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn basic_auth_from_env_and_from_auth_file() {
+async fn basic_auth_from_env_and_from_auth_file(kind: Distribution) {
     const USER: &str = "relsync";
     const PASSWORD: &str = "s3cret-Pw-9f2c";
-    let reg = TestRegistry::start_with_basic_auth(USER, PASSWORD);
+    let reg = TestRegistry::start_of_with_basic_auth(kind, USER, PASSWORD);
     let img = reg
         .pusher()
         .push_image("secure/app", Some("v1"), "sec")
@@ -319,9 +318,8 @@ async fn basic_auth_from_env_and_from_auth_file() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bearer_tokens_are_fetched_cached_and_reused() {
-    let reg = TestRegistry::start();
+async fn bearer_tokens_are_fetched_cached_and_reused(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let pusher = reg.pusher();
     let a = pusher.push_image("tok/a", Some("v1"), "a").await;
     let b = pusher.push_image("tok/b", Some("v1"), "b").await;
@@ -419,9 +417,8 @@ async fn bearer_tokens_are_fetched_cached_and_reused() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hashes_the_manifest_when_the_digest_header_is_missing() {
-    let reg = TestRegistry::start();
+async fn hashes_the_manifest_when_the_digest_header_is_missing(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let idx = reg.pusher().push_index("nohdr/app", "multi", "nohdr").await;
     let proxy = PagingProxy::start(
         &reg.base_url(),
@@ -461,10 +458,9 @@ fn absent_tag(version: &str) -> AbsentTag {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observe_makes_one_request_per_named_tag_across_two_registries() {
-    let a = TestRegistry::start();
-    let b = TestRegistry::start();
+async fn observe_makes_one_request_per_named_tag_across_two_registries(kind: Distribution) {
+    let a = TestRegistry::start_of(kind);
+    let b = TestRegistry::start_of(kind);
     // Registry A behind a counting proxy (no paging), to count what the server sees.
     let proxy = PagingProxy::start(&a.base_url(), ProxyOptions::default());
     let pa = a.pusher();
@@ -711,9 +707,8 @@ async fn reads_oci_layouts_directly_and_through_map_to() {
     assert!(matches!(e, RegistryError::Layout { .. }), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_by_default_with_ca_file() {
-    let reg = TestRegistry::start_tls();
+async fn https_by_default_with_ca_file(kind: Distribution) {
+    let reg = TestRegistry::start_tls_of(kind);
     let img = reg.pusher().push_image("tls/app", Some("v1"), "tls").await;
     let name = format!("{}/tls/app", reg.host());
 
@@ -758,9 +753,8 @@ async fn https_by_default_with_ca_file() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observe_bounds_requests_in_flight_per_host() {
-    let reg = TestRegistry::start();
+async fn observe_bounds_requests_in_flight_per_host(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let tags: Vec<String> = (0..40).map(|i| format!("1.0.{i}")).collect();
     let pushed = reg.pusher().push_many("busy/app", &tags, 8).await;
     let proxy = PagingProxy::start(
@@ -850,9 +844,8 @@ async fn put_image_blobs(repo: &Repository, config: &Content, layers: &[Content]
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_blobs_and_manifests_and_reads_them_back() {
-    let reg = TestRegistry::start();
+async fn writes_blobs_and_manifests_and_reads_them_back(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let r = registries(&config_for(&[reg.host()]));
     let app = repo(&r, &format!("{}/w/app", reg.host()));
     let (config, layers, manifest) = tiny_image("write", "amd64", 2);
@@ -934,9 +927,8 @@ async fn writes_blobs_and_manifests_and_reads_them_back() {
     assert_eq!(r.request_count(), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_requests_are_counted_apart_from_reads() {
-    let reg = TestRegistry::start();
+async fn write_requests_are_counted_apart_from_reads(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let r = registries(&config_for(&[reg.host()]));
     let app = repo(&r, &format!("{}/count/app", reg.host()));
     let (config, layers, manifest) = tiny_image("count", "amd64", 1);
@@ -958,9 +950,8 @@ async fn write_requests_are_counted_apart_from_reads() {
     assert_eq!(served.len(), 5, "{served:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lying_source_is_refused_and_leaves_no_blob() {
-    let reg = TestRegistry::start();
+async fn a_lying_source_is_refused_and_leaves_no_blob(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let r = registries(&config_for(&[reg.host()]));
     let app = repo(&r, &format!("{}/lies/app", reg.host()));
     let honest = b"the real layer content, long enough to come in a few chunks".to_vec();
@@ -1044,9 +1035,8 @@ async fn a_lying_source_is_refused_and_leaves_no_blob() {
     assert!(app.has_blob(&empty).await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mounts_across_repositories_of_one_registry() {
-    let reg = TestRegistry::start();
+async fn mounts_across_repositories_of_one_registry(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let r = registries(&config_for(&[reg.host()]));
     let a = repo(&r, &format!("{}/m/a", reg.host()));
     let b = repo(&r, &format!("{}/m/b", reg.host()));
@@ -1078,26 +1068,64 @@ async fn mounts_across_repositories_of_one_registry() {
     assert!(matches!(e, RegistryError::InvalidRepository { .. }), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletes_on_distribution_2_8() {
-    let reg = TestRegistry::start();
+/// distribution 2.8 cannot delete a tag by name, only a manifest by digest (every tag on it
+/// goes); v3 deletes the tag and keeps the manifest under it.
+async fn deletes_tags_by_name_where_the_registry_can(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let pusher = reg.pusher();
     let img = pusher.push_image("del/app", Some("v1"), "del").await;
+    pusher
+        .push_manifest(
+            "del/app",
+            "v2",
+            &Content {
+                media_type: OCI_MANIFEST.to_string(),
+                bytes: img.manifest_bytes.clone(),
+            },
+        )
+        .await;
     let r = registries(&config_for(&[reg.host()]));
     let app = repo(&r, &format!("{}/del/app", reg.host()));
 
-    // distribution 2.8 cannot delete a tag by name.
+    let before = reg.served_requests().len();
+    if kind.deletes_tags() {
+        assert_eq!(app.delete_tag("v1").await.unwrap(), TagDeletion::Deleted);
+        assert_eq!(app.resolve_tag("v1").await.unwrap(), None);
+        // The manifest stays, under its other tag and by digest.
+        assert_eq!(
+            app.resolve_tag("v2").await.unwrap(),
+            Some(img.manifest.clone())
+        );
+        assert!(app.has_manifest(&img.manifest).await.unwrap());
+        // Deleting a tag that is gone is fine.
+        assert_eq!(app.delete_tag("v1").await.unwrap(), TagDeletion::Deleted);
+    } else {
+        assert_eq!(
+            app.delete_tag("v1").await.unwrap(),
+            TagDeletion::Unsupported
+        );
+        assert_eq!(
+            app.resolve_tag("v1").await.unwrap(),
+            Some(img.manifest.clone())
+        );
+    }
     assert_eq!(
-        app.delete_tag("v1").await.unwrap(),
-        TagDeletion::Unsupported
+        reg.served_requests()[before..]
+            .iter()
+            .filter(|r| r.starts_with("DELETE "))
+            .cloned()
+            .collect::<Vec<_>>(),
+        if kind.deletes_tags() {
+            vec!["DELETE /v2/del/app/manifests/v1".to_string(); 2]
+        } else {
+            vec!["DELETE /v2/del/app/manifests/v1".to_string()]
+        },
+        "by name, never by digest"
     );
-    assert_eq!(
-        app.resolve_tag("v1").await.unwrap(),
-        Some(img.manifest.clone())
-    );
-    // By digest it can (the test registry has deletes enabled): every tag on it goes.
+    // By digest both can (the test registries have deletes enabled): every tag on it goes.
     app.delete_manifest(&img.manifest).await.unwrap();
     assert_eq!(app.resolve_tag("v1").await.unwrap(), None);
+    assert_eq!(app.resolve_tag("v2").await.unwrap(), None);
     assert!(!app.has_manifest(&img.manifest).await.unwrap());
     // Deleting what is gone is fine.
     app.delete_manifest(&img.manifest).await.unwrap();
@@ -1105,9 +1133,8 @@ async fn deletes_on_distribution_2_8() {
     assert!(matches!(e, RegistryError::InvalidTag { .. }), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_through_injected_503_and_429() {
-    let reg = TestRegistry::start();
+async fn retries_through_injected_503_and_429(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let pusher = reg.pusher();
     pusher.push_image("flaky/app", Some("v1"), "flaky").await;
     let faults = vec![
@@ -1213,9 +1240,8 @@ async fn retries_through_injected_503_and_429() {
     assert!(app.has_blob(&d).await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blob_redirects_to_another_host_carry_no_credentials() {
-    let reg = TestRegistry::start();
+async fn blob_redirects_to_another_host_carry_no_credentials(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let pusher = reg.pusher();
     let img = pusher.push_image("redir/app", Some("v1"), "redir").await;
     let proxy = PagingProxy::start(
@@ -1259,9 +1285,8 @@ async fn blob_redirects_to_another_host_carry_no_credentials() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_digest_false_and_oversized_manifests() {
-    let reg = TestRegistry::start();
+async fn refuses_digest_false_and_oversized_manifests(kind: Distribution) {
+    let reg = TestRegistry::start_of(kind);
     let idx = reg
         .pusher()
         .push_index("hostile/app", "v1", "hostile")
@@ -1383,3 +1408,23 @@ async fn a_redirected_hosts_challenge_never_gets_the_registrys_credentials() {
         seen.lock().unwrap()
     );
 }
+
+on_both_distributions!(async:
+    lists_resolves_and_checks_manifests,
+    follows_link_pagination_through_a_paging_proxy,
+    refuses_foreign_links_and_loops,
+    basic_auth_from_env_and_from_auth_file,
+    bearer_tokens_are_fetched_cached_and_reused,
+    hashes_the_manifest_when_the_digest_header_is_missing,
+    observe_makes_one_request_per_named_tag_across_two_registries,
+    https_by_default_with_ca_file,
+    observe_bounds_requests_in_flight_per_host,
+    writes_blobs_and_manifests_and_reads_them_back,
+    write_requests_are_counted_apart_from_reads,
+    a_lying_source_is_refused_and_leaves_no_blob,
+    mounts_across_repositories_of_one_registry,
+    deletes_tags_by_name_where_the_registry_can,
+    retries_through_injected_503_and_429,
+    blob_redirects_to_another_host_carry_no_credentials,
+    refuses_digest_false_and_oversized_manifests,
+);

@@ -1,7 +1,8 @@
 //! Test helpers, one concept per module: real docker-registry processes (`registry`), images
 //! made in memory (`content`), pushing them over HTTP (`push`), OCI image layouts (`layout`),
 //! a paging (and token-issuing) proxy in front of a registry (`proxy`), an axum app on its own
-//! thread (`server`), Git repositories (`git`) and the relsync binary (`run`). Every helper
+//! thread (`server`), Git repositories (`git`), the relsync binary (`run`) and the Go-built
+//! peers of `scripts/test-deps.sh` (`deps`, named `util::deps::binary`). Every helper
 //! is re-exported here, so callers name it `util::foo`.
 //!
 //! Everything here is `pub` so that every test module (and the benchmark, which includes
@@ -9,6 +10,7 @@
 #![allow(dead_code)]
 
 mod content;
+pub mod deps;
 mod git;
 mod kube;
 mod layout;

@@ -1,5 +1,6 @@
-//! Real `docker-registry` (distribution 2.8) processes on free loopback ports, plain or
-//! TLS, open or with htpasswd auth.
+//! Real registry processes on free loopback ports, plain or TLS, open or with htpasswd
+//! auth: Debian's `docker-registry` (CNCF distribution 2.8), or distribution v3's
+//! `registry` (built by `scripts/test-deps.sh`), chosen by [`Distribution`].
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -7,16 +8,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DOCKER_REGISTRY, Pusher, block_on, free_port};
+use super::{DOCKER_REGISTRY, Pusher, block_on, deps, free_port};
 
-/// A `docker-registry` (distribution 2.8) process on a free loopback port, with its own
-/// config file and storage in a temporary directory; killed on drop.
+/// Which implementation of the OCI distribution API a [`TestRegistry`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// Debian's `docker-registry`, CNCF distribution 2.8: no tag DELETE, no referrers API,
+    /// ignores `n` on tag lists.
+    V2,
+    /// distribution v3's `registry` (`$RELSYNC_TEST_DEPS/registry`): tag DELETE, the
+    /// referrers API.
+    V3,
+}
+
+impl Distribution {
+    /// The binary to start.
+    fn binary(self) -> PathBuf {
+        match self {
+            Distribution::V2 => {
+                assert!(
+                    Path::new(DOCKER_REGISTRY).exists(),
+                    "{DOCKER_REGISTRY} is missing: install Debian's docker-registry package (apt-get install docker-registry); registry tests cannot run without it"
+                );
+                PathBuf::from(DOCKER_REGISTRY)
+            }
+            Distribution::V3 => deps::binary("registry"),
+        }
+    }
+
+    /// Whether the registry deletes a tag by name (`DELETE /v2/<name>/manifests/<tag>`);
+    /// 2.8 refuses it.
+    pub fn deletes_tags(self) -> bool {
+        self == Distribution::V3
+    }
+}
+
+/// A registry process on a free loopback port, with its own config file and storage in a
+/// temporary directory; killed on drop.
 pub struct TestRegistry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
     basic: Option<(String, String)>,
     tls: bool,
+    kind: Distribution,
 }
 
 /// The test CA and server certificate for [`TestRegistry::start_tls`].
@@ -25,33 +60,53 @@ pub fn tls_dir() -> PathBuf {
 }
 
 impl TestRegistry {
-    /// Starts an anonymous registry (no auth, deletes enabled).
+    /// Starts an anonymous distribution 2.8 registry (no auth, deletes enabled).
     pub fn start() -> TestRegistry {
-        Self::launch(None, false)
+        Self::start_of(Distribution::V2)
+    }
+
+    /// Starts an anonymous registry of implementation `kind` (no auth, deletes enabled).
+    pub fn start_of(kind: Distribution) -> TestRegistry {
+        Self::launch(kind, None, false)
     }
 
     /// Starts a registry that requires htpasswd basic auth for `user`/`password`.
     pub fn start_with_basic_auth(user: &str, password: &str) -> TestRegistry {
-        Self::launch(Some((user.to_string(), password.to_string())), false)
+        Self::start_of_with_basic_auth(Distribution::V2, user, password)
+    }
+
+    /// [`TestRegistry::start_with_basic_auth`] on implementation `kind`.
+    pub fn start_of_with_basic_auth(
+        kind: Distribution,
+        user: &str,
+        password: &str,
+    ) -> TestRegistry {
+        Self::launch(kind, Some((user.to_string(), password.to_string())), false)
     }
 
     /// Starts an anonymous registry serving HTTPS only, with the certificate of
     /// [`tls_dir`] (signed by the test CA `tls_dir()/ca.pem`).
     pub fn start_tls() -> TestRegistry {
-        Self::launch(None, true)
+        Self::start_tls_of(Distribution::V2)
+    }
+
+    /// [`TestRegistry::start_tls`] on implementation `kind`.
+    pub fn start_tls_of(kind: Distribution) -> TestRegistry {
+        Self::launch(kind, None, true)
     }
 
     /// Starts a registry serving HTTPS only (as [`TestRegistry::start_tls`]) that requires
     /// htpasswd basic auth for `user`/`password`.
     pub fn start_tls_with_basic_auth(user: &str, password: &str) -> TestRegistry {
-        Self::launch(Some((user.to_string(), password.to_string())), true)
+        Self::launch(
+            Distribution::V2,
+            Some((user.to_string(), password.to_string())),
+            true,
+        )
     }
 
-    fn launch(basic: Option<(String, String)>, tls: bool) -> TestRegistry {
-        assert!(
-            Path::new(DOCKER_REGISTRY).exists(),
-            "{DOCKER_REGISTRY} is missing: install Debian's docker-registry package (apt-get install docker-registry); registry tests cannot run without it"
-        );
+    fn launch(kind: Distribution, basic: Option<(String, String)>, tls: bool) -> TestRegistry {
+        let binary = kind.binary();
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
@@ -86,7 +141,7 @@ impl TestRegistry {
         for _attempt in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(&log_path).expect("log file");
-            let mut cmd = Command::new(DOCKER_REGISTRY);
+            let mut cmd = Command::new(&binary);
             cmd.arg("serve").arg(&config_path);
             // distribution reads REGISTRY_* variables as config overrides: drop any from
             // the developer's environment (REGISTRY_AUTH_FILE would become `auth.file`).
@@ -105,7 +160,7 @@ impl TestRegistry {
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log)
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {DOCKER_REGISTRY}: {e}"));
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Ok(Some(_status)) = child.try_wait() {
@@ -123,6 +178,7 @@ impl TestRegistry {
                         dir,
                         basic,
                         tls,
+                        kind,
                     };
                 }
                 if Instant::now() > deadline {
@@ -136,7 +192,15 @@ impl TestRegistry {
             let _ = child.wait();
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         }
-        panic!("docker-registry did not come up on a loopback port; its log:\n{last_log}");
+        panic!(
+            "{} did not come up on a loopback port; its log:\n{last_log}",
+            binary.display()
+        );
+    }
+
+    /// Which implementation this is.
+    pub fn kind(&self) -> Distribution {
+        self.kind
     }
 
     /// Every request the registry served so far, as `METHOD /path` from its own access log
@@ -239,3 +303,53 @@ pub async fn head_tag_digest(base: &str, repo: &str, tag: &str) -> Option<String
         .get("docker-content-digest")
         .map(|v| v.to_str().unwrap().to_string())
 }
+
+/// Generates, for each function `name(kind: Distribution)` listed, one test per registry
+/// implementation, `distribution_2_8::name` and `distribution_3::name`, in the module that
+/// invokes it: `on_both_distributions!(async: a, b)` for `async fn`s (run on a two-thread
+/// tokio runtime), `on_both_distributions!(sync: c)` for plain ones.
+#[allow(unused_macros)]
+macro_rules! on_both_distributions {
+    (async: $($name:ident),* $(,)?) => {
+        /// The tests against Debian's distribution 2.8.
+        mod distribution_2_8 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::util::Distribution::V2).await
+                }
+            )*
+        }
+        /// The same tests against distribution v3.
+        mod distribution_3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::util::Distribution::V3).await
+                }
+            )*
+        }
+    };
+    (sync: $($name:ident),* $(,)?) => {
+        /// The tests against Debian's distribution 2.8.
+        mod distribution_2_8 {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::util::Distribution::V2)
+                }
+            )*
+        }
+        /// The same tests against distribution v3.
+        mod distribution_3 {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::util::Distribution::V3)
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_distributions;
