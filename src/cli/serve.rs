@@ -90,7 +90,9 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
             .map_err(|e| CliError::Usage(format!("cannot read the config: {e}")))??
     };
     let webhook_var = ctx.config.webhook.secret_env.clone();
-    let workspace = Workspace::connect(ctx).await?;
+    // Every registry and cluster request names this replica in its User-Agent.
+    let identity = identity();
+    let workspace = Workspace::connect_as(ctx, Some(&identity)).await?;
     let webhook_secret = match &webhook_var {
         Some(var) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(Secret::new(v)),
@@ -125,7 +127,7 @@ async fn serve(settings: &Settings, args: &ServeArgs) -> Result<i32, CliError> {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "relsync-leader".to_string());
-            Some(LeaseSettings::new(name, namespace, identity()))
+            Some(LeaseSettings::new(name, namespace, identity.clone()))
         }
         _ => None,
     };

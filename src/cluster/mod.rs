@@ -131,7 +131,18 @@ impl Cluster {
     /// Connects through `KUBECONFIG` (else `~/.kube/config`, else the in-cluster service
     /// account), as `kubectl` would. No request is made yet.
     pub async fn connect() -> Result<Cluster, ClusterError> {
+        Self::connect_as(None).await
+    }
+
+    /// [`Cluster::connect`], every request carrying the User-Agent
+    /// `relsync/<version> (<identity>)` (`serve`'s replica identity; `None`:
+    /// `relsync/<version>`).
+    pub async fn connect_as(identity: Option<&str>) -> Result<Cluster, ClusterError> {
         let mut config = kube::Config::infer().await.map_err(ClusterError::Config)?;
+        config.headers.push((
+            reqwest::header::USER_AGENT,
+            crate::registry::user_agent(identity),
+        ));
         config.read_timeout = Some(Duration::from_secs(30));
         config.write_timeout = Some(Duration::from_secs(30));
         let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;

@@ -90,8 +90,21 @@ impl Workspace {
     /// Builds the registry routes from the config, then connects to the cluster when
     /// `cluster.enabled`.
     pub async fn connect(ctx: Context) -> Result<Workspace, OpsError> {
-        let registries = Arc::new(Registries::from_config(&ctx.config, &ctx.config_dir)?);
-        let cluster = connect_cluster(&ctx).await?;
+        Self::connect_as(ctx, None).await
+    }
+
+    /// [`Workspace::connect`] for the replica `identity` (`serve`): every registry and
+    /// cluster request carries the User-Agent `relsync/<version> (<identity>)`.
+    pub async fn connect_as(ctx: Context, identity: Option<&str>) -> Result<Workspace, OpsError> {
+        let registries = Arc::new(Registries::from_config_as(
+            &ctx.config,
+            &ctx.config_dir,
+            identity,
+        )?);
+        let cluster = match ctx.config.cluster.enabled {
+            true => Some(Cluster::connect_as(identity).await?),
+            false => None,
+        };
         Ok(Workspace {
             ctx,
             registries,

@@ -34,7 +34,7 @@ pub use content::{
 };
 pub use error::RegistryError;
 pub(crate) use error::error_detail;
-pub use http::{HttpRegistry, HttpRepository};
+pub use http::{HttpRegistry, HttpRepository, USER_AGENT_PREFIX, user_agent};
 pub use layout::LayoutRepository;
 pub(crate) use retry::{Outcome, retry};
 pub use retry::{RetryPolicy, parse_retry_after, retryable_status};
@@ -306,6 +306,8 @@ pub struct Registries {
     requests: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
     statuses: Arc<StatusCounts>,
+    /// The User-Agent of every request ([`user_agent`]).
+    user_agent: reqwest::header::HeaderValue,
 }
 
 impl Registries {
@@ -316,11 +318,36 @@ impl Registries {
         Self::from_config_with(config, config_dir, CredentialLookup::from_process_env())
     }
 
+    /// Like [`Registries::from_config`], every request carrying the User-Agent
+    /// `relsync/<version> (<identity>)` (`serve` passes its replica identity; `None`:
+    /// `relsync/<version>`).
+    pub fn from_config_as(
+        config: &Config,
+        config_dir: &Path,
+        identity: Option<&str>,
+    ) -> Result<Registries, RegistryError> {
+        Self::build(
+            config,
+            config_dir,
+            CredentialLookup::from_process_env(),
+            user_agent(identity),
+        )
+    }
+
     /// Like [`Registries::from_config`], with an explicit credential lookup.
     pub fn from_config_with(
         config: &Config,
         config_dir: &Path,
         lookup: CredentialLookup,
+    ) -> Result<Registries, RegistryError> {
+        Self::build(config, config_dir, lookup, user_agent(None))
+    }
+
+    fn build(
+        config: &Config,
+        config_dir: &Path,
+        lookup: CredentialLookup,
+        user_agent: reqwest::header::HeaderValue,
     ) -> Result<Registries, RegistryError> {
         let mut hosts = HashMap::new();
         for r in &config.registries {
@@ -363,6 +390,7 @@ impl Registries {
             requests: Arc::new(AtomicU64::new(0)),
             writes: Arc::new(AtomicU64::new(0)),
             statuses: Arc::new(StatusCounts::default()),
+            user_agent,
         };
         // Set up the configured hosts now, so that a bad CA file or auth file is reported
         // before any work starts.
@@ -495,7 +523,8 @@ impl Registries {
             )?
             .with_status_counts(self.statuses.clone())
             .with_token_realms(token_realms(host, &settings.token_realms))
-            .with_delete_by_digest(settings.delete_by_digest),
+            .with_delete_by_digest(settings.delete_by_digest)
+            .with_user_agent(self.user_agent.clone()),
         );
         clients.insert(host.to_string(), client.clone());
         Ok(client)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
 use url::Url;
@@ -39,6 +39,31 @@ pub(super) const MAX_SMALL_BYTES: u64 = 1024 * 1024;
 /// Tags asked for per page (registries may send fewer, and distribution 2.8 ignores it).
 pub(super) const PAGE_SIZE: usize = 1000;
 
+/// `relsync/<version>`: the User-Agent of every request relsync makes outside `serve`.
+pub const USER_AGENT_PREFIX: &str = concat!("relsync/", env!("CARGO_PKG_VERSION"));
+
+/// The User-Agent relsync sends: `relsync/<version>`, or in `serve`
+/// `relsync/<version> (<identity>)` with the replica's identity (its Lease holder name), so
+/// that a registry's access log shows which replica made each request. Characters a header
+/// value cannot hold, and parentheses, are written `_`.
+pub fn user_agent(identity: Option<&str>) -> HeaderValue {
+    let text = match identity {
+        None => USER_AGENT_PREFIX.to_string(),
+        Some(id) => {
+            let id: String = id
+                .chars()
+                .map(|c| match c {
+                    '(' | ')' => '_',
+                    c if c.is_ascii_graphic() || c == ' ' => c,
+                    _ => '_',
+                })
+                .collect();
+            format!("{USER_AGENT_PREFIX} ({id})")
+        }
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(USER_AGENT_PREFIX))
+}
+
 /// One registry host: its HTTP client, base URL, credentials, token cache and request
 /// limit. Shared by every [`HttpRepository`] on the host.
 #[derive(Debug)]
@@ -65,6 +90,8 @@ pub struct HttpRegistry {
     pub(super) deadline: Duration,
     /// The slowest blob body accepted (`None`: no floor).
     pub(super) min_blob_rate: Option<MinRate>,
+    /// The User-Agent of every request ([`user_agent`]).
+    pub(super) user_agent: HeaderValue,
 }
 
 /// What a reqwest client is built from: the PEM bytes of a `caFile` (`None`: the system
@@ -83,13 +110,13 @@ static CLIENT_BUILDS: AtomicU64 = AtomicU64::new(0);
 /// `ca_file`, shared by the whole process, and the serial number of its build (equal
 /// serials: the same client).
 ///
-/// Building a reqwest client with the native-tls backend loads the system certificate
-/// store, and parses it twice (OpenSSL's default paths, then native-tls's probed file), even
-/// for a host spoken to in plain HTTP: reqwest 0.13 has no option to leave TLS out of a
-/// client (`tls_certs_only` only swaps the store after it was loaded). That is tens of
-/// milliseconds of CPU per build, a large part of a short run. So a client is built once
-/// per process for each distinct `caFile` content (and read timeout), and every
-/// [`super::Registries`] made later (one per `serve` pass, for one) reuses it; the
+/// TLS is rustls with the platform verifier, which loads the system certificate store
+/// lazily, at the first certificate it has to check: building a client, and every request
+/// to a plain-HTTP (`insecure`) host, never reads the store (with the native-tls backend
+/// each build parsed it twice, tens of milliseconds of CPU, most of a short no-op run).
+/// Each client's verifier loads the store once, at its first HTTPS handshake, so a client
+/// is built once per process for each distinct `caFile` content (and read timeout), and
+/// every [`super::Registries`] made later (one per `serve` pass, for one) reuses it; the
 /// `caFile` is still read each time, so a rotated file gets a new client. Connections are
 /// pooled per host inside a client, so sharing one between hosts changes nothing on the
 /// wire. `host` only names the host in errors.
@@ -128,7 +155,7 @@ fn build_http_client(
     read_timeout: Duration,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("relsync/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT_PREFIX)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(read_timeout);
     if let Some(pem) = pem {
@@ -215,7 +242,14 @@ impl HttpRegistry {
             delete_by_digest: false,
             deadline: request_deadline(host)?,
             min_blob_rate: min_blob_rate(host)?,
+            user_agent: user_agent(None),
         })
+    }
+
+    /// Sends `agent` as the User-Agent of every request (see [`user_agent`]).
+    pub fn with_user_agent(mut self, agent: HeaderValue) -> HttpRegistry {
+        self.user_agent = agent;
+        self
     }
 
     /// Replaces the retry policy (tests use short waits).
@@ -401,7 +435,8 @@ impl HttpRegistry {
         let mut rb = self
             .client
             .request(method.clone(), url.clone())
-            .headers(headers.clone());
+            .headers(headers.clone())
+            .header(USER_AGENT, self.user_agent.clone());
         if let Some(d) = deadline {
             rb = rb.timeout(d);
         }

@@ -10,6 +10,6 @@ mod read;
 mod token;
 mod write;
 
-pub use client::HttpRegistry;
 pub(crate) use client::shared_http_client;
+pub use client::{HttpRegistry, USER_AGENT_PREFIX, user_agent};
 pub use read::HttpRepository;

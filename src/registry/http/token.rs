@@ -134,7 +134,11 @@ impl HttpRegistry {
             }
         }
         let build = || {
-            let rb = self.client.get(url.clone()).timeout(self.deadline);
+            let rb = self
+                .client
+                .get(url.clone())
+                .header(reqwest::header::USER_AGENT, self.user_agent.clone())
+                .timeout(self.deadline);
             Some(match credentials {
                 Some(c) => with_authorization(rb, &basic_header(c)),
                 None => rb,
