@@ -32,6 +32,8 @@ mod manifests;
 mod mirror;
 mod newcomer;
 mod newcomer2;
+mod payload_manifest;
+mod payload_read;
 mod promote;
 mod registry;
 mod serve;
