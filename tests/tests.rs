@@ -32,6 +32,7 @@ mod manifests;
 mod mirror;
 mod newcomer;
 mod newcomer2;
+mod payload;
 mod payload_manifest;
 mod payload_read;
 mod promote;

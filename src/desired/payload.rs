@@ -27,6 +27,8 @@ pub struct ComponentOf {
     pub version: String,
     /// The release's digest.
     pub release: Digest,
+    /// How many components the release has.
+    pub components: usize,
 }
 
 /// What the desired state knows of payloads (empty without payload streams).
@@ -195,6 +197,7 @@ pub fn add_components(
         let of = ComponentOf {
             version: r.version.clone(),
             release: r.digest.clone(),
+            components: list.len(),
         };
         if r.published {
             let Some(release_tag) = desired
