@@ -57,6 +57,11 @@ pub(super) fn sync(
     let started = std::time::Instant::now();
     let runtime = crate::ops::runtime()?;
     let mut warnings = Vec::new();
+    // A sync reads the component lists of payload releases it does not know yet.
+    let flags = &PlanFlags {
+        read_payloads: true,
+        ..flags.clone()
+    };
     let planned = observe::plan_now(&settings.load, flags, &runtime, &mut warnings);
     print_warnings(&warnings);
     let planned: Planned = planned?;

@@ -8,7 +8,9 @@
 //! - [`sync`]: apply a plan, its outcome, its history entry, and the holds it ends;
 //! - [`gate`]: `check`'s rules; [`feeder`]: the feeder rule `check` and `promote` share;
 //! - [`edit`]: `add` and `promote`, the working-tree edits;
-//! - [`rollback`]: the hold a rollback makes and takes back.
+//! - [`rollback`]: the hold a rollback makes and takes back;
+//! - [`payload`]: the component lists of payload releases (cache, or read by sync) turned
+//!   into component tags of the desired state.
 //!
 //! The use cases work through a [`Workspace`]: the loaded repository and config, the
 //! registry routes, the cluster when it is on, and the state store they imply.
@@ -18,6 +20,7 @@ pub mod feeder;
 pub mod gate;
 pub mod load;
 pub mod observe;
+pub mod payload;
 pub mod rollback;
 pub mod sync;
 

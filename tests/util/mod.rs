@@ -14,6 +14,7 @@ pub mod deps;
 mod git;
 mod kube;
 mod layout;
+mod payload;
 mod proxy;
 mod push;
 mod registry;
@@ -24,8 +25,8 @@ mod server;
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
 pub use {
-    content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, releases::*, run::*,
-    server::*,
+    content::*, git::*, kube::*, layout::*, payload::*, proxy::*, push::*, registry::*,
+    releases::*, run::*, server::*,
 };
 
 use std::net::TcpListener;
