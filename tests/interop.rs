@@ -19,15 +19,15 @@ use crate::util::{
 };
 
 /// distribution v3's `registry` on a free loopback port, storage in a temporary folder,
-/// deletes enabled; killed on drop.
-struct RegistryV3 {
+/// deletes enabled; killed on drop. (Also started by `signatures_peers`.)
+pub(crate) struct RegistryV3 {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl RegistryV3 {
-    fn start() -> RegistryV3 {
+    pub(crate) fn start() -> RegistryV3 {
         let bin = test_deps::binary("registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -85,7 +85,7 @@ impl RegistryV3 {
         );
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod load;
 pub mod observe;
 pub mod rollback;
+mod signed;
 pub mod sync;
 
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Test helpers, one concept per module: real docker-registry processes (`registry`), images
 //! made in memory (`content`), pushing them over HTTP (`push`), OCI image layouts (`layout`),
 //! a paging (and token-issuing) proxy in front of a registry (`proxy`), an axum app on its own
-//! thread (`server`), Git repositories (`git`) and the relsync binary (`run`). Every helper
+//! thread (`server`), Git repositories (`git`), the relsync binary (`run`) and cosign
+//! signatures in cosign's formats (`sign`). Every helper
 //! is re-exported here, so callers name it `util::foo`.
 //!
 //! Everything here is `pub` so that every test module (and the benchmark, which includes
@@ -18,12 +19,13 @@ mod registry;
 mod releases;
 mod run;
 mod server;
+mod sign;
 
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
 pub use {
     content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, releases::*, run::*,
-    server::*,
+    server::*, sign::*,
 };
 
 use std::net::TcpListener;
