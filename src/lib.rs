@@ -44,6 +44,9 @@
 //! - [`cli`] (front end): one module per command: flags → [`ops`] → printed output;
 //!   `main.rs` only parses flags and wires.
 //! - [`revision`] (pure): how a commit id is shown (`short_revision`).
+//! - [`signature`] (pure): cosign signature verification, key-based and offline (simple
+//!   signing in `.sig` layers, sigstore bundles with DSSE); [`registry::referrers`] finds
+//!   and copies what is attached to a digest (tag-scheme artifacts, OCI 1.1 referrers).
 //! - `fs_durable`: the one durable-write helper (temporary file, fsync, rename, fsync of
 //!   the directory) and the one file lock, for the `oci:` layouts, the state file and the
 //!   Git cache, and running that file work off the async threads.
@@ -71,5 +74,6 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod revision;
+pub mod signature;
 pub mod store;
 pub mod tag;

@@ -39,4 +39,6 @@ mod promote;
 mod registry;
 mod serve;
 mod serve_http;
+mod signatures;
+mod signatures_peers;
 mod sync;

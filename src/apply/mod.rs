@@ -42,6 +42,7 @@ use crate::progress::Progress;
 use crate::registry::mirror::{Mirror, MirrorEndpoint, MirrorError};
 use crate::registry::{Registries, RegistryError, RetryPolicy};
 
+mod attached;
 mod delete;
 mod image_stream;
 mod payload;
@@ -50,6 +51,7 @@ mod report;
 mod tests;
 mod write;
 
+pub use attached::SignatureRequirement;
 pub use image_stream::{ImageStreamTargets, live_content};
 pub use report::{ActionResult, ApplyReport, Outcome, human_bytes};
 
@@ -78,6 +80,9 @@ pub struct ApplyOptions {
     /// malformed image-references, a component source not allowed): their tags are not
     /// written ([`payload::held`]).
     pub payload_refused: BTreeMap<Digest, String>,
+    /// With the Policy's `signatures.require`: the keys a release's signature must verify
+    /// with before any of its tags is written (`None`: signatures are copied, not judged).
+    pub signatures: Option<SignatureRequirement>,
 }
 
 /// Whether writes may go on; see [`ApplyOptions::may_write`].
@@ -174,6 +179,25 @@ pub enum ApplyError {
     /// Writes were stopped (the write guard said no: `serve` lost its leadership).
     #[error("not written: this replica stopped leading")]
     Stopped,
+    /// The release's signature does not pass the Policy's `signatures` (its tags are not
+    /// written).
+    #[error("{image}: not published: {refusal}")]
+    Unsigned {
+        /// The target image, `repo@digest`.
+        image: String,
+        /// Why the signature does not pass.
+        refusal: crate::signature::Refusal,
+    },
+    /// Finding or copying the artifacts attached to the release failed (its tags are not
+    /// written: content before names).
+    #[error("{image}: attached artifacts")]
+    Attached {
+        /// The target image, `repo@digest`.
+        image: String,
+        /// The cause.
+        #[source]
+        source: Arc<crate::registry::referrers::AttachedError>,
+    },
     /// The cluster refused or could not be reached (shared by every tag of one apply).
     #[error(transparent)]
     Cluster(Arc<crate::cluster::ClusterError>),
@@ -241,6 +265,7 @@ pub async fn apply_with<E: MirrorEndpoint>(
                 _ => None,
             })
             .collect(),
+        attached: attached::AttachedMemo::default(),
     };
 
     // Payload releases: every component and component tag before any tag of its release
@@ -302,6 +327,8 @@ struct Run<'a, E> {
     concurrency: usize,
     /// (target, digest) → source, from the plan's mirror actions.
     plan_sources: HashMap<(String, Digest), String>,
+    /// Attached artifacts and signature verdicts, once per digest.
+    attached: attached::AttachedMemo,
 }
 
 impl<E: MirrorEndpoint> Run<'_, E> {

@@ -66,6 +66,10 @@ impl<E: MirrorEndpoint> Run<'_, E> {
                 })
         };
 
+        // A release whose signature does not pass gets no tag, and nothing of it is copied.
+        self.check_signature(name, to, known_source().as_deref())
+            .await?;
+
         // Content first.
         let raw = if a.action == ActionKind::Mirror {
             let Some(source) = known_source() else {
@@ -104,6 +108,11 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             },
             Err(_) => raw,
         };
+
+        // What is attached to it (signatures, attestations, SBOMs, referrers) is content too.
+        if let Some(source) = known_source() {
+            self.copy_attached(name, repo, to, &source, &label).await?;
+        }
 
         // Then the tag, if it still holds what the plan saw (and writes may go on).
         self.may_write()?;

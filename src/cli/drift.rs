@@ -24,12 +24,15 @@ pub fn run(settings: &Settings, args: &DriftArgs) -> Result<i32, CliError> {
     );
     print_warnings(&warnings);
     let o = observed?;
-    let drift = plan::drift(
+    let mut drift = plan::drift(
         &o.loaded.revision,
         &o.loaded.desired,
         &o.observed,
         &o.options,
     );
+    if o.loaded.manifests.policy.signatures.required() {
+        plan::mark_unsigned(&mut drift, &o.observed);
+    }
     print!(
         "{}",
         report::render_drift(&drift, args.output.into(), settings.style)

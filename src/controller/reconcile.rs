@@ -322,7 +322,10 @@ impl GitOps {
                 channel: Some(name.clone()),
                 ..options.clone()
             };
-            let drift = plan::drift(&read.loaded.revision, desired, observed, &narrowed);
+            let mut drift = plan::drift(&read.loaded.revision, desired, observed, &narrowed);
+            if read.loaded.manifests.policy.signatures.required() {
+                plan::mark_unsigned(&mut drift, observed);
+            }
             let counted = drift.items.iter().filter(|i| i.counts).count();
             let mut m = memory.get(name).cloned().unwrap_or_default();
             let state = if counted == 0 {

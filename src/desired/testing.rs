@@ -161,5 +161,6 @@ pub(crate) fn policy(immutable: &[&str], max_deletes: Option<u32>) -> Policy {
             .collect(),
         max_deletes_per_sync: max_deletes.map(|n| Located::new(n, at(file, 8, 22))),
         channel_subsets: Vec::new(),
+        signatures: Default::default(),
     }
 }

@@ -10,6 +10,7 @@ mod diagnostic;
 pub mod edit;
 mod order;
 pub(crate) mod parse;
+mod signatures;
 mod validate;
 
 use std::collections::{BTreeMap, HashSet};
@@ -131,6 +132,30 @@ pub struct Policy {
     pub max_deletes_per_sync: Option<Located<u32>>,
     /// Pairs `[a, b]`: every version in channel `a` is also in channel `b`.
     pub channel_subsets: Vec<(Located<String>, Located<String>)>,
+    /// `signatures`: the signatures a release needs before it is published (merged over
+    /// every document: required when one requires it; every document's keys trusted).
+    pub signatures: SignaturePolicy,
+}
+
+/// A Policy's `signatures`, validated and merged.
+#[derive(Debug, Clone, Default)]
+pub struct SignaturePolicy {
+    /// `require: true` in some document, there.
+    pub require: Option<Span>,
+    /// Every trusted key, with the place of its `publicKey`.
+    pub keys: Vec<Located<crate::signature::TrustedKey>>,
+}
+
+impl SignaturePolicy {
+    /// Whether a release may be published only with a trusted signature.
+    pub fn required(&self) -> bool {
+        self.require.is_some()
+    }
+
+    /// The trusted keys.
+    pub fn trusted_keys(&self) -> Vec<crate::signature::TrustedKey> {
+        self.keys.iter().map(|k| k.value.clone()).collect()
+    }
 }
 
 impl Policy {

@@ -527,7 +527,12 @@ fn check_policies(
             }
             merged.channel_subsets.push((from.clone(), to.clone()));
         }
+
+        if let Some(sigs) = &p.signatures {
+            super::signatures::check(diags, &p.name, sigs, &mut merged.signatures);
+        }
     }
+    super::signatures::check_merged(diags, &merged.signatures);
     merged
 }
 

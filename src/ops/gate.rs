@@ -20,6 +20,9 @@
 //!   base's desired state as the registry and the base's policy: a conflict is a tag the
 //!   base has that the head would move; a refusal is too many deletes.
 //!
+//! - **signatures** (when the base requires them, [`super::signed`]): every release the head
+//!   newly publishes has a cosign signature, read from the source, by one of the base's keys.
+//!
 //! Without `--offline`, the live registry is observed for the targets of the base and the
 //! head, and its drift from the base's desired state is reported apart. Neither live drift
 //! (nor a failure to observe it) nor a policy file needing review changes the exit code:
@@ -249,6 +252,14 @@ pub fn check(
             None => Vec::new(),
         },
     });
+
+    verdicts.extend(super::signed::verdict(
+        ctx,
+        policy,
+        &base,
+        head,
+        request.offline,
+    ));
 
     let live = if request.offline {
         LiveDrift::NotChecked

@@ -22,6 +22,7 @@ pub mod load;
 pub mod observe;
 pub mod payload;
 pub mod rollback;
+mod signed;
 pub mod sync;
 
 use std::path::PathBuf;

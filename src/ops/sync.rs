@@ -131,6 +131,7 @@ pub async fn sync(
             let apply_options = ApplyOptions {
                 progress: options.progress,
                 may_write: options.may_write.clone(),
+                signatures: signature_requirement(&loaded.manifests.policy),
                 ..ApplyOptions::for_plan(&loaded.desired, observed, workspace.cluster.clone())
             };
             let mut report = apply::apply(plan, &workspace.registries, &apply_options).await;
@@ -191,6 +192,18 @@ pub async fn sync(
         state,
         warnings,
     }
+}
+
+/// The Policy's `signatures` as the apply needs them: `None` unless `require: true`.
+pub fn signature_requirement(
+    policy: &crate::manifest::Policy,
+) -> Option<apply::SignatureRequirement> {
+    policy
+        .signatures
+        .required()
+        .then(|| apply::SignatureRequirement {
+            keys: policy.signatures.trusted_keys(),
+        })
 }
 
 /// The history entry of a sync of `loaded`: the commit's author and subject (empty, with a

@@ -6,12 +6,14 @@ use crate::digest::Digest;
 use crate::manifest::VersionKey;
 
 mod image_stream;
+mod signed;
 mod types;
 
 pub use image_stream::{
     ImportFailure, ObservedImageStream, ObservedSpecTag, ObservedStatusTag, pull_spec_digest,
 };
 
+pub use signed::mark_unsigned;
 pub use types::{
     Action, ActionKind, Conflict, Drift, DriftItem, DriftState, ObservedRepo, ObservedState, Plan,
     PlanOptions, Refusal, Target,

@@ -232,6 +232,9 @@ pub enum DriftState {
     Importing,
     /// ImageStream tag whose import failed.
     ImportFailed,
+    /// A release tag as desired whose digest has no signature in the target (no
+    /// `sha256-<hex>.sig` tag, no `sha256-<hex>` referrers index), with signatures required.
+    Unsigned,
 }
 
 impl DriftState {
@@ -244,6 +247,7 @@ impl DriftState {
             DriftState::Ok => "ok",
             DriftState::Importing => "importing",
             DriftState::ImportFailed => "import-failed",
+            DriftState::Unsigned => "unsigned",
         }
     }
 }

@@ -63,6 +63,17 @@ pub trait MirrorEndpoint: ContentStore + Clone + Send + Sync + 'static {
     /// Whether a tag the backend cannot delete by name may be deleted with its manifest,
     /// by digest (`deleteByDigest: true` on a registry; a layout deletes tags by name).
     fn deletes_by_digest(&self) -> bool;
+
+    /// The OCI 1.1 referrers of `digest` (raw descriptors) through the referrers API, or
+    /// `None` where the backend serves no such API (then the `sha256-<hex>` referrers tag
+    /// stands in: [`super::referrers`]). By default `None`.
+    fn referrers_api(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<Vec<serde_json::Value>>, RegistryError>> + Send {
+        let _ = digest;
+        async { Ok(None) }
+    }
 }
 
 impl MirrorEndpoint for Repository {
@@ -91,6 +102,16 @@ impl MirrorEndpoint for Repository {
         match self {
             Repository::Registry(r) => r.deletes_by_digest(),
             Repository::Layout(_) => true,
+        }
+    }
+
+    async fn referrers_api(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<Vec<serde_json::Value>>, RegistryError> {
+        match self {
+            Repository::Registry(r) => r.referrers(digest).await,
+            Repository::Layout(_) => Ok(None),
         }
     }
 }

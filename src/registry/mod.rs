@@ -18,6 +18,7 @@ mod layout;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod mirror;
+pub mod referrers;
 mod retry;
 mod verify;
 

@@ -27,6 +27,8 @@ pub enum Rule {
     AllowedSources,
     /// `maxDeletesPerSync`: the base → head change deletes no more tags than this.
     MaxDeletesPerSync,
+    /// `signatures`: every newly published release has a trusted cosign signature.
+    Signatures,
 }
 
 impl Rule {
@@ -38,6 +40,7 @@ impl Rule {
             Rule::ImmutableTags => "immutableTags",
             Rule::AllowedSources => "allowedSources",
             Rule::MaxDeletesPerSync => "maxDeletesPerSync",
+            Rule::Signatures => "signatures",
         }
     }
 }
@@ -431,7 +434,7 @@ pub fn markdown(report: &CheckReport) -> String {
 /// {"base": "<sha>", "head": "<sha>", "passed": false, "violations": 1,
 ///  "invalid": ["file:line:col: message"],
 ///  "actions": [/* the plan's actions, as `plan -o json` */],
-///  "policies": [{"rule": "feeder|channelSubsets|immutableTags|allowedSources|maxDeletesPerSync",
+///  "policies": [{"rule": "feeder|channelSubsets|immutableTags|allowedSources|maxDeletesPerSync|signatures",
 ///                "passed": true, "checked": "…",
 ///                "violations": [{"at": "file:line:col|null", "message": "…"}]}],
 ///  "review": [{"path": "policies/default.yaml", "change": "added|modified|deleted"}],

@@ -213,6 +213,7 @@ fn drift_summary_after(drift: &Drift, lead: &str) -> String {
             DriftState::Extra,
             DriftState::Importing,
             DriftState::ImportFailed,
+            DriftState::Unsigned,
         ];
         let parts: Vec<String> = states
             .iter()

@@ -20,7 +20,7 @@ fn verb_color(kind: ActionKind) -> &'static str {
 fn state_color(state: DriftState) -> &'static str {
     match state {
         DriftState::Missing | DriftState::ImportFailed => "\x1b[31m",
-        DriftState::Moved => "\x1b[33m",
+        DriftState::Moved | DriftState::Unsigned => "\x1b[33m",
         DriftState::Extra => "\x1b[36m",
         DriftState::Ok => "\x1b[32m",
         DriftState::Importing => "\x1b[34m",

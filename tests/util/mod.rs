@@ -1,8 +1,9 @@
 //! Test helpers, one concept per module: real docker-registry processes (`registry`), images
 //! made in memory (`content`), pushing them over HTTP (`push`), OCI image layouts (`layout`),
 //! a paging (and token-issuing) proxy in front of a registry (`proxy`), an axum app on its own
-//! thread (`server`), Git repositories (`git`), the relsync binary (`run`) and the Go-built
-//! peers of `scripts/test-deps.sh` (`deps`, named `util::deps::binary`). Every helper
+//! thread (`server`), Git repositories (`git`), the relsync binary (`run`), the Go-built
+//! peers of `scripts/test-deps.sh` (`deps`, named `util::deps::binary`), release payloads
+//! (`payload`) and cosign signatures in cosign's formats (`sign`). Every helper
 //! is re-exported here, so callers name it `util::foo`.
 //!
 //! Everything here is `pub` so that every test module (and the benchmark, which includes
@@ -21,12 +22,13 @@ mod registry;
 mod releases;
 mod run;
 mod server;
+mod sign;
 
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
 pub use {
     content::*, git::*, kube::*, layout::*, payload::*, proxy::*, push::*, registry::*,
-    releases::*, run::*, server::*,
+    releases::*, run::*, server::*, sign::*,
 };
 
 use std::net::TcpListener;

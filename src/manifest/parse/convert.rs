@@ -4,7 +4,10 @@ use serde_saphyr::Location;
 
 use super::S;
 use super::fault::shown;
-use super::raw::{ParsedDocs, RawChannel, RawFeeder, RawPolicy, RawRelease, RawStream, RawSubset};
+use super::raw::{
+    ParsedDocs, RawChannel, RawFeeder, RawKey, RawPolicy, RawRelease, RawSignatures, RawStream,
+    RawSubset,
+};
 use super::read::DocCtx;
 use super::shape::{DocDe, Kind, SpecDe};
 use crate::manifest::{API_VERSION, ImageStreamRef, Located, Span};
@@ -332,5 +335,22 @@ fn convert_policy(ctx: &DocCtx<'_>, name: Located<String>, spec: SpecDe) -> RawP
         immutable_tags: spec.immutable_tags.map(|t| ctx.located(t)),
         max_deletes_per_sync: spec.max_deletes_per_sync.map(|m| ctx.located(m)),
         channel_subsets,
+        signatures: spec.signatures.map(|s| RawSignatures {
+            require: s.value.require.map(|r| ctx.located(r)),
+            keys: s
+                .value
+                .keys
+                .map(|keys| {
+                    keys.value
+                        .into_iter()
+                        .map(|k| RawKey {
+                            span: ctx.span(k.referenced),
+                            name: k.value.name.map(|n| ctx.located(n)),
+                            public_key: k.value.public_key.map(|p| ctx.located(p)),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
     }
 }

@@ -207,7 +207,7 @@ fn expected_at(path: &[Seg]) -> &'static str {
             match parent {
                 Some(Seg::Index(_)) => "a string",
                 Some(Seg::Key(k)) => match k.as_str() {
-                    "releases" | "registries" => "a mapping",
+                    "releases" | "registries" | "keys" => "a mapping",
                     "channelSubsets" => "a list of two channel names",
                     _ => "a string",
                 },
@@ -216,11 +216,11 @@ fn expected_at(path: &[Seg]) -> &'static str {
         }
         Some(Seg::Key(last)) => match last.as_str() {
             "metadata" | "spec" | "imageStream" | "feeder" | "git" | "cluster" | "sync"
-            | "webhook" => "a mapping",
+            | "webhook" | "signatures" => "a mapping",
             "releases" | "versions" | "tombstones" | "tags" | "allowedSources" | "registries"
-            | "channelSubsets" => "a list",
+            | "channelSubsets" | "keys" => "a list",
             "maxDeletesPerSync" | "concurrency" => "a non-negative integer",
-            "insecure" | "enabled" | "prune" | "auto" | "selfHeal" => "true or false",
+            "insecure" | "enabled" | "prune" | "auto" | "selfHeal" | "require" => "true or false",
             _ => "a string",
         },
     }

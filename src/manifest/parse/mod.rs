@@ -27,7 +27,7 @@ use serde_saphyr::Spanned;
 pub(crate) use convert::{check_spec_fields, header, non_empty, required};
 pub(crate) use duration::parse_duration;
 pub(crate) use fault::shown;
-pub(crate) use raw::{ParsedDocs, RawChannel, RawPolicy, RawStream};
+pub(crate) use raw::{ParsedDocs, RawChannel, RawPolicy, RawSignatures, RawStream};
 pub(crate) use read::{DocCtx, for_each_document};
 pub(crate) use shape::{DocDe, Kind, RegistryDe};
 

@@ -50,6 +50,22 @@ pub(crate) struct RawPolicy {
     pub(crate) immutable_tags: Option<Located<String>>,
     pub(crate) max_deletes_per_sync: Option<Located<u32>>,
     pub(crate) channel_subsets: Vec<RawSubset>,
+    pub(crate) signatures: Option<RawSignatures>,
+}
+
+/// A Policy's `signatures` as written.
+#[derive(Debug)]
+pub(crate) struct RawSignatures {
+    pub(crate) require: Option<Located<bool>>,
+    pub(crate) keys: Vec<RawKey>,
+}
+
+/// One entry of `signatures.keys` as written.
+#[derive(Debug)]
+pub(crate) struct RawKey {
+    pub(crate) span: Span,
+    pub(crate) name: Option<Located<String>>,
+    pub(crate) public_key: Option<Located<String>>,
 }
 
 /// One entry of `channelSubsets`: should be two channel names.

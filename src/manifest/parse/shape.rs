@@ -47,6 +47,7 @@ pub(crate) struct SpecDe {
     pub(crate) immutable_tags: Option<S<String>>,
     pub(crate) max_deletes_per_sync: Option<S<u32>>,
     pub(crate) channel_subsets: Option<S<Vec<S<StringList>>>>,
+    pub(crate) signatures: Option<S<SignaturesDe>>,
     // Config
     pub(crate) git: Option<S<GitDe>>,
     pub(crate) registries: Option<S<Vec<S<RegistryDe>>>>,
@@ -79,6 +80,7 @@ impl SpecDe {
         at(&mut out, "immutableTags", &self.immutable_tags);
         at(&mut out, "maxDeletesPerSync", &self.max_deletes_per_sync);
         at(&mut out, "channelSubsets", &self.channel_subsets);
+        at(&mut out, "signatures", &self.signatures);
         at(&mut out, "git", &self.git);
         at(&mut out, "registries", &self.registries);
         at(&mut out, "cluster", &self.cluster);
@@ -118,6 +120,22 @@ pub(crate) struct ImageStreamDe {
 pub(crate) struct FeederDe {
     pub(crate) channel: Option<S<String>>,
     pub(crate) delay: Option<S<String>>,
+}
+
+/// A Policy's `signatures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SignaturesDe {
+    pub(crate) require: Option<S<bool>>,
+    pub(crate) keys: Option<S<Vec<S<KeyDe>>>>,
+}
+
+/// One entry of a Policy's `signatures.keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct KeyDe {
+    pub(crate) name: Option<S<String>>,
+    pub(crate) public_key: Option<S<String>>,
 }
 
 /// Config `spec.git`.
@@ -215,6 +233,7 @@ impl Kind {
                 "immutableTags",
                 "maxDeletesPerSync",
                 "channelSubsets",
+                "signatures",
             ],
             Kind::Config => &["git", "registries", "cluster", "sync", "webhook"],
         };

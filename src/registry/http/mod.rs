@@ -7,6 +7,7 @@ mod client;
 mod limits;
 mod rate;
 mod read;
+mod referrers;
 mod token;
 mod write;
 
