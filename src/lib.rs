@@ -40,6 +40,8 @@
 //! - [`cli`] (front end): one module per command: flags → [`ops`] → printed output;
 //!   `main.rs` only parses flags and wires.
 //! - [`revision`] (pure): how a commit id is shown (`short_revision`).
+//! - [`schema`] (pure): `relsync schema`, the JSON Schema generated from the parser's own
+//!   document types (schemars).
 //! - `fs_durable`: the one durable-write helper (temporary file, fsync, rename, fsync of
 //!   the directory) and the one file lock, for the `oci:` layouts, the state file and the
 //!   Git cache, and running that file work off the async threads.
@@ -66,5 +68,6 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod revision;
+pub mod schema;
 pub mod store;
 pub mod tag;

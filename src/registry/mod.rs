@@ -11,6 +11,7 @@
 
 mod auth;
 mod content;
+mod credential_helper;
 mod error;
 pub mod format;
 mod http;
@@ -289,6 +290,8 @@ struct HostSettings {
     token_realms: Vec<String>,
     /// `deleteByDigest: true`.
     delete_by_digest: bool,
+    /// `rateLimit`.
+    rate_limit: Option<crate::config::RateLimit>,
 }
 
 /// Routes repository strings to backends: HTTP clients per registry host (with their
@@ -350,6 +353,7 @@ impl Registries {
                     map_to,
                     token_realms: r.token_realms.clone(),
                     delete_by_digest: r.delete_by_digest,
+                    rate_limit: r.rate_limit,
                 },
             );
         }
@@ -495,7 +499,8 @@ impl Registries {
             )?
             .with_status_counts(self.statuses.clone())
             .with_token_realms(token_realms(host, &settings.token_realms))
-            .with_delete_by_digest(settings.delete_by_digest),
+            .with_delete_by_digest(settings.delete_by_digest)
+            .with_rate_limit(settings.rate_limit),
         );
         clients.insert(host.to_string(), client.clone());
         Ok(client)
@@ -585,6 +590,7 @@ mod tests {
             map_to: None,
             token_realms: Vec::new(),
             delete_by_digest: false,
+            rate_limit: None,
         }
     }
 
