@@ -381,7 +381,7 @@ fn config_bad() {
         config_errors(
             "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  sync:\n    intervall: 3m\n"
         ),
-        "relsync.yaml:5:5: unknown field `intervall` in `spec.sync`\n"
+        "relsync.yaml:5:5: unknown field `intervall` in `spec.sync` (hint: did you mean `interval`?)\n"
     );
     assert_eq!(
         config_errors(
@@ -695,7 +695,7 @@ fn odd_yaml_is_reported_cleanly() {
     );
     assert_eq!(
         errors(&format!("\u{feff}{}", STREAM.replace("target:", "targt:"))),
-        "manifests/x.yaml:7:3: unknown field `targt` in ReleaseStream spec\n"
+        "manifests/x.yaml:7:3: unknown field `targt` in ReleaseStream spec (hint: did you mean `target`?)\n"
     );
     assert_eq!(
         errors(&STREAM.replace("source: ", "source: !foo ")),

@@ -1,11 +1,9 @@
-//! "did you mean …?": the known name nearest to a misspelt one (strsim's Jaro-Winkler, as
-//! clap and cargo suggest subcommands), offered only when it is close.
+//! "did you mean …?": the known name nearest to a misspelt one, offered only when it is a
+//! few edits away, as rustc does: an optimal-string-alignment distance (strsim; a swap of
+//! two neighbours is one edit) of at most a third of the word's length (at least one),
+//! ties broken by Jaro-Winkler similarity. Case is ignored.
 
 use crate::manifest::Diagnostic;
-
-/// Least similarity (0..1) for a suggestion; clap uses 0.7 for subcommands, a little
-/// stricter here since field names share prefixes (`tags`, `tombstones`).
-const MIN_SIMILARITY: f64 = 0.8;
 
 /// The candidate nearest to `word`, when one is close enough and is not `word` itself.
 pub(crate) fn nearest<'a>(
@@ -13,13 +11,17 @@ pub(crate) fn nearest<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let lower = word.to_lowercase();
+    let most = (lower.chars().count() / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
-        .filter(|(score, _)| *score >= MIN_SIMILARITY)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter_map(|c| {
+            let other = c.to_lowercase();
+            let distance = strsim::osa_distance(&lower, &other);
+            (distance <= most).then(|| (distance, strsim::jaro_winkler(&lower, &other), c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// `did you mean `tombstones`?`, for the nearest candidate, if any is close.
@@ -57,6 +59,12 @@ mod tests {
         assert_eq!(nearest("Versions", fields), Some("versions"));
         assert_eq!(nearest("imagestream", fields), Some("imageStream"));
         assert_eq!(nearest("digest", fields), None);
+        // Far in edits although alike in letters: no guess.
+        assert_eq!(
+            nearest("tag", ["source", "target", "order", "releases"]),
+            None
+        );
+        assert_eq!(nearest("ap", ["app", "other"]), Some("app"));
         assert_eq!(nearest("x", fields), None);
         assert_eq!(
             nearest("4-scos-stabel", ["4-scos-next", "4-scos-stable"]),
