@@ -116,6 +116,7 @@ async fn run() {
             map_to: None,
             token_realms: Vec::new(),
             delete_by_digest: false,
+            rate_limit: None,
         }],
         ..Default::default()
     };

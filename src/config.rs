@@ -5,8 +5,8 @@
 use serde_saphyr::Spanned;
 
 use crate::manifest::parse::{
-    DocCtx, DocDe, Kind, RegistryDe, check_spec_fields, for_each_document, header, non_empty,
-    parse_duration, required, shown,
+    DocCtx, DocDe, Kind, NotificationDe, RateLimitDe, RegistryDe, check_spec_fields, did_you_mean,
+    for_each_document, header, hinted, non_empty, parse_duration, required, shown,
 };
 use crate::manifest::{Diagnostic, Diagnostics, Located, Span};
 
@@ -23,6 +23,8 @@ pub struct Config {
     pub sync: SyncSettings,
     /// Webhook settings for `serve`.
     pub webhook: WebhookSettings,
+    /// `serve`: where events are posted (`notifications`).
+    pub notifications: Vec<NotificationSettings>,
 }
 
 impl Config {
@@ -79,6 +81,61 @@ pub struct RegistrySettings {
     /// manifest by digest (after a fresh read finds no other tag on it). Off by default:
     /// that DELETE races with anyone tagging the digest meanwhile.
     pub delete_by_digest: bool,
+    /// `rateLimit`: the request budget of this host (`None`: no budget).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `rateLimit: {requestsPerSecond, burst}` of a registry entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second (may be below 1).
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet spell (default: the rate, at least 1).
+    pub burst: u32,
+}
+
+/// One entry of `spec.notifications`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationSettings {
+    /// Where events are POSTed (`http` or `https`).
+    pub url: String,
+    /// Environment variable holding the HMAC secret the body is signed with.
+    pub secret_env: Option<String>,
+    /// The events sent (all when the entry names none).
+    pub events: Vec<NotifyEvent>,
+}
+
+/// The events `serve` can post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyEvent {
+    /// A sync failed (an action failed, a plan was refused, the desired state is invalid).
+    SyncFailed,
+    /// A channel went OutOfSync or Degraded.
+    OutOfSync,
+    /// A channel is back in sync.
+    InSync,
+    /// A floating tag moved to another release.
+    Promoted,
+}
+
+impl NotifyEvent {
+    /// Every event, in the order the docs list them.
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::SyncFailed,
+        NotifyEvent::OutOfSync,
+        NotifyEvent::InSync,
+        NotifyEvent::Promoted,
+    ];
+
+    /// The event's name in the config and in the posted JSON's `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::SyncFailed => "sync-failed",
+            NotifyEvent::OutOfSync => "out-of-sync",
+            NotifyEvent::InSync => "in-sync",
+            NotifyEvent::Promoted => "promoted",
+        }
+    }
 }
 
 /// `spec.cluster`.
@@ -290,7 +347,104 @@ fn from_document(ctx: &DocCtx<'_>, doc: Spanned<DocDe>) -> Option<Config> {
     {
         config.webhook.secret_env = env_name(ctx, ctx.located(v), "spec.webhook.secretEnv");
     }
+    if let Some(list) = spec.notifications {
+        for (i, n) in list.value.into_iter().enumerate() {
+            if let Some(n) = notification(ctx, i, n) {
+                config.notifications.push(n);
+            }
+        }
+    }
     Some(config)
+}
+
+fn notification(
+    ctx: &DocCtx<'_>,
+    i: usize,
+    n: Spanned<NotificationDe>,
+) -> Option<NotificationSettings> {
+    let at = n.referenced;
+    let n = n.value;
+    let path = format!("spec.notifications[{i}]");
+    let url = required(ctx, n.url, &format!("{path}.url"), at)
+        .and_then(|u| non_empty(ctx, u, &format!("{path}.url")))?;
+    match url::Url::parse(&url.value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        _ => {
+            // The URL may carry a token (Slack's do): not quoted.
+            ctx.error(
+                url.span.clone(),
+                format!("`{path}.url` must be an http(s) URL"),
+            );
+            return None;
+        }
+    }
+    let secret_env = n
+        .secret_env
+        .and_then(|v| env_name(ctx, ctx.located(v), &format!("{path}.secretEnv")));
+    let mut events = Vec::new();
+    for (j, e) in n.events.map(|e| e.value).into_iter().flatten().enumerate() {
+        let e = ctx.located(e);
+        match NotifyEvent::ALL.iter().find(|k| k.name() == e.value) {
+            Some(k) if !events.contains(k) => events.push(*k),
+            Some(_) => {}
+            None => ctx.push(hinted(
+                Diagnostic::error(
+                    e.span.clone(),
+                    format!(
+                        "unknown event `{}` in `{path}.events[{j}]` (expected {})",
+                        shown(&e.value),
+                        NotifyEvent::ALL
+                            .map(|k| format!("`{}`", k.name()))
+                            .join(", ")
+                    ),
+                ),
+                did_you_mean(&e.value, NotifyEvent::ALL.iter().map(|k| k.name())),
+            )),
+        }
+    }
+    if events.is_empty() {
+        events = NotifyEvent::ALL.to_vec();
+    }
+    Some(NotificationSettings {
+        url: url.value,
+        secret_env,
+        events,
+    })
+}
+
+fn rate_limit(ctx: &DocCtx<'_>, i: usize, r: Spanned<RateLimitDe>) -> Option<RateLimit> {
+    let at = r.referenced;
+    let r = r.value;
+    let path = format!("spec.registries[{i}].rateLimit");
+    let rps = required(
+        ctx,
+        r.requests_per_second,
+        &format!("{path}.requestsPerSecond"),
+        at,
+    )?;
+    if !(rps.value.is_finite() && rps.value > 0.0) {
+        ctx.error(
+            rps.span.clone(),
+            format!("`{path}.requestsPerSecond` must be a number above 0"),
+        );
+        return None;
+    }
+    let burst = match r.burst {
+        Some(b) if b.value == 0 => {
+            ctx.error(
+                ctx.span(b.referenced),
+                format!("`{path}.burst` must be at least 1"),
+            );
+            return None;
+        }
+        Some(b) => b.value,
+        // As a bucket of one second's requests.
+        None => (rps.value.ceil() as u32).max(1),
+    };
+    Some(RateLimit {
+        requests_per_second: rps.value,
+        burst,
+    })
 }
 
 fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<RegistrySettings> {
@@ -379,6 +533,7 @@ fn registry(ctx: &DocCtx<'_>, i: usize, r: Spanned<RegistryDe>) -> Option<Regist
         map_to,
         token_realms,
         delete_by_digest: r.delete_by_digest.map(|v| v.value).unwrap_or(false),
+        rate_limit: r.rate_limit.and_then(|l| rate_limit(ctx, i, l)),
     })
 }
 

@@ -47,6 +47,8 @@
 //! - [`signature`] (pure): cosign signature verification, key-based and offline (simple
 //!   signing in `.sig` layers, sigstore bundles with DSSE); [`registry::referrers`] finds
 //!   and copies what is attached to a digest (tag-scheme artifacts, OCI 1.1 referrers).
+//! - [`schema`] (pure): `relsync schema`, the JSON Schema generated from the parser's own
+//!   document types (schemars).
 //! - `fs_durable`: the one durable-write helper (temporary file, fsync, rename, fsync of
 //!   the directory) and the one file lock, for the `oci:` layouts, the state file and the
 //!   Git cache, and running that file work off the async threads.
@@ -75,5 +77,6 @@ pub mod registry;
 pub mod report;
 pub mod revision;
 pub mod signature;
+pub mod schema;
 pub mod store;
 pub mod tag;

@@ -958,6 +958,7 @@ fn settings(host: &str) -> RegistrySettings {
         map_to: None,
         token_realms: Vec::new(),
         delete_by_digest: false,
+        rate_limit: None,
     }
 }
 

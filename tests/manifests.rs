@@ -381,7 +381,7 @@ fn config_bad() {
         config_errors(
             "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  sync:\n    intervall: 3m\n"
         ),
-        "relsync.yaml:5:5: unknown field `intervall` in `spec.sync`\n"
+        "relsync.yaml:5:5: unknown field `intervall` in `spec.sync` (hint: did you mean `interval`?)\n"
     );
     assert_eq!(
         config_errors(
@@ -481,8 +481,8 @@ fn large_channels_with_as_many_tombstones_load_and_derive() {
 // ---------------------------------------------------------------------------------------------
 // Real data: cincinnati-graph-data's 76 channel files as one stream and 76 channels.
 
-struct RealChannel {
-    name: String,
+pub(crate) struct RealChannel {
+    pub(crate) name: String,
     versions: Vec<String>,
     tombstones: Vec<String>,
     feeder: Option<(String, Option<String>)>,
@@ -527,7 +527,7 @@ fn synthetic_digest(version: &str) -> Digest {
 
 /// The real channels as manifests: one ReleaseStream (`ocp`) with every distinct version, and
 /// one ReleaseChannel per file, floating tag = the channel name.
-fn real_manifests() -> (Vec<SourceFile>, Vec<RealChannel>, BTreeSet<String>) {
+pub(crate) fn real_manifests() -> (Vec<SourceFile>, Vec<RealChannel>, BTreeSet<String>) {
     let dir = real_data_dir();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("real data at {}: {e}", dir.display()))
@@ -695,7 +695,7 @@ fn odd_yaml_is_reported_cleanly() {
     );
     assert_eq!(
         errors(&format!("\u{feff}{}", STREAM.replace("target:", "targt:"))),
-        "manifests/x.yaml:7:3: unknown field `targt` in ReleaseStream spec\n"
+        "manifests/x.yaml:7:3: unknown field `targt` in ReleaseStream spec (hint: did you mean `target`?)\n"
     );
     assert_eq!(
         errors(&STREAM.replace("source: ", "source: !foo ")),

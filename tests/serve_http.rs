@@ -731,6 +731,7 @@ async fn registries_count_requests_by_status() {
         map_to: None,
         token_realms: Vec::new(),
         delete_by_digest: false,
+        rate_limit: None,
     };
     let config = Config {
         registries: vec![settings(&reg.host()), settings(&dead)],

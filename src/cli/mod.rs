@@ -14,7 +14,10 @@ mod promote;
 mod rollback;
 mod serve;
 mod sync;
+mod tools;
 mod validate;
+
+pub use tools::Shell;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -80,6 +83,21 @@ pub enum Command {
     /// The controller: sync continuously (poll and webhooks), serve health, metrics, the
     /// status API and page. Runs until SIGTERM.
     Serve(ServeArgs),
+    /// Print the JSON Schema (draft 2020-12) of every relsync document and of relsync.yaml,
+    /// for editors (`# yaml-language-server: $schema=…`). Needs no config. Exit 0.
+    Schema,
+    /// Print a shell completion script for bash, zsh or fish. Needs no config. Exit 0.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of relsync and every command. Needs no config. Exit 0.
+    Man,
+}
+
+/// Flags of `completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
 }
 
 /// Flags of `serve`.
@@ -282,6 +300,13 @@ pub enum CliError {
 
 /// Runs the command and returns its exit code.
 pub fn run(args: Args) -> Result<i32, CliError> {
+    // These describe relsync itself: no config, no repository.
+    match &args.command {
+        Command::Schema => return tools::schema(),
+        Command::Completions(a) => return tools::completions(a.shell),
+        Command::Man => return tools::man(),
+        _ => {}
+    }
     let settings = Settings::from_args(&args)?;
     match args.command {
         Command::Validate => validate::run(&settings),
@@ -294,6 +319,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Rollback(a) => rollback::run(&settings, &a),
         Command::History(a) => history::run(&settings, &a),
         Command::Serve(a) => serve::run(&settings, &a),
+        Command::Schema | Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
 }
 

@@ -43,6 +43,30 @@ struct ResultLabel {
 /// The `result` label values of `relsync_webhooks_total` (see `controller::webhook`).
 const WEBHOOK_RESULTS: [&str; 4] = ["accepted", "ignored", "unauthorized", "rejected"];
 
+/// The `result` label values of `relsync_notifications_total` (see `controller::notify`).
+const NOTIFY_RESULTS: [&str; 3] = ["delivered", "failed", "dropped"];
+
+/// `relsync_notifications_total`, shared with the notification tasks.
+#[derive(Clone, Default)]
+pub struct NotifyCounter(Family<ResultLabel, Counter>);
+
+impl NotifyCounter {
+    /// Counts one event by result (`delivered`, `failed`, `dropped`).
+    pub fn count(&self, result: &str) {
+        self.0
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl std::fmt::Debug for NotifyCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotifyCounter")
+    }
+}
+
 /// Every metric `serve` exports.
 pub struct Metrics {
     registry: Registry,
@@ -54,6 +78,7 @@ pub struct Metrics {
     registry_requests: Family<StatusLabel, Counter>,
     webhooks: Family<ResultLabel, Counter>,
     leader: Gauge,
+    notifications: NotifyCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +140,20 @@ impl Metrics {
             "Webhook deliveries, by result (accepted, ignored, unauthorized, rejected)",
             webhooks.clone(),
         );
+        let notifications = NotifyCounter::default();
+        registry.register(
+            "notifications",
+            "Outgoing notifications, by result (delivered, failed after every try, dropped on a full queue)",
+            notifications.0.clone(),
+        );
+        for result in NOTIFY_RESULTS {
+            notifications
+                .0
+                .get_or_create(&ResultLabel {
+                    result: result.to_string(),
+                })
+                .inc_by(0);
+        }
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -143,7 +182,13 @@ impl Metrics {
             registry_requests,
             webhooks,
             leader,
+            notifications,
         }
+    }
+
+    /// `relsync_notifications_total`, for the notification tasks to count into.
+    pub fn notify_counter(&self) -> NotifyCounter {
+        self.notifications.clone()
     }
 
     /// Records one reconcile's duration.

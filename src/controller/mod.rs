@@ -14,11 +14,14 @@
 //! - [`server`]: the HTTP surface (health, readiness, metrics, status API and page,
 //!   webhooks), an axum router served on a bound listener until a shutdown future ends.
 //! - [`webhook`]: GitHub and GitLab push signature checks.
+//! - [`notify`]: outgoing notifications (sync failed, out of sync, in sync, promoted),
+//!   signed, queued and retried off the loop.
 //! - [`page`]: the server-rendered status page.
 //! - [`metrics`], [`status`]: what the HTTP surface shows.
 
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 pub mod reconcile;
 pub mod schedule;
@@ -54,6 +57,8 @@ pub struct Shared {
     /// The webhook secret (from `webhook.secretEnv`); `None`: webhooks are refused.
     /// Never logged.
     pub webhook_secret: Option<Secret>,
+    /// Outgoing notifications (`None`: none configured).
+    pub notifier: Option<notify::Notifier>,
 }
 
 impl Shared {
@@ -138,8 +143,19 @@ pub async fn run(
         lease,
         grace,
     } = config;
+    let notifications = &workspace.ctx.config.notifications;
+    let metrics = Metrics::default();
+    let notifier = (!notifications.is_empty()).then(|| {
+        notify::Notifier::start(
+            notifications,
+            |name| std::env::var(name).ok(),
+            metrics.notify_counter(),
+        )
+    });
     let shared = Arc::new(Shared {
         webhook_secret,
+        metrics,
+        notifier,
         ..Shared::default()
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -301,6 +301,9 @@ impl GitOps {
                 memory.synced = Some(read.loaded.revision.clone());
             }
         }
+        if let Some(n) = &self.shared.notifier {
+            notify_sync(n, read, plan, synced.report.as_ref());
+        }
         match synced.state {
             Some(state) => read.state = state,
             None => {
@@ -354,6 +357,9 @@ impl GitOps {
                 drift: drift.items,
             });
         }
+        if let Some(n) = &self.shared.notifier {
+            n.states(&self.shared.status().channels, &channels);
+        }
         let state = read.state.clone();
         let leader = self.leadership.is_leader();
         self.shared.update_status(|s| {
@@ -383,6 +389,9 @@ impl GitOps {
 
     /// Marks every channel Unknown after a failed pass.
     fn publish_failure(&self, error: &ReconcileError) {
+        if let Some(n) = &self.shared.notifier {
+            n.sync_failed(None, None, &error.to_string());
+        }
         let leader = self.leadership.is_leader();
         self.shared.update_status(|s| {
             for c in &mut s.channels {
@@ -492,6 +501,65 @@ impl GitOps {
 }
 
 /// Logs the warnings of reading Git (serve prints nothing of its own on stderr).
+/// What a sync tells the notifier: per channel, its failures and its floating tags moved.
+fn notify_sync(
+    n: &super::notify::Notifier,
+    read: &Read,
+    plan: &Plan,
+    report: Option<&apply::ApplyReport>,
+) {
+    let revision = &read.loaded.revision;
+    if let Some(refusal) = &plan.refusal {
+        n.sync_failed(None, Some(revision), &format!("plan refused: {refusal}"));
+        return;
+    }
+    let Some(report) = report else {
+        return;
+    };
+    let mut failed: BTreeMap<&String, Vec<String>> = BTreeMap::new();
+    let mut promoted: BTreeMap<&String, (Vec<super::notify::TagMove>, BTreeSet<String>)> =
+        BTreeMap::new();
+    for r in &report.results {
+        if let Some(problem) = r.problem() {
+            for c in &r.action.channels {
+                failed.entry(c).or_default().push(problem.clone());
+            }
+            continue;
+        }
+        let a = &r.action;
+        if !matches!(r.outcome, apply::Outcome::Done) || a.to.is_none() {
+            continue;
+        }
+        for c in &a.channels {
+            let floating = read
+                .loaded
+                .manifests
+                .channels
+                .get(c)
+                .is_some_and(|ch| ch.tags.iter().any(|t| t.value == a.tag));
+            if floating {
+                let entry = promoted.entry(c).or_default();
+                entry.0.push(super::notify::TagMove {
+                    target: a.target.to_string(),
+                    tag: a.tag.clone(),
+                    from: a.from.as_ref().map(ToString::to_string),
+                    to: a.to.as_ref().map(ToString::to_string),
+                });
+                if let Some(v) = &a.to_version {
+                    entry.1.insert(v.clone());
+                }
+            }
+        }
+    }
+    for (c, problems) in failed {
+        n.sync_failed(Some(c), Some(revision), &problems.join("; "));
+    }
+    for (c, (tags, versions)) in promoted {
+        let versions: Vec<String> = versions.into_iter().collect();
+        n.promoted(c, revision, tags, &versions.join(", "));
+    }
+}
+
 fn log_warnings(warnings: &Warnings) {
     for w in warnings {
         tracing::warn!("{}", w.trim_start_matches("warning: "));

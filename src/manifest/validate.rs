@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::parse::{Kind, ParsedDocs, RawChannel, RawPolicy, RawStream, parse_duration, shown};
+use super::parse::{
+    Kind, ParsedDocs, RawChannel, RawPolicy, RawStream, did_you_mean, hinted, parse_duration, shown,
+};
 use super::{
     Diagnostic, Diagnostics, Feeder, Located, Manifests, Order, Policy, Release, ReleaseChannel,
     ReleaseStream, StreamPayload, Validated,
@@ -64,7 +66,10 @@ pub(super) fn validate(docs: ParsedDocs) -> Validated {
         let stream = match stream_versions.get(c.stream.value.as_str()) {
             Some(known) => StreamRef::Known(known),
             None if broken_streams.contains(c.stream.value.as_str()) => StreamRef::Broken,
-            None => StreamRef::Unknown,
+            None => StreamRef::Unknown(did_you_mean(
+                &c.stream.value,
+                stream_versions.keys().copied(),
+            )),
         };
         check_channel(
             diags,
@@ -242,8 +247,8 @@ enum StreamRef<'a> {
     Known(&'a BTreeSet<&'a str>),
     /// A stream whose document could not be read (already reported).
     Broken,
-    /// No such stream.
-    Unknown,
+    /// No such stream; the nearest known name, as a hint.
+    Unknown(Option<String>),
 }
 
 fn check_channel(
@@ -261,13 +266,16 @@ fn check_channel(
     }
     match stream {
         StreamRef::Broken => ok = false,
-        StreamRef::Unknown => {
-            diags.push(Diagnostic::error(
-                c.stream.span.clone(),
-                format!(
-                    "channel `{name}` follows unknown stream `{}`",
-                    c.stream.value
+        StreamRef::Unknown(hint) => {
+            diags.push(hinted(
+                Diagnostic::error(
+                    c.stream.span.clone(),
+                    format!(
+                        "channel `{name}` follows unknown stream `{}`",
+                        c.stream.value
+                    ),
                 ),
+                hint,
             ));
             ok = false;
         }
@@ -323,12 +331,15 @@ fn check_channel(
         match all.iter().find(|o| o.name.value == f.channel.value) {
             None if broken_channels.contains(f.channel.value.as_str()) => ok = false,
             None => {
-                diags.push(Diagnostic::error(
-                    f.channel.span.clone(),
-                    format!(
-                        "feeder channel `{}` of channel `{name}` does not exist",
-                        f.channel.value
+                diags.push(hinted(
+                    Diagnostic::error(
+                        f.channel.span.clone(),
+                        format!(
+                            "feeder channel `{}` of channel `{name}` does not exist",
+                            f.channel.value
+                        ),
                     ),
+                    did_you_mean(&f.channel.value, all.iter().map(|o| o.name.value.as_str())),
                 ));
                 ok = false;
             }
@@ -481,12 +492,15 @@ fn check_policies(
                     if broken_channels.contains(n.value.as_str()) {
                         continue;
                     }
-                    diags.push(Diagnostic::error(
-                        n.span.clone(),
-                        format!(
-                            "channelSubsets of policy `{}` names unknown channel `{}`",
-                            p.name.value, n.value
+                    diags.push(hinted(
+                        Diagnostic::error(
+                            n.span.clone(),
+                            format!(
+                                "channelSubsets of policy `{}` names unknown channel `{}`",
+                                p.name.value, n.value
+                            ),
                         ),
+                        did_you_mean(&n.value, channels.iter().map(|c| c.name.value.as_str())),
                     ));
                 }
             }

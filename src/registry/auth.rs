@@ -1,18 +1,20 @@
 //! Credentials and registry authentication: where user names and passwords come from
 //! (environment variables named in `relsync.yaml`, else the Docker/Podman auth file), how a
-//! `WWW-Authenticate` challenge is read, and how bearer tokens are cached.
+//! `WWW-Authenticate` challenge is read, and how bearer tokens are cached. An auth file's
+//! `credHelpers` and `credsStore` are run through [`super::credential_helper`].
 //!
 //! Secrets never reach logs, errors or `Debug` output: [`Credentials`] redacts itself.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
 use super::RegistryError;
+use super::credential_helper;
 
 /// A user name and password (or token) for one registry host. `Debug` never shows either.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,12 +53,17 @@ impl fmt::Debug for Credentials {
 /// environment (which threads share).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// What each credential helper answered, by (helper, host).
+type HelperAnswers = HashMap<(String, String), Option<Credentials>>;
+
 /// Where credentials are looked up: environment variables (through an injectable lookup)
 /// and the auth files tried in order.
 #[derive(Clone)]
 pub struct CredentialLookup {
     env: EnvLookup,
     auth_files: Vec<PathBuf>,
+    /// What each credential helper answered, by (helper, host).
+    helper_cache: Arc<Mutex<HelperAnswers>>,
 }
 
 impl fmt::Debug for CredentialLookup {
@@ -88,12 +95,20 @@ impl CredentialLookup {
         if let Some(home) = env("HOME").filter(|p| !p.is_empty()) {
             auth_files.push(Path::new(&home).join(".docker").join("config.json"));
         }
-        CredentialLookup { env, auth_files }
+        CredentialLookup {
+            env,
+            auth_files,
+            helper_cache: Arc::default(),
+        }
     }
 
     /// An explicit environment lookup and an explicit list of auth files.
     pub fn new(env: EnvLookup, auth_files: Vec<PathBuf>) -> Self {
-        CredentialLookup { env, auth_files }
+        CredentialLookup {
+            env,
+            auth_files,
+            helper_cache: Arc::default(),
+        }
     }
 
     /// The auth files tried, in order.
@@ -135,12 +150,32 @@ impl CredentialLookup {
                     });
                 }
             };
-            if let Some(c) = credentials_from_auth_file(host, &contents).map_err(|message| {
-                RegistryError::Credentials {
-                    host: host.to_string(),
-                    message: format!("auth file {}: {message}", file.display()),
+            let in_file = |message: String| RegistryError::Credentials {
+                host: host.to_string(),
+                message: format!("auth file {}: {message}", file.display()),
+            };
+            let parsed = parse_auth_file(&contents).map_err(in_file)?;
+            // As Docker: credHelpers[host], then credsStore, then auths. A store without
+            // credentials for the host falls through to auths; a host's own helper is final.
+            let helper = match parsed.helper_for(host) {
+                Some(own) => Some((own, true)),
+                None => parsed
+                    .creds_store
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .map(|store| (store, false)),
+            };
+            if let Some((helper, final_answer)) = helper {
+                match self.helper_credentials(helper, host)? {
+                    Some(c) => {
+                        tracing::debug!(host, helper, "credentials from a credential helper");
+                        return Ok(Some(c));
+                    }
+                    None if final_answer => return Ok(None),
+                    None => {}
                 }
-            })? {
+            }
+            if let Some(c) = credentials_from_auths(host, &parsed).map_err(in_file)? {
                 tracing::debug!(host, file = %file.display(), "credentials from auth file");
                 return Ok(Some(c));
             }
@@ -149,10 +184,66 @@ impl CredentialLookup {
     }
 }
 
+impl CredentialLookup {
+    /// Runs helper `name` for `host`, once per host and helper for this lookup's life (a
+    /// run; serve makes one per pass, so expiring tokens are fetched again).
+    fn helper_credentials(
+        &self,
+        name: &str,
+        host: &str,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        let key = (name.to_string(), host.to_string());
+        let mut cache = self.helper_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let timeout = (self.env)("RELSYNC_CREDENTIAL_HELPER_TIMEOUT")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(credential_helper::DEFAULT_TIMEOUT);
+        let answer = credential_helper::get(name, helper_server(host), timeout).map_err(|e| {
+            RegistryError::Credentials {
+                host: host.to_string(),
+                message: e.to_string(),
+            }
+        })?;
+        cache.insert(key, answer.clone());
+        Ok(answer)
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct AuthFile {
     #[serde(default)]
     auths: HashMap<String, AuthEntry>,
+    /// Per-host credential helpers (`docker-credential-<name>`).
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+    /// The helper for every host without one of its own.
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+impl AuthFile {
+    /// The helper `credHelpers` names for `host` (by one of its auth keys, or a key with a
+    /// scheme or path on such a host).
+    fn helper_for(&self, host: &str) -> Option<&str> {
+        let keys = auth_keys(host);
+        keys.iter()
+            .find_map(|k| self.cred_helpers.get(*k))
+            .or_else(|| {
+                let mut matching: Vec<(&String, &String)> = self
+                    .cred_helpers
+                    .iter()
+                    .filter(|(k, _)| keys.contains(&key_host(k)))
+                    .collect();
+                matching.sort();
+                matching.into_iter().next().map(|(_, v)| v)
+            })
+            .map(String::as_str)
+            .filter(|h| !h.is_empty())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -190,11 +281,29 @@ fn key_host(key: &str) -> &str {
 
 /// Reads `auths.<host>` from a Docker `config.json` or a containers `auth.json`. Errors are
 /// messages that never contain the file's secrets.
+#[cfg(test)]
 fn credentials_from_auth_file(host: &str, contents: &[u8]) -> Result<Option<Credentials>, String> {
-    let file: AuthFile = serde_json::from_slice(contents).map_err(|e| {
+    credentials_from_auths(host, &parse_auth_file(contents)?)
+}
+
+fn parse_auth_file(contents: &[u8]) -> Result<AuthFile, String> {
+    serde_json::from_slice(contents).map_err(|e| {
         // serde_json's messages name a position, never the input itself.
         format!("not valid JSON ({e})")
-    })?;
+    })
+}
+
+/// The server name a helper is asked for: the host, or Docker Hub's historical URL.
+fn helper_server(host: &str) -> &str {
+    if auth_keys(host).len() > 1 {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    }
+}
+
+/// Reads `auths.<host>` of a parsed auth file.
+fn credentials_from_auths(host: &str, file: &AuthFile) -> Result<Option<Credentials>, String> {
     let keys = auth_keys(host);
     // Exact keys first, then keys written as URLs or with a repository path.
     let entry = keys.iter().find_map(|k| file.auths.get(*k)).or_else(|| {

@@ -11,6 +11,7 @@
 
 mod auth;
 mod content;
+mod credential_helper;
 mod error;
 pub mod format;
 mod http;
@@ -290,6 +291,8 @@ struct HostSettings {
     token_realms: Vec<String>,
     /// `deleteByDigest: true`.
     delete_by_digest: bool,
+    /// `rateLimit`.
+    rate_limit: Option<crate::config::RateLimit>,
 }
 
 /// Routes repository strings to backends: HTTP clients per registry host (with their
@@ -378,6 +381,7 @@ impl Registries {
                     map_to,
                     token_realms: r.token_realms.clone(),
                     delete_by_digest: r.delete_by_digest,
+                    rate_limit: r.rate_limit,
                 },
             );
         }
@@ -525,7 +529,8 @@ impl Registries {
             .with_status_counts(self.statuses.clone())
             .with_token_realms(token_realms(host, &settings.token_realms))
             .with_delete_by_digest(settings.delete_by_digest)
-            .with_user_agent(self.user_agent.clone()),
+            .with_user_agent(self.user_agent.clone())
+            .with_rate_limit(settings.rate_limit),
         );
         clients.insert(host.to_string(), client.clone());
         Ok(client)
@@ -615,6 +620,7 @@ mod tests {
             map_to: None,
             token_realms: Vec::new(),
             delete_by_digest: false,
+            rate_limit: None,
         }
     }
 

@@ -62,6 +62,8 @@ pub struct ProxyOptions {
     /// token endpoint still announces `expires_in: 300` (a token revoked early): a client
     /// must fetch a new one when a request with its cached token gets 401.
     pub token_ttl: Option<Duration>,
+    /// Headers added to every answer forwarded from the registry (rate-limit headers...).
+    pub answer_headers: Vec<(String, String)>,
 }
 
 /// A failure the proxy answers instead of forwarding, for `times` requests (of `method`
@@ -94,6 +96,7 @@ struct ProxyState {
     faults: Mutex<std::collections::VecDeque<Fault>>,
     faults_served: AtomicU64,
     storage_auth: Mutex<Vec<Option<String>>>,
+    times: Mutex<Vec<Instant>>,
 }
 
 /// A proxy in front of a real registry that forwards every request and rewrites answers:
@@ -131,6 +134,7 @@ impl PagingProxy {
             faults: Mutex::new(faults),
             faults_served: AtomicU64::new(0),
             storage_auth: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(proxy_handler)
@@ -188,6 +192,11 @@ impl PagingProxy {
             .collect()
     }
 
+    /// When each request was received, in order.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.state.times.lock().expect("times").clone()
+    }
+
     /// `METHOD path?query` of every request received, in order.
     pub fn log(&self) -> Vec<String> {
         self.state.log.lock().expect("log").clone()
@@ -225,6 +234,7 @@ async fn proxy_handler(
 
 async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::response::Response {
     st.requests.fetch_add(1, Ordering::SeqCst);
+    st.times.lock().expect("times").push(Instant::now());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -502,6 +512,7 @@ async fn proxy_answer(st: &ProxyState, req: axum::extract::Request) -> axum::res
         let body = serde_json::json!({"name": v["name"], "tags": page});
         return respond(status, headers, serde_json::to_vec(&body).expect("json"));
     }
+    out_headers.extend(st.options.answer_headers.iter().cloned());
     respond(status, out_headers, bytes)
 }
 

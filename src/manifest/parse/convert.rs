@@ -4,13 +4,14 @@ use serde_saphyr::Location;
 
 use super::S;
 use super::fault::shown;
+use super::hint::{did_you_mean, hinted};
 use super::raw::{
     ParsedDocs, RawChannel, RawFeeder, RawKey, RawPolicy, RawRelease, RawSignatures, RawStream,
     RawSubset,
 };
 use super::read::DocCtx;
 use super::shape::{DocDe, Kind, SpecDe};
-use crate::manifest::{API_VERSION, ImageStreamRef, Located, Span};
+use crate::manifest::{API_VERSION, Diagnostic, ImageStreamRef, Located, Span};
 
 /// `required(ctx, field, "spec.stream", at)`: the value, or an error at `at` when missing.
 pub(crate) fn required<T>(
@@ -95,10 +96,13 @@ pub(crate) fn header(
 pub(crate) fn check_spec_fields(ctx: &DocCtx<'_>, kind: Kind, spec: &SpecDe) {
     for (field, loc) in spec.present() {
         if !kind.allows(field) {
-            ctx.error(
-                ctx.key_span(&["spec", field], loc),
-                format!("unknown field `{field}` in {} spec", kind.name()),
-            );
+            ctx.push(hinted(
+                Diagnostic::error(
+                    ctx.key_span(&["spec", field], loc),
+                    format!("unknown field `{field}` in {} spec", kind.name()),
+                ),
+                did_you_mean(field, kind.fields().iter().copied()),
+            ));
         }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_saphyr::Location;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 
+use super::hint::{did_you_mean, hinted};
 use super::read::DocCtx;
 use super::scan::depth_message;
 use super::shape::Kind;
@@ -207,7 +208,7 @@ fn expected_at(path: &[Seg]) -> &'static str {
             match parent {
                 Some(Seg::Index(_)) => "a string",
                 Some(Seg::Key(k)) => match k.as_str() {
-                    "releases" | "registries" | "keys" => "a mapping",
+                    "releases" | "registries" | "keys" | "notifications" => "a mapping",
                     "channelSubsets" => "a list of two channel names",
                     _ => "a string",
                 },
@@ -216,7 +217,10 @@ fn expected_at(path: &[Seg]) -> &'static str {
         }
         Some(Seg::Key(last)) => match last.as_str() {
             "metadata" | "spec" | "imageStream" | "feeder" | "git" | "cluster" | "sync"
-            | "webhook" | "signatures" => "a mapping",
+            | "webhook" | "signatures" | "rateLimit" => "a mapping",
+            "notifications" | "events" => "a list",
+            "requestsPerSecond" => "a positive number",
+            "burst" => "a positive integer",
             "releases" | "versions" | "tombstones" | "tags" | "allowedSources" | "registries"
             | "channelSubsets" | "keys" => "a list",
             "maxDeletesPerSync" | "concurrency" => "a non-negative integer",
@@ -259,13 +263,23 @@ pub(super) fn serde_error(ctx: &DocCtx<'_>, err: &serde_saphyr::Error) -> Diagno
     let loc = loc.unwrap_or(Location::UNKNOWN);
     let span = ctx.span(loc);
     let index = || ctx.index();
+    let mut hint = None;
     let message = match inner {
-        E::SerdeUnknownField { field, .. } => {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => {
             let idx = index();
-            let container = idx
-                .at(loc, Role::Key)
-                .map(|n| describe_mapping(&n.path[..n.path.len().saturating_sub(1)], idx.kind()))
+            let node = idx.at(loc, Role::Key);
+            let parent = node.map(|n| &n.path[..n.path.len().saturating_sub(1)]);
+            let container = parent
+                .map(|p| describe_mapping(p, idx.kind()))
                 .unwrap_or_else(|| "this mapping".to_string());
+            // `spec` is one union of every kind's fields: suggest only this kind's.
+            let in_spec = matches!(parent, Some([Seg::Key(k)]) if k == "spec");
+            hint = match idx.kind() {
+                Some(kind) if in_spec => did_you_mean(field, kind.fields().iter().copied()),
+                _ => did_you_mean(field, expected.iter().copied()),
+            };
             format!("unknown field `{field}` in {container}")
         }
         E::DuplicateMappingKey { key, .. } => {
@@ -323,7 +337,7 @@ pub(super) fn serde_error(ctx: &DocCtx<'_>, err: &serde_saphyr::Error) -> Diagno
         E::UnsupportedTag { tag, .. } => format!("unsupported yaml tag `{tag}`"),
         _ => generic_message(inner),
     };
-    Diagnostic::error(span, message)
+    hinted(Diagnostic::error(span, message), hint)
 }
 
 /// A user's string for messages: control characters escaped, everything else as written.

@@ -17,9 +17,11 @@
 mod convert;
 mod duration;
 mod fault;
+mod hint;
 mod raw;
 mod read;
 mod scan;
+mod schema;
 mod shape;
 
 use serde_saphyr::Spanned;
@@ -27,9 +29,11 @@ use serde_saphyr::Spanned;
 pub(crate) use convert::{check_spec_fields, header, non_empty, required};
 pub(crate) use duration::parse_duration;
 pub(crate) use fault::shown;
+pub(crate) use hint::{did_you_mean, hinted};
 pub(crate) use raw::{ParsedDocs, RawChannel, RawPolicy, RawSignatures, RawStream};
 pub(crate) use read::{DocCtx, for_each_document};
-pub(crate) use shape::{DocDe, Kind, RegistryDe};
+pub(crate) use schema::document_schema;
+pub(crate) use shape::{DocDe, Kind, NotificationDe, RateLimitDe, RegistryDe};
 
 use super::{Diagnostics, SourceFile};
 

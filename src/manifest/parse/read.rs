@@ -57,6 +57,11 @@ impl DocCtx<'_> {
             .push(Diagnostic::error(span, message));
     }
 
+    /// Reports a problem built by the caller (one with a hint, say).
+    pub(crate) fn push(&self, d: Diagnostic) {
+        self.problems.borrow_mut().push(d);
+    }
+
     pub(super) fn index(&self) -> &NodeIndex {
         self.index.get_or_init(|| NodeIndex::build(self.text))
     }

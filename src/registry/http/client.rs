@@ -15,8 +15,10 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::answer::*;
+use super::budget::{self, Budget};
 use super::limits::{MinRate, is_blob_read, min_blob_rate, read_idle_timeout, request_deadline};
 use super::token::*;
+use crate::config::RateLimit;
 use crate::registry::auth::{Challenge, Credentials, Token, parse_challenges};
 use crate::registry::content::MAX_MANIFEST_BYTES;
 use crate::registry::retry::{
@@ -92,6 +94,8 @@ pub struct HttpRegistry {
     pub(super) min_blob_rate: Option<MinRate>,
     /// The User-Agent of every request ([`user_agent`]).
     pub(super) user_agent: HeaderValue,
+    /// The host's request budget (`rateLimit`) and the pace its rate-limit headers ask.
+    pub(super) budget: Arc<Budget>,
 }
 
 /// What a reqwest client is built from: the PEM bytes of a `caFile` (`None`: the system
@@ -243,12 +247,21 @@ impl HttpRegistry {
             deadline: request_deadline(host)?,
             min_blob_rate: min_blob_rate(host)?,
             user_agent: user_agent(None),
+            budget: Budget::unshared(),
         })
     }
 
     /// Sends `agent` as the User-Agent of every request (see [`user_agent`]).
     pub fn with_user_agent(mut self, agent: HeaderValue) -> HttpRegistry {
         self.user_agent = agent;
+        self
+    }
+
+    /// Makes every request wait for the host's budget, shared by the whole process (every
+    /// client of this host, every `serve` pass); `None`: paced by the host's rate-limit
+    /// headers only.
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> HttpRegistry {
+        self.budget = budget::for_host(&self.host, limit);
         self
     }
 
@@ -332,6 +345,7 @@ impl HttpRegistry {
             }
             let method = method.clone();
             let statuses = self.statuses.clone();
+            let budget = self.budget.clone();
             // Logged without its query, which may hold a signature (pre-signed uploads).
             let url = format!(
                 "{}://{}{}",
@@ -343,8 +357,10 @@ impl HttpRegistry {
                 let Some(request) = request else {
                     return Outcome::Done(Err(None));
                 };
+                budget.acquire().await;
                 match request.send().await {
                     Ok(resp) => {
+                        budget.observe(resp.headers());
                         let status = resp.status().as_u16();
                         statuses.answered(status);
                         tracing::debug!(method = %method, url = %url, status, "registry request");

@@ -3,6 +3,7 @@
 //! repository on it.
 
 mod answer;
+mod budget;
 mod client;
 mod limits;
 mod rate;

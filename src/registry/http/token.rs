@@ -9,6 +9,7 @@ use super::answer::*;
 use super::client::*;
 use crate::registry::RegistryError;
 use crate::registry::auth::{Credentials, Token, TokenAnswer};
+use crate::registry::credential_helper::IDENTITY_TOKEN_USER;
 
 /// How a host wants to be authenticated, learnt from its first challenge.
 #[derive(Debug, Clone)]
@@ -124,7 +125,24 @@ impl HttpRegistry {
                 "not sending credentials to a token realm on another host (list it in tokenRealms, over HTTPS, to allow it)"
             );
         }
-        {
+        // A credential helper's identity token (user `<token>`) is an OAuth2 refresh token:
+        // exchanged by POST, as Docker does, instead of sent as a password.
+        let identity_token = credentials
+            .filter(|c| c.username() == IDENTITY_TOKEN_USER)
+            .map(|c| c.password().to_string());
+        let mut form = None;
+        if let Some(refresh) = &identity_token {
+            let mut f = url::form_urlencoded::Serializer::new(String::new());
+            f.append_pair("grant_type", "refresh_token");
+            f.append_pair("client_id", "relsync");
+            if let Some(s) = &service {
+                f.append_pair("service", s);
+            }
+            let scopes: Vec<&str> = wanted.split(' ').filter(|s| !s.is_empty()).collect();
+            f.append_pair("scope", &scopes.join(" "));
+            f.append_pair("refresh_token", refresh);
+            form = Some(f.finish());
+        } else {
             let mut q = url.query_pairs_mut();
             if let Some(s) = &service {
                 q.append_pair("service", s);
@@ -133,7 +151,25 @@ impl HttpRegistry {
                 q.append_pair("scope", s);
             }
         }
+        let method = if form.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let build = || {
+            if let Some(body) = &form {
+                return Some(
+                    self.client
+                        .post(url.clone())
+                        .header(reqwest::header::USER_AGENT, self.user_agent.clone())
+                        .timeout(self.deadline)
+                        .header(
+                            reqwest::header::CONTENT_TYPE,
+                            "application/x-www-form-urlencoded",
+                        )
+                        .body(body.clone()),
+                );
+            }
             let rb = self
                 .client
                 .get(url.clone())
@@ -146,7 +182,7 @@ impl HttpRegistry {
         };
         let token_context = format!("{context}: token request");
         let resp = self
-            .execute(&Method::GET, &url, build, self.retry.tries, &token_context)
+            .execute(&method, &url, build, self.retry.tries, &token_context)
             .await?;
         let status = resp.status();
         if !status.is_success() {
