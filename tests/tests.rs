@@ -30,6 +30,7 @@ mod kube_api_tests;
 mod manifest_reading;
 mod manifests;
 mod mirror;
+mod mirror_config;
 mod newcomer;
 mod newcomer2;
 mod promote;

@@ -9,6 +9,7 @@ mod add;
 mod check;
 mod drift;
 mod history;
+mod mirror_config;
 mod plan;
 mod promote;
 mod rollback;
@@ -80,6 +81,28 @@ pub enum Command {
     /// The controller: sync continuously (poll and webhooks), serve health, metrics, the
     /// status API and page. Runs until SIGTERM.
     Serve(ServeArgs),
+    /// The ImageDigestMirrorSet and ImageTagMirrorSet (config.openshift.io/v1) that make a
+    /// cluster pull the releases and their payload components from the targets, and the
+    /// install-config `imageDigestSources` stanza; for disconnected installs. Exit 0, 1 error.
+    MirrorConfig(MirrorConfigArgs),
+}
+
+/// Flags of `mirror-config`.
+#[derive(Debug, clap::Args)]
+pub struct MirrorConfigArgs {
+    /// Output format (`yaml`: documents for `oc apply -f`; `json`: one object for scripts).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: MirrorConfigFormat,
+}
+
+/// Output format of `mirror-config`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum MirrorConfigFormat {
+    /// The mirror sets as YAML documents (`oc apply -f`), the install-config stanza as comments.
+    #[default]
+    Yaml,
+    /// `{"revision", "imageDigestMirrorSet", "imageTagMirrorSet", "imageDigestSources"}`.
+    Json,
 }
 
 /// Flags of `serve`.
@@ -294,6 +317,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::Rollback(a) => rollback::run(&settings, &a),
         Command::History(a) => history::run(&settings, &a),
         Command::Serve(a) => serve::run(&settings, &a),
+        Command::MirrorConfig(a) => mirror_config::run(&settings, &a),
     }
 }
 

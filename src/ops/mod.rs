@@ -8,7 +8,8 @@
 //! - [`sync`]: apply a plan, its outcome, its history entry, and the holds it ends;
 //! - [`gate`]: `check`'s rules; [`feeder`]: the feeder rule `check` and `promote` share;
 //! - [`edit`]: `add` and `promote`, the working-tree edits;
-//! - [`rollback`]: the hold a rollback makes and takes back.
+//! - [`rollback`]: the hold a rollback makes and takes back;
+//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through.
 //!
 //! The use cases work through a [`Workspace`]: the loaded repository and config, the
 //! registry routes, the cluster when it is on, and the state store they imply.
@@ -17,6 +18,7 @@ pub mod edit;
 pub mod feeder;
 pub mod gate;
 pub mod load;
+pub mod mirror_config;
 pub mod observe;
 pub mod rollback;
 pub mod sync;
