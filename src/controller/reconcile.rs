@@ -349,6 +349,7 @@ impl GitOps {
                 last_sync: m.last_sync,
                 last_error: m.last_error,
                 drift: drift.items,
+                payloads: Vec::new(),
             });
         }
         let state = read.state.clone();
