@@ -22,6 +22,10 @@
 //!   feeder delay, `git::history`) and commits promotions.
 //! - [`registry`] (adapter): the OCI distribution client and the `oci:` layout store,
 //!   behind the [`registry::TargetReader`] trait.
+//! - [`payload`] (pure, but for `payload::read`): OpenShift/OKD release payloads: the
+//!   `release-manifests/image-references` of a release image read as a stream (gzip, tar,
+//!   a size budget), the component list and the component tag rule; `payload::read` reads a
+//!   release's list from its repository.
 //! - [`cluster`] (adapter, kube): reads ImageStreams and writes them with server-side
 //!   apply under the field manager `relsync`.
 //! - [`observe`] (adapter-facing): asks the adapters for exactly the live state a plan or
@@ -61,6 +65,7 @@ pub mod git;
 pub mod manifest;
 pub mod observe;
 pub mod ops;
+pub mod payload;
 pub mod plan;
 pub mod progress;
 pub mod registry;

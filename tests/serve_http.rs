@@ -104,6 +104,7 @@ fn item(target: Target, tag: &str, desired: Option<&str>, actual: Option<&str>) 
         state,
         message: None,
         counts: state != DriftState::Ok,
+        release: None,
     }
 }
 

@@ -33,6 +33,8 @@ mod mirror;
 mod mirror_config;
 mod newcomer;
 mod newcomer2;
+mod payload_manifest;
+mod payload_read;
 mod promote;
 mod registry;
 mod serve;

@@ -38,6 +38,8 @@ fn action(kind: ActionKind, tag: &str, from: Option<&Digest>, to: Option<&Digest
         channels: vec!["c".to_string()],
         reason: String::new(),
         source: (kind == ActionKind::Mirror).then(|| SRC.to_string()),
+        components: None,
+        release: None,
     }
 }
 

@@ -4,13 +4,16 @@
 //!
 //! - `types`: the desired state itself ([`DesiredState`] and its parts);
 //! - `order`: a version's sort key and a channel's newest version ([`newest_version`]);
-//! - `derive`: manifests → [`DesiredState`] ([`derive()`]), with the checks that need it.
+//! - `derive`: manifests → [`DesiredState`] ([`derive()`]), with the checks that need it;
+//! - `payload`: the component tags of payload streams, added once the component lists are
+//!   known ([`add_components`]).
 //!
 //! [`load`] is the whole way from files to manifests that validation and derivation both
 //! judged: the manifest layer validates, and this one adds derivation's problems.
 
 mod derive;
 mod order;
+mod payload;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -19,6 +22,9 @@ mod types;
 
 pub use derive::derive;
 pub use order::{newest_version, version_key};
+pub use payload::{
+    ComponentOf, DesiredPayloads, PayloadRelease, add_components, payload_releases, source_allowed,
+};
 pub use types::{
     AbsentTag, DesiredImageStreamTag, DesiredRepo, DesiredState, DesiredTag, KnownRelease, TagKind,
 };

@@ -60,6 +60,7 @@ impl Builder {
                 target: Located::new(target.to_string(), at(&file, 7, 11)),
                 order,
                 releases,
+                payload: None,
             },
         );
         self

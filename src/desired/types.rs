@@ -14,6 +14,9 @@ pub enum TagKind {
     Pinned,
     /// A channel's floating tag (newest version of the channel).
     Floating,
+    /// A component tag of a payload release in `payload.target` (derived from content:
+    /// [`crate::desired::add_components`]); `version` is the release's.
+    Component,
 }
 
 /// One tag Git wants in a target repository.
@@ -97,4 +100,7 @@ pub struct DesiredState {
     /// every tag of that ImageStream (which is always applied whole), with the target written
     /// as [`crate::plan::Target`] displays it (`imagestream:<ns>/<name>`).
     pub channel_claims: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// Payload streams: component tags, component counts, refused releases (filled by
+    /// [`crate::desired::add_components`]; empty without payload streams).
+    pub payloads: super::payload::DesiredPayloads,
 }

@@ -45,6 +45,16 @@ pub struct ReleaseStream {
     pub order: Order,
     /// The releases, in file order.
     pub releases: Vec<Release>,
+    /// `payload`: the releases are OpenShift/OKD payloads whose components are mirrored too.
+    pub payload: Option<StreamPayload>,
+}
+
+/// A stream's `payload`: where the components of its releases go.
+#[derive(Debug, Clone)]
+pub struct StreamPayload {
+    /// `payload.target`: the repository (`host/path` or `oci:PATH`) each component is
+    /// copied into and tagged `<version tag>-<component name>` in.
+    pub target: Located<String>,
 }
 
 /// One release of a stream: a version pinned by digest.

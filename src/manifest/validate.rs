@@ -8,7 +8,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use super::parse::{Kind, ParsedDocs, RawChannel, RawPolicy, RawStream, parse_duration, shown};
 use super::{
     Diagnostic, Diagnostics, Feeder, Located, Manifests, Order, Policy, Release, ReleaseChannel,
-    ReleaseStream, Validated,
+    ReleaseStream, StreamPayload, Validated,
 };
 use crate::digest::Digest;
 use crate::tag::{TAG_RULE, is_valid_tag, version_tag};
@@ -168,6 +168,19 @@ fn check_stream<'a>(
             });
         }
     }
+    let payload = s.payload_target.as_ref().and_then(|t| {
+        match crate::payload::reference::check_target(&t.value) {
+            Ok(()) => Some(StreamPayload { target: t.clone() }),
+            Err(reason) => {
+                diags.push(Diagnostic::error(
+                    t.span.clone(),
+                    format!("invalid `spec.payload.target` `{}`: {reason}", t.value),
+                ));
+                valid = false;
+                None
+            }
+        }
+    });
     if valid {
         out.insert(
             s.name.value.clone(),
@@ -177,6 +190,7 @@ fn check_stream<'a>(
                 target: s.target.clone(),
                 order: s.order,
                 releases,
+                payload,
             },
         );
     }

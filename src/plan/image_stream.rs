@@ -179,6 +179,8 @@ pub(super) fn plan(
                 channels: channels.clone(),
                 reason,
                 source: None,
+                components: None,
+                release: None,
             };
             let Some(spec) = spec_tags.and_then(|s| s.get(tag)) else {
                 let reason = if live.is_none() {
@@ -262,6 +264,7 @@ pub(super) fn drift(
             state,
             message,
             counts,
+            release: None,
         };
         for (tag, d) in want.into_iter().flatten() {
             let want_digest = Some(d.digest.clone());

@@ -56,9 +56,13 @@ pub fn plan(
         let live = observed.repos.get(repo).unwrap_or(&empty);
         let target = Target::Repo(repo.clone());
         let version_of = |d: &Digest| want.known.get(d).map(|k| k.version.clone());
+        let payloads = &desired.payloads;
 
         for (tag, d) in &want.tags {
             let channels: Vec<String> = d.channels.iter().cloned().collect();
+            let release = payloads.component_of(repo, tag).cloned();
+            // Component tags follow their release's content: never immutable, always restored.
+            let immutable = release.is_none() && policy.is_immutable(tag);
             let action = |kind: ActionKind, from: Option<Digest>, reason: String| Action {
                 action: kind,
                 target: target.clone(),
@@ -71,6 +75,15 @@ pub fn plan(
                 channels: channels.clone(),
                 reason,
                 source: (kind == ActionKind::Mirror).then(|| d.source.clone()),
+                components: (kind == ActionKind::Mirror)
+                    .then(|| {
+                        payloads
+                            .releases
+                            .get(&(repo.clone(), d.digest.clone()))
+                            .copied()
+                    })
+                    .flatten(),
+                release: release.clone(),
             };
             match live.tags.get(tag) {
                 None if live.has_manifest(&d.digest) => actions.push(action(
@@ -85,7 +98,7 @@ pub fn plan(
                 )),
                 Some(Some(actual)) if *actual == d.digest => {}
                 Some(None) => {
-                    if !policy.is_immutable(tag) {
+                    if !immutable {
                         actions.push(action(
                             ActionKind::Retag,
                             None,
@@ -93,7 +106,7 @@ pub fn plan(
                         ));
                     }
                 }
-                Some(Some(actual)) if policy.is_immutable(tag) => conflicts.push(Conflict {
+                Some(Some(actual)) if immutable => conflicts.push(Conflict {
                     target: target.clone(),
                     tag: tag.clone(),
                     desired: d.digest.clone(),
@@ -109,6 +122,14 @@ pub fn plan(
                         ),
                     },
                 }),
+                Some(Some(actual)) if release.is_some() => actions.push(action(
+                    ActionKind::Retag,
+                    Some(actual.clone()),
+                    format!(
+                        "component of release {} moved; restored to the release's content",
+                        d.version
+                    ),
+                )),
                 Some(Some(actual)) => {
                     let (kind, reason) =
                         move_verdict(tag, &Wanted::from(d), want.known.get(actual));
@@ -120,20 +141,31 @@ pub fn plan(
         for (tag, a) in &want.absent {
             if let Some(actual) = live.tags.get(tag) {
                 let channels: Vec<String> = a.channels.iter().cloned().collect();
-                actions.push(delete(
+                let release = desired.payloads.component_of(repo, tag).cloned();
+                let reason = match &release {
+                    Some(r) => format!(
+                        "component of release {}, tombstoned in {}",
+                        r.version,
+                        channels.join(", ")
+                    ),
+                    None => format!("tombstoned in {}", channels.join(", ")),
+                };
+                let mut d = delete(
                     &target,
                     tag,
                     actual.clone(),
                     actual.as_ref().and_then(version_of),
                     channels.clone(),
-                    format!("tombstoned in {}", channels.join(", ")),
-                ));
+                    reason,
+                );
+                d.release = release;
+                actions.push(d);
             }
         }
 
         if options.prune {
             for (tag, actual) in &live.tags {
-                if is_extra(want, tag) {
+                if is_extra(want, &desired.payloads, repo, tag) {
                     actions.push(delete(
                         &target,
                         tag,
@@ -153,10 +185,7 @@ pub fn plan(
         image_stream::plan(desired, live, &mut actions);
     }
 
-    let deletes = actions
-        .iter()
-        .filter(|a| a.action == ActionKind::Delete)
-        .count();
+    let deletes = count_deletes(&actions);
     let cap = options
         .allow_deletes
         .or(policy.max_deletes_per_sync.as_ref().map(|m| m.value));
@@ -201,11 +230,35 @@ pub fn plan(
 /// signature or attestation tag. A name that is not a registry tag at all (an `oci:`
 /// layout's `index.json` may hold `host/repo:tag` names written by other tools) is outside
 /// relsync's reach: it can be neither resolved nor deleted, so it is never extra.
-fn is_extra(want: &crate::desired::DesiredRepo, tag: &str) -> bool {
+fn is_extra(
+    want: &crate::desired::DesiredRepo,
+    payloads: &crate::desired::DesiredPayloads,
+    repo: &str,
+    tag: &str,
+) -> bool {
     !want.tags.contains_key(tag)
         && !want.absent.contains_key(tag)
+        && !payloads.protects(repo, tag)
         && !crate::tag::is_signature_tag(tag)
         && crate::tag::is_valid_tag(tag)
+}
+
+/// The deletes a plan makes, as `maxDeletesPerSync` counts them: a tombstoned payload
+/// release's component tags count as one delete with the release (none more when the
+/// release's own tag is deleted in the same plan).
+fn count_deletes(actions: &[Action]) -> usize {
+    let deletes = actions.iter().filter(|a| a.action == ActionKind::Delete);
+    let releases_deleted: std::collections::BTreeSet<&Digest> = deletes
+        .clone()
+        .filter(|a| a.release.is_none())
+        .filter_map(|a| a.from.as_ref())
+        .collect();
+    let own = deletes.clone().filter(|a| a.release.is_none()).count();
+    let payloads: std::collections::BTreeSet<&Digest> = deletes
+        .filter_map(|a| a.release.as_ref().map(|r| &r.release))
+        .filter(|r| !releases_deleted.contains(r))
+        .collect();
+    own + payloads.len()
 }
 
 /// A delete action.
@@ -229,6 +282,8 @@ fn delete(
         channels,
         reason,
         source: None,
+        components: None,
+        release: None,
     }
 }
 
@@ -319,6 +374,7 @@ pub fn drift(
     for (repo, want) in &desired.repos {
         let live = observed.repos.get(repo).unwrap_or(&empty);
         let target = Target::Repo(repo.clone());
+        let payloads = &desired.payloads;
         let item = |tag: &str, desired, actual, state, counts, message| DriftItem {
             target: target.clone(),
             tag: tag.to_string(),
@@ -327,6 +383,7 @@ pub fn drift(
             state,
             message,
             counts,
+            release: payloads.component_of(repo, tag).map(|r| r.version.clone()),
         };
         for (tag, d) in &want.tags {
             let want_digest = Some(d.digest.clone());
@@ -368,7 +425,7 @@ pub fn drift(
                     true,
                     Some("tombstoned".to_string()),
                 ));
-            } else if options.channel.is_none() && is_extra(want, tag) {
+            } else if options.channel.is_none() && is_extra(want, payloads, repo, tag) {
                 items.push(item(
                     tag,
                     None,

@@ -129,6 +129,14 @@ pub struct Action {
     /// The repository to copy from when `copy` is true (not part of the JSON contract).
     #[serde(skip)]
     pub source: Option<String>,
+    /// A `mirror` of a payload release: how many components it has (`Some(None)`: not
+    /// known yet, JSON `null`); absent from the JSON for anything else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<Option<usize>>,
+    /// The release a component tag belongs to (not part of the JSON contract; the text
+    /// output summarises these per release).
+    #[serde(skip)]
+    pub release: Option<crate::desired::ComponentOf>,
 }
 
 /// A tag relsync must not touch although it differs from Git: reported, never an action.
@@ -256,6 +264,9 @@ pub struct DriftItem {
     /// Extra detail (an import failure's message), not part of the JSON contract.
     #[serde(skip)]
     pub message: Option<String>,
+    /// For a component tag of a payload release: the release's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     /// Whether this item makes the report out of sync (extras count only with prune on;
     /// a tombstoned tag still present always counts).
     #[serde(skip)]

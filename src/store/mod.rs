@@ -9,8 +9,12 @@
 //! nothing. A sync is recorded before its first write as interrupted and that entry is
 //! replaced when it ends, so one that never ends (abandoned at shutdown, killed) still
 //! shows.
+//!
+//! The component-list cache of payload releases lives apart from the history, in its own
+//! file or ConfigMap ([`payloads`]).
 
 mod file;
+pub mod payloads;
 
 use std::path::PathBuf;
 

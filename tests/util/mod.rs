@@ -12,6 +12,7 @@ mod content;
 mod git;
 mod kube;
 mod layout;
+mod payload;
 mod proxy;
 mod push;
 mod registry;
@@ -22,8 +23,8 @@ mod server;
 // The benchmarks include this module with `#[path]` and use only part of it.
 #[allow(unused_imports)]
 pub use {
-    content::*, git::*, kube::*, layout::*, proxy::*, push::*, registry::*, releases::*, run::*,
-    server::*,
+    content::*, git::*, kube::*, layout::*, payload::*, proxy::*, push::*, registry::*,
+    releases::*, run::*, server::*,
 };
 
 use std::net::TcpListener;

@@ -229,12 +229,18 @@ fn convert_stream(
             });
         }
     }
+    // `payload: {}` without its target is reported; the stream is kept as a plain one.
+    let payload_target = spec.payload.and_then(|p| {
+        let at = p.referenced;
+        required(ctx, p.value.target, "spec.payload.target", at)
+    });
     Some(RawStream {
         name,
         source: source?,
         target: target?,
         order,
         releases,
+        payload_target,
     })
 }
 

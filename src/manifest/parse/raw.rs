@@ -11,6 +11,8 @@ pub(crate) struct RawStream {
     pub(crate) target: Located<String>,
     pub(crate) order: crate::manifest::Order,
     pub(crate) releases: Vec<RawRelease>,
+    /// `spec.payload.target`, when the stream's releases are payloads.
+    pub(crate) payload_target: Option<Located<String>>,
 }
 
 /// One release as written; a missing field has already been reported.

@@ -34,6 +34,7 @@ pub(crate) struct SpecDe {
     pub(crate) target: Option<S<String>>,
     pub(crate) order: Option<S<String>>,
     pub(crate) releases: Option<S<Vec<S<ReleaseDe>>>>,
+    pub(crate) payload: Option<S<PayloadDe>>,
     // ReleaseChannel
     pub(crate) stream: Option<S<String>>,
     pub(crate) tags: Option<S<Vec<S<String>>>>,
@@ -67,6 +68,7 @@ impl SpecDe {
         at(&mut out, "target", &self.target);
         at(&mut out, "order", &self.order);
         at(&mut out, "releases", &self.releases);
+        at(&mut out, "payload", &self.payload);
         at(&mut out, "stream", &self.stream);
         at(&mut out, "tags", &self.tags);
         at(&mut out, "imageStream", &self.image_stream);
@@ -93,6 +95,13 @@ pub(crate) struct ReleaseDe {
     pub(crate) version: Option<S<String>>,
     pub(crate) digest: Option<S<String>>,
     pub(crate) tags: Option<S<Vec<S<String>>>>,
+}
+
+/// A stream's `payload`: its releases are OpenShift/OKD payloads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct PayloadDe {
+    pub(crate) target: Option<S<String>>,
 }
 
 /// A channel's `imageStream`.
@@ -192,7 +201,7 @@ impl Kind {
     /// The `spec` fields of this kind.
     pub(super) fn allows(self, field: &str) -> bool {
         let fields: &[&str] = match self {
-            Kind::ReleaseStream => &["source", "target", "order", "releases"],
+            Kind::ReleaseStream => &["source", "target", "order", "releases", "payload"],
             Kind::ReleaseChannel => &[
                 "stream",
                 "tags",
