@@ -150,7 +150,8 @@ fn check_passes_a_promotion_whose_feeder_listing_is_old_enough() {
             "channelSubsets",
             "immutableTags",
             "allowedSources",
-            "maxDeletesPerSync"
+            "maxDeletesPerSync",
+            "payload"
         ]
     );
     assert_eq!(j["liveDrift"], serde_json::json!({"checked": false}));

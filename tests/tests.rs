@@ -33,6 +33,7 @@ mod mirror;
 mod mirror_config;
 mod newcomer;
 mod newcomer2;
+mod payload_check;
 mod payload_manifest;
 mod payload_read;
 mod promote;

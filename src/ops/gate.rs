@@ -19,6 +19,9 @@
 //! - **immutableTags**, **maxDeletesPerSync**: the plan base → head, made offline with the
 //!   base's desired state as the registry and the base's policy: a conflict is a tag the
 //!   base has that the head would move; a refusal is too many deletes.
+//! - **payload**: each release the head newly publishes in a payload stream has a readable
+//!   image-references at its source and every component at its source
+//!   ([`super::gate_payload`]; `--offline`: not checked, said so).
 //!
 //! Without `--offline`, the live registry is observed for the targets of the base and the
 //! head, and its drift from the base's desired state is reported apart. Neither live drift
@@ -128,6 +131,7 @@ pub fn check(
                 verdicts: Vec::new(),
                 review,
                 live: LiveDrift::NotChecked,
+                payloads: Vec::new(),
             });
         }
     };
@@ -250,6 +254,16 @@ pub fn check(
         },
     });
 
+    let (payload, payloads) = super::gate_payload::payload_verdict(
+        ctx,
+        policy,
+        &base_desired,
+        head,
+        &head_desired,
+        request.offline,
+    );
+    verdicts.push(payload);
+
     let live = if request.offline {
         LiveDrift::NotChecked
     } else {
@@ -263,6 +277,7 @@ pub fn check(
         verdicts,
         review,
         live,
+        payloads,
     })
 }
 
@@ -670,7 +685,8 @@ mod tests {
                 Rule::ChannelSubsets,
                 Rule::ImmutableTags,
                 Rule::AllowedSources,
-                Rule::MaxDeletesPerSync
+                Rule::MaxDeletesPerSync,
+                Rule::Payload
             ]
         );
         assert_eq!(

@@ -17,6 +17,7 @@
 pub mod edit;
 pub mod feeder;
 pub mod gate;
+mod gate_payload;
 pub mod load;
 pub mod mirror_config;
 pub mod observe;
