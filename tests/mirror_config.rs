@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::util::Repo;
+use crate::util::{Repo, TestRegistry, block_on, payload_releases, push_release};
 
 /// The YAML documents of `mirror-config`'s output, as JSON values.
 fn yaml_documents(text: &str) -> Vec<Value> {
@@ -169,5 +169,107 @@ fn mirror_config_of_the_bundled_example_parses_as_yaml_and_json() {
         repo.git(&["status", "--porcelain"]),
         "",
         "mirror-config wrote"
+    );
+}
+
+/// A payload stream on a real docker-registry: each component source repository is mapped
+/// to `payload.target` (by digest only). The component lists come from the cache first,
+/// else from the release in its target, else from its source; a release that can be read
+/// nowhere fails the command (exit 1, nothing on stdout) naming the release.
+#[test]
+fn mirror_config_maps_payload_component_sources_from_the_cache_the_target_or_the_source() {
+    let reg = TestRegistry::start();
+    let host = reg.host();
+    let pusher = reg.pusher();
+    let in_source = payload_releases(&["4.16.0"], 3, 0, &format!("{host}/okd/content"));
+    let in_target = payload_releases(&["4.16.1"], 2, 0, &format!("{host}/okd/other-content"));
+    let nowhere = payload_releases(&["4.16.2"], 2, 0, &format!("{host}/okd/content"));
+    let cached = payload_releases(&["4.16.3"], 1, 0, &format!("{host}/okd/content"));
+    block_on(async {
+        push_release(&pusher, "okd/release", "okd/content", &in_source[0]).await;
+        // Only in the target (mirrored earlier; the source has dropped it).
+        push_release(&pusher, "okd/mirror", "okd/other-content", &in_target[0]).await;
+    });
+    let all = [&in_source[0], &in_target[0], &nowhere[0], &cached[0]];
+    let entries: String = all
+        .iter()
+        .map(|r| {
+            format!(
+                "    - {{version: {}, digest: '{}'}}\n",
+                r.version,
+                r.digest()
+            )
+        })
+        .collect();
+    let repo = Repo::new();
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{host}', insecure: true}}\n"
+        ),
+    );
+    repo.write(
+        "manifests/stream.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: okd}}\nspec:\n  source: {host}/okd/release\n  target: {host}/okd/mirror\n  payload:\n    target: {host}/okd/content-mirror\n  releases:\n{entries}"
+        ),
+    );
+    let channel = |versions: &str| {
+        format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: next}}\nspec:\n  stream: okd\n  versions: [{versions}]\n"
+        )
+    };
+    repo.write("manifests/next.yaml", &channel("4.16.0, 4.16.1, 4.16.2"));
+    repo.commit("three payload releases");
+
+    // 4.16.2 is nowhere: an error naming it, and no partial output.
+    let run = repo.relsync(&["mirror-config"]);
+    run.expect_code(1);
+    assert_eq!(run.stdout(), "", "a partial mirror set was printed");
+    assert!(
+        run.stderr()
+            .contains("cannot read the component list of a payload release: release 4.16.2"),
+        "{}",
+        run.stderr()
+    );
+
+    // Without it: 4.16.0's components read at the source, 4.16.1's in the target; the
+    // cached list of 4.16.3 (which no registry holds) is used as it is.
+    let cache = serde_json::json!({"releases": {cached[0].digest().to_string(): {"components": [
+        {"name": "cli", "source": "cache.example/okd/content",
+         "digest": cached[0].components[0].image.digest().to_string()}]}}});
+    std::fs::create_dir_all(repo.path().join(".relsync")).unwrap();
+    std::fs::write(
+        repo.path().join(".relsync/payloads.json"),
+        cache.to_string(),
+    )
+    .unwrap();
+    repo.write("manifests/next.yaml", &channel("4.16.0, 4.16.1, 4.16.3"));
+    repo.commit("4.16.3 instead of 4.16.2");
+    let run = repo.relsync(&["mirror-config"]);
+    run.expect_code(0);
+    let docs = yaml_documents(&run.stdout());
+    let mirror = format!("{host}/okd/content-mirror");
+    assert_eq!(
+        pairs(&docs[0]["spec"]["imageDigestMirrors"]),
+        vec![
+            pair(&format!("{host}/okd/content"), &mirror),
+            pair(&format!("{host}/okd/other-content"), &mirror),
+            pair(
+                &format!("{host}/okd/release"),
+                &format!("{host}/okd/mirror")
+            ),
+            pair("cache.example/okd/content", &mirror),
+        ],
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        pairs(&docs[1]["spec"]["imageTagMirrors"]),
+        vec![pair(
+            &format!("{host}/okd/release"),
+            &format!("{host}/okd/mirror")
+        )],
+        "components are not mirrored by tag"
     );
 }

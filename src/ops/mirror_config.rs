@@ -8,9 +8,18 @@
 //!   the source's tags).
 //! - An `oci:` target is a layout on disk, no repository a cluster can pull from: it is
 //!   left out with a warning (push the layout to a registry and name that in the stream).
+//! - Component lists come from the cache `sync` keeps (`store::payloads`); a release not in
+//!   it is read from its target where the target has it, else from its source. A list that
+//!   cannot be read is an error: a partial mirror set would break an install silently.
 
-use super::{Context, Loaded, OpsError, Settings, Warnings};
-use crate::desired::TagKind;
+use std::collections::BTreeMap;
+
+use super::{Context, Loaded, OpsError, Settings, Warnings, Workspace};
+use crate::desired::{PayloadRelease, TagKind, payload_releases};
+use crate::digest::Digest;
+use crate::payload::read::read_components;
+use crate::payload::{Budget, ComponentList};
+use crate::registry::{Registries, TargetReader};
 use crate::report::mirror_config::MirrorConfig;
 
 /// The mirror mappings of the committed desired state at the revision. Warnings (an
@@ -22,8 +31,14 @@ pub fn mirror_config(
 ) -> Result<MirrorConfig, OpsError> {
     let ctx = Context::load(settings)?;
     let loaded = ctx.desired(settings, false, warnings)?;
-    let config = releases(&loaded, warnings);
-    let _ = runtime;
+    let mut config = releases(&loaded, warnings);
+    let payloads: Vec<PayloadRelease> = payload_releases(&loaded.manifests, &loaded.desired)
+        .into_iter()
+        .filter(|r| r.published)
+        .collect();
+    if !payloads.is_empty() {
+        runtime.block_on(components(ctx, &payloads, &mut config, warnings))?;
+    }
     Ok(config)
 }
 
@@ -44,6 +59,52 @@ fn releases(loaded: &Loaded, warnings: &mut Warnings) -> MirrorConfig {
         }
     }
     config
+}
+
+/// The payload components: each published release's component sources → its stream's
+/// `payload.target`. Lists come from the cache, else from the release in its target, else
+/// from its source; none is written to the cache (this command writes nothing).
+async fn components(
+    ctx: Context,
+    releases: &[PayloadRelease],
+    config: &mut MirrorConfig,
+    warnings: &mut Warnings,
+) -> Result<(), OpsError> {
+    let workspace = Workspace::connect(ctx).await?;
+    let cached: BTreeMap<Digest, ComponentList> = workspace.store().load_payloads().await?.lists();
+    let mut skipped = Vec::new();
+    for r in releases {
+        if r.payload_target.starts_with("oci:") {
+            if !skipped.contains(&r.payload_target) {
+                warnings.push(oci_skipped(&r.payload_target));
+                skipped.push(r.payload_target.clone());
+            }
+            continue;
+        }
+        let list = match cached.get(&r.digest) {
+            Some(list) => list.clone(),
+            None => read_list(&workspace.registries, r).await?,
+        };
+        for c in &list.components {
+            config.digest(&c.source, &r.payload_target);
+        }
+    }
+    Ok(())
+}
+
+/// A release's component list read from its target when the target has the release (a
+/// disconnected site may reach nothing else), else from its source.
+async fn read_list(registries: &Registries, r: &PayloadRelease) -> Result<ComponentList, OpsError> {
+    let target = registries.repository(&r.target)?;
+    let repo = if target.has_manifest(&r.digest).await? {
+        target
+    } else {
+        registries.repository(&r.source)?
+    };
+    tracing::info!(version = %r.version, repo = %repo.name(), "reading the component list");
+    read_components(&repo, &r.version, &r.digest, &Budget::default())
+        .await
+        .map_err(OpsError::Payload)
 }
 
 /// The warning for a target no cluster can pull from.
