@@ -150,7 +150,8 @@ fn check_passes_a_promotion_whose_feeder_listing_is_old_enough() {
             "channelSubsets",
             "immutableTags",
             "allowedSources",
-            "maxDeletesPerSync"
+            "maxDeletesPerSync",
+            "payload"
         ]
     );
     assert_eq!(j["liveDrift"], serde_json::json!({"checked": false}));
@@ -374,7 +375,7 @@ fn check_fails_a_pr_that_moves_an_immutable_tag() {
     replace(
         &repo,
         STREAM,
-        "digest: sha256:ff4783681eb3f754ace24a158674b9519bad01efcdcc74a9a420be07c031d362",
+        "digest: sha256:d64a2256a212759c01615fd1a2c1e8426e2417e8ef1951f8f841393935423a83",
         &format!("digest: {other}"),
     );
     repo.commit("re-pin 4.14.0 GA");
@@ -392,7 +393,7 @@ fn check_fails_a_pr_that_moves_an_immutable_tag() {
         .collect();
     assert!(
         messages.contains(&format!(
-            "would move immutable tag quay.io/okd/scos-release:{R2} from {R2} (sha256:ff4783681eb3) to {R2} (sha256:abababababab)"
+            "would move immutable tag quay.io/okd/scos-release:{R2} from {R2} (sha256:d64a2256a212) to {R2} (sha256:abababababab)"
         ).as_str()),
         "{messages:?}"
     );
@@ -667,13 +668,13 @@ fn check_shows_live_drift_apart_without_changing_the_exit_code() {
         .expect("a live drift section");
     assert!(live.contains("\ndrift: "), "{live}");
     assert!(
-        live.contains("| moved | `quay.io/okd/scos-release` | `4-scos-stable` | `sha256:15781a1666c7` | `sha256:ff4783681eb3` |"),
+        live.contains("| moved | `quay.io/okd/scos-release` | `4-scos-stable` | `sha256:ce5c67d67537` | `sha256:d64a2256a212` |"),
         "{live}"
     );
     // The tag changes section is the plan base → head, not the live difference.
     let changes = md.split("##### Live drift").next().unwrap();
     assert!(
-        !changes.contains(&format!("`{R3}` (`sha256:15781a1666c7`) |\n| mirror")),
+        !changes.contains(&format!("`{R3}` (`sha256:ce5c67d67537`) |\n| mirror")),
         "{changes}"
     );
 

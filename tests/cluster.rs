@@ -16,9 +16,9 @@ const IS: &str = "release-scos";
 const REPO: &str = "quay.io/okd/scos-release";
 const V414: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
 const V415: &str = "4.15.0-0.okd-scos-2024-01-18-223523";
-const D414: &str = "sha256:ff4783681eb3f754ace24a158674b9519bad01efcdcc74a9a420be07c031d362";
-const D415: &str = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
-const D416: &str = "sha256:9afceaa133fd2232faa1dbb70d2aa72a40bcc103e66d3dbdb01423f748cf0f92";
+const D414: &str = "sha256:d64a2256a212759c01615fd1a2c1e8426e2417e8ef1951f8f841393935423a83";
+const D415: &str = "sha256:ce5c67d67537572f0455aa30b5cc3bc87b938d9e10c70c9e010c24f448c27e9d";
+const D416: &str = "sha256:5478f136ec9c7e80e30c93c0bb5ed506286f3c168dda42569cb2dde79f3305e8";
 const STABLE: &str = "manifests/channels/4-scos-stable.yaml";
 
 /// The example with `cluster.enabled: true`, its ImageStream namespace renamed to this

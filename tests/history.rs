@@ -9,8 +9,8 @@ use crate::util::Repo;
 
 const V415: &str = "4.15.0-0.okd-scos-2024-01-18-223523";
 const V416: &str = "4.16.0-0.okd-scos-2024-09-24-151747";
-const D415: &str = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
-const D416: &str = "sha256:9afceaa133fd2232faa1dbb70d2aa72a40bcc103e66d3dbdb01423f748cf0f92";
+const D415: &str = "sha256:ce5c67d67537572f0455aa30b5cc3bc87b938d9e10c70c9e010c24f448c27e9d";
+const D416: &str = "sha256:5478f136ec9c7e80e30c93c0bb5ed506286f3c168dda42569cb2dde79f3305e8";
 const STABLE: &str = "manifests/channels/4-scos-stable.yaml";
 
 /// The digest tag `tag` holds in the example's target layout.

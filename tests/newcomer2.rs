@@ -415,7 +415,7 @@ fn validate_counts_one_in_the_singular() {
         "relsync.yaml",
         "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec: {}\n",
     );
-    let digest = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
+    let digest = "sha256:ce5c67d67537572f0455aa30b5cc3bc87b938d9e10c70c9e010c24f448c27e9d";
     repo.write(
         "manifests/one.yaml",
         &format!(

@@ -609,8 +609,8 @@ fn serve_keeps_a_channel_holds_tags_and_imagestream_until_the_branch_moves() {
                 .map(|t| t["from"]["name"].as_str().unwrap().to_string())
         })
     };
-    let d415 = "sha256:15781a1666c756dd86a26f35fffc9c74c0603304beeb341c5423e8b0668900fd";
-    let d416 = "sha256:9afceaa133fd2232faa1dbb70d2aa72a40bcc103e66d3dbdb01423f748cf0f92";
+    let d415 = "sha256:ce5c67d67537572f0455aa30b5cc3bc87b938d9e10c70c9e010c24f448c27e9d";
+    let d416 = "sha256:5478f136ec9c7e80e30c93c0bb5ed506286f3c168dda42569cb2dde79f3305e8";
     let serve = Serve::start(repo.path(), &env);
     assert!(stable_is().unwrap().ends_with(d415));
 

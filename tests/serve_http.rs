@@ -146,6 +146,7 @@ fn sample_status() -> Status {
                         Some("v1"),
                     ),
                 ],
+                payloads: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-next".to_string(),
@@ -159,6 +160,7 @@ fn sample_status() -> Status {
                     item(repo(quay), "4.15.0-okd-scos.ec.1", Some("v3"), None),
                     item(repo(quay), "scratch", None, Some("junk")),
                 ],
+                payloads: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-imagestream".to_string(),
@@ -170,6 +172,7 @@ fn sample_status() -> Status {
                         .to_string(),
                 ),
                 drift: vec![failed_import, importing],
+                payloads: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-candidate".to_string(),
@@ -178,6 +181,7 @@ fn sample_status() -> Status {
                 last_sync: None,
                 last_error: None,
                 drift: Vec::new(),
+                payloads: Vec::new(),
             },
         ],
         history: vec![

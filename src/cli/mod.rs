@@ -9,6 +9,7 @@ mod add;
 mod check;
 mod drift;
 mod history;
+mod mirror_config;
 mod plan;
 mod promote;
 mod rollback;
@@ -90,6 +91,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) of relsync and every command. Needs no config. Exit 0.
     Man,
+    /// The ImageDigestMirrorSet and ImageTagMirrorSet (config.openshift.io/v1) that make a
+    /// cluster pull the releases and their payload components from the targets, and the
+    /// install-config `imageDigestSources` stanza; for disconnected installs. Exit 0, 1 error.
+    MirrorConfig(MirrorConfigArgs),
 }
 
 /// Flags of `completions`.
@@ -98,6 +103,24 @@ pub struct CompletionsArgs {
     /// The shell to write the script for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: Shell,
+}
+
+/// Flags of `mirror-config`.
+#[derive(Debug, clap::Args)]
+pub struct MirrorConfigArgs {
+    /// Output format (`yaml`: documents for `oc apply -f`; `json`: one object for scripts).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: MirrorConfigFormat,
+}
+
+/// Output format of `mirror-config`.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum MirrorConfigFormat {
+    /// The mirror sets as YAML documents (`oc apply -f`), the install-config stanza as comments.
+    #[default]
+    Yaml,
+    /// `{"revision", "imageDigestMirrorSet", "imageTagMirrorSet", "imageDigestSources"}`.
+    Json,
 }
 
 /// Flags of `serve`.
@@ -320,6 +343,7 @@ pub fn run(args: Args) -> Result<i32, CliError> {
         Command::History(a) => history::run(&settings, &a),
         Command::Serve(a) => serve::run(&settings, &a),
         Command::Schema | Command::Completions(_) | Command::Man => unreachable!("handled above"),
+        Command::MirrorConfig(a) => mirror_config::run(&settings, &a),
     }
 }
 

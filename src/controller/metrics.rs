@@ -75,6 +75,7 @@ pub struct Metrics {
     drift: Family<ChannelLabel, Gauge>,
     bytes_mirrored: Counter,
     images_mirrored: Counter,
+    components_mirrored: Counter,
     registry_requests: Family<StatusLabel, Counter>,
     webhooks: Family<ResultLabel, Counter>,
     leader: Gauge,
@@ -128,6 +129,12 @@ impl Metrics {
             "Images (manifests with their content) copied into targets",
             images_mirrored.clone(),
         );
+        let components_mirrored = Counter::default();
+        registry.register(
+            "payload_components_mirrored",
+            "Payload components (of releases in payload streams) copied and tagged into payload targets",
+            components_mirrored.clone(),
+        );
         let registry_requests = Family::<StatusLabel, Counter>::default();
         registry.register(
             "registry_requests",
@@ -179,6 +186,7 @@ impl Metrics {
             drift,
             bytes_mirrored,
             images_mirrored,
+            components_mirrored,
             registry_requests,
             webhooks,
             leader,
@@ -218,6 +226,12 @@ impl Metrics {
     pub fn mirrored(&self, images: u64, bytes: u64) {
         self.images_mirrored.inc_by(images);
         self.bytes_mirrored.inc_by(bytes);
+    }
+
+    /// Adds payload components a sync put in place (copied, or tagged where the content was
+    /// there) in payload targets.
+    pub fn components_mirrored(&self, n: u64) {
+        self.components_mirrored.inc_by(n);
     }
 
     /// Adds registry requests by status (`200`, `404`, … or `error`).
@@ -279,6 +293,7 @@ mod tests {
             "relsync_webhooks_total{result=\"rejected\"} 0",
             "relsync_mirrored_images_total 0",
             "relsync_mirrored_bytes_total 0",
+            "relsync_payload_components_mirrored_total 0",
             "relsync_leader 0",
             "relsync_reconcile_duration_seconds_count 0",
         ] {

@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use crate::plan::DriftItem;
 use crate::store::{EntryKind, HistoryEntry, Hold};
 
-use super::status::{ChannelState, ChannelStatus, Status};
+use super::status::{ChannelState, ChannelStatus, PayloadStatus, Status};
 
 /// How many history entries the page shows.
 pub const HISTORY_ROWS: usize = 50;
@@ -255,6 +255,7 @@ fn render_channel(out: &mut String, c: &ChannelStatus) {
             escape(error)
         );
     }
+    render_payloads(out, &c.payloads);
     out.push_str("<h3>Drift</h3>\n");
     if c.drift.is_empty() {
         out.push_str("<p class=\"empty\">No tags observed yet.</p>\n</section>\n");
@@ -268,6 +269,34 @@ fn render_channel(out: &mut String, c: &ChannelStatus) {
         render_drift_row(out, item);
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// A payload stream's channel: per published release, whether its payload is complete.
+fn render_payloads(out: &mut String, payloads: &[PayloadStatus]) {
+    if payloads.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h3>Payloads</h3>\n<table class=\"payloads\">\n<thead><tr><th>Release</th>\
+         <th>Components</th><th>Payload</th></tr></thead>\n<tbody>\n",
+    );
+    for p in payloads {
+        let (state, word) = match (p.complete, p.components) {
+            (true, _) => ("complete", "complete".to_string()),
+            (false, None) => ("unknown", "component list not read yet".to_string()),
+            (false, Some(_)) => ("incomplete", format!("incomplete: {} missing", p.missing)),
+        };
+        let _ = writeln!(
+            out,
+            "<tr data-version=\"{}\" data-payload=\"{state}\"><td class=\"version\">{}</td>\
+             <td class=\"components\">{}</td><td class=\"payload\">{}</td></tr>",
+            escape(&p.version),
+            escape(&p.version),
+            p.components.map_or("?".to_string(), |n| n.to_string()),
+            escape(&word)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn render_drift_row(out: &mut String, item: &DriftItem) {
@@ -409,6 +438,7 @@ mod tests {
                 last_sync: None,
                 last_error: Some("tag \"a\" <moved>".to_string()),
                 drift: Vec::new(),
+                payloads: Vec::new(),
             }],
             last_error: Some("<script>alert(1)</script>".to_string()),
             ..Default::default()
@@ -418,5 +448,47 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(html.contains("data-channel=\"&lt;b&gt;x&lt;/b&gt;\""));
         assert!(html.contains("tag &quot;a&quot; &lt;moved&gt;"));
+    }
+
+    #[test]
+    fn payloads_show_complete_incomplete_and_unknown_releases() {
+        let payload = |version: &str, complete, components, missing| PayloadStatus {
+            version: version.to_string(),
+            complete,
+            components,
+            missing,
+        };
+        let status = Status {
+            channels: vec![ChannelStatus {
+                name: "next".to_string(),
+                state: ChannelState::OutOfSync,
+                revision: None,
+                last_sync: None,
+                last_error: None,
+                drift: Vec::new(),
+                payloads: vec![
+                    payload("1.0.0", true, Some(4), 0),
+                    payload("1.1.0", false, Some(4), 2),
+                    payload("1.2.0", false, None, 0),
+                ],
+            }],
+            ..Default::default()
+        };
+        let html = render(&status);
+        assert!(html.contains("<h3>Payloads</h3>"), "{html}");
+        assert!(
+            html.contains("<tr data-version=\"1.0.0\" data-payload=\"complete\">"),
+            "{html}"
+        );
+        assert!(html.contains("incomplete: 2 missing"), "{html}");
+        assert!(html.contains("data-payload=\"unknown\""), "{html}");
+        let none = Status {
+            channels: vec![ChannelStatus {
+                payloads: Vec::new(),
+                ..status.channels[0].clone()
+            }],
+            ..Default::default()
+        };
+        assert!(!render(&none).contains("Payloads"));
     }
 }

@@ -355,6 +355,7 @@ impl GitOps {
                 last_sync: m.last_sync,
                 last_error: m.last_error,
                 drift: drift.items,
+                payloads: Vec::new(),
             });
         }
         if let Some(n) = &self.shared.notifier {

@@ -49,6 +49,24 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
     /// Its drift items, `ok` rows included (DESIGN.md's drift item shape).
     pub drift: Vec<DriftItem>,
+    /// For a channel of a payload stream: whether each release it publishes has its whole
+    /// payload in place, in the channel's order (absent for other channels).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub payloads: Vec<PayloadStatus>,
+}
+
+/// Whether one published release's payload is complete in its `payload.target`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadStatus {
+    /// The release's version.
+    pub version: String,
+    /// True when every component tag of the release holds its component (its list known).
+    pub complete: bool,
+    /// How many components it has; `None` until its component list has been read.
+    pub components: Option<usize>,
+    /// How many of its component tags are missing or moved.
+    pub missing: usize,
 }
 
 /// The whole status.

@@ -19,6 +19,9 @@
 //! - **immutableTags**, **maxDeletesPerSync**: the plan base → head, made offline with the
 //!   base's desired state as the registry and the base's policy: a conflict is a tag the
 //!   base has that the head would move; a refusal is too many deletes.
+//! - **payload**: each release the head newly publishes in a payload stream has a readable
+//!   image-references at its source and every component at its source
+//!   ([`super::gate_payload`]; `--offline`: not checked, said so).
 //!
 //! - **signatures** (when the base requires them, [`super::signed`]): every release the head
 //!   newly publishes has a cosign signature, read from the source, by one of the base's keys.
@@ -131,6 +134,7 @@ pub fn check(
                 verdicts: Vec::new(),
                 review,
                 live: LiveDrift::NotChecked,
+                payloads: Vec::new(),
             });
         }
     };
@@ -260,6 +264,15 @@ pub fn check(
         head,
         request.offline,
     ));
+    let (payload, payloads) = super::gate_payload::payload_verdict(
+        ctx,
+        policy,
+        &base_desired,
+        head,
+        &head_desired,
+        request.offline,
+    );
+    verdicts.push(payload);
 
     let live = if request.offline {
         LiveDrift::NotChecked
@@ -274,6 +287,7 @@ pub fn check(
         verdicts,
         review,
         live,
+        payloads,
     })
 }
 
@@ -681,7 +695,8 @@ mod tests {
                 Rule::ChannelSubsets,
                 Rule::ImmutableTags,
                 Rule::AllowedSources,
-                Rule::MaxDeletesPerSync
+                Rule::MaxDeletesPerSync,
+                Rule::Payload
             ]
         );
         assert_eq!(

@@ -11,6 +11,7 @@
 //! - [`rollback`]: the hold a rollback makes and takes back;
 //! - [`payload`]: the component lists of payload releases (cache, or read by sync) turned
 //!   into component tags of the desired state.
+//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through.
 //!
 //! The use cases work through a [`Workspace`]: the loaded repository and config, the
 //! registry routes, the cluster when it is on, and the state store they imply.
@@ -18,7 +19,9 @@
 pub mod edit;
 pub mod feeder;
 pub mod gate;
+mod gate_payload;
 pub mod load;
+pub mod mirror_config;
 pub mod observe;
 pub mod payload;
 pub mod rollback;
@@ -63,6 +66,10 @@ pub enum OpsError {
     /// of a repository without a working tree).
     #[error("{0}")]
     Usage(String),
+    /// A payload release's component list could not be read (`mirror-config`): the error
+    /// names the release, the layer and the cause.
+    #[error("cannot read the component list of a payload release")]
+    Payload(#[source] crate::payload::read::PayloadReadError),
     /// `add`, `promote` or `check` refused the change (nothing was written): the reason.
     #[error("{0}")]
     Refused(String),

@@ -29,6 +29,9 @@ pub enum Rule {
     MaxDeletesPerSync,
     /// `signatures`: every newly published release has a trusted cosign signature.
     Signatures,
+    /// `payload`: each release newly published in a payload stream has a readable
+    /// image-references at its source, and every component it names is at its source.
+    Payload,
 }
 
 impl Rule {
@@ -41,6 +44,7 @@ impl Rule {
             Rule::AllowedSources => "allowedSources",
             Rule::MaxDeletesPerSync => "maxDeletesPerSync",
             Rule::Signatures => "signatures",
+            Rule::Payload => "payload",
         }
     }
 }
@@ -69,6 +73,42 @@ impl Verdict {
     /// Whether the rule passes.
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
+    }
+}
+
+/// What one release the head newly publishes in a payload stream brings (rule `payload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayloadRelease {
+    /// The release's version.
+    pub version: String,
+    /// The stream's `payload.target`.
+    pub payload_target: String,
+    /// How many components its image-references names.
+    pub components: usize,
+    /// How many of them `payload.target` does not hold yet (by digest): what merging copies.
+    pub new_to_target: usize,
+    /// How many are missing at (or cannot be read from) their source.
+    pub missing_at_source: usize,
+}
+
+impl PayloadRelease {
+    /// `4.16.0: 4 components, 2 new to quay.io/okd/scos-content`.
+    pub fn sentence(&self) -> String {
+        let mut s = format!(
+            "{}: {}, {} new to {}",
+            self.version,
+            count(self.components, "component"),
+            self.new_to_target,
+            self.payload_target
+        );
+        if self.missing_at_source > 0 {
+            s.push_str(&format!(
+                ", {} missing at the source",
+                self.missing_at_source
+            ));
+        }
+        s
     }
 }
 
@@ -122,6 +162,9 @@ pub struct CheckReport {
     pub review: Vec<ReviewFile>,
     /// The live drift, apart.
     pub live: LiveDrift,
+    /// What each release newly published in a payload stream brings (empty with
+    /// `--offline`, or when there is none).
+    pub payloads: Vec<PayloadRelease>,
 }
 
 impl CheckReport {
@@ -274,6 +317,12 @@ pub fn text(report: &CheckReport) -> String {
             }
         }
     }
+    if !report.payloads.is_empty() {
+        out.push_str("\npayloads (releases newly published):\n");
+        for p in &report.payloads {
+            out.push_str(&format!("  {}\n", p.sentence()));
+        }
+    }
     out.push_str(&text_review(report));
     out.push_str(&format!(
         "\nlive drift: {}\n",
@@ -413,6 +462,7 @@ pub fn markdown(report: &CheckReport) -> String {
             ));
         }
     }
+    out.push_str(&markdown_payloads(report));
     out.push_str(&markdown_review(report));
     out.push_str(&format!(
         "\n##### Live drift\n\n{}\n",
@@ -428,16 +478,42 @@ pub fn markdown(report: &CheckReport) -> String {
     out
 }
 
+/// The payloads section of the comment: per release newly published in a payload stream,
+/// its components and how many are new to the payload target.
+fn markdown_payloads(report: &CheckReport) -> String {
+    if report.payloads.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n##### Payloads\n\n| release | payload target | components | new to the target |\n|---|---|---|---|\n",
+    );
+    for p in &report.payloads {
+        let mut components = p.components.to_string();
+        if p.missing_at_source > 0 {
+            components.push_str(&format!(" ({} missing at the source)", p.missing_at_source));
+        }
+        out.push_str(&format!(
+            "| {} | {} | {components} | {} |\n",
+            code(&p.version),
+            code(&p.payload_target),
+            p.new_to_target
+        ));
+    }
+    out
+}
+
 /// The JSON rendering (a stable shape):
 ///
 /// ```json
 /// {"base": "<sha>", "head": "<sha>", "passed": false, "violations": 1,
 ///  "invalid": ["file:line:col: message"],
 ///  "actions": [/* the plan's actions, as `plan -o json` */],
-///  "policies": [{"rule": "feeder|channelSubsets|immutableTags|allowedSources|maxDeletesPerSync|signatures",
+///  "policies": [{"rule": "feeder|channelSubsets|immutableTags|allowedSources|maxDeletesPerSync|signatures|payload",
 ///                "passed": true, "checked": "…",
 ///                "violations": [{"at": "file:line:col|null", "message": "…"}]}],
 ///  "review": [{"path": "policies/default.yaml", "change": "added|modified|deleted"}],
+///  "payloads": [{"version", "payloadTarget", "components": 4, "newToTarget": 2,
+///                "missingAtSource": 0}],
 ///  "liveDrift": {"checked": false}
 ///            | {"checked": true, "inSync": true, "items": [/* as `drift -o json` */]}
 ///            | {"checked": true, "error": "…"}}
@@ -472,6 +548,7 @@ pub fn json(report: &CheckReport) -> String {
         actions: &'a [Action],
         policies: Vec<PolicyJson<'a>>,
         review: &'a [ReviewFile],
+        payloads: &'a [PayloadRelease],
         live_drift: LiveJson<'a>,
     }
     let live_drift = match &report.live {
@@ -512,6 +589,7 @@ pub fn json(report: &CheckReport) -> String {
             })
             .collect(),
         review: &report.review,
+        payloads: &report.payloads,
         live_drift,
     })
 }
@@ -542,6 +620,7 @@ mod tests {
             }],
             review: Vec::new(),
             live: LiveDrift::NotChecked,
+            payloads: Vec::new(),
         }
     }
 
@@ -568,6 +647,29 @@ mod tests {
             "manifests/c.yaml:3:7"
         );
         assert_eq!(j["liveDrift"]["checked"], false);
+    }
+
+    #[test]
+    fn payloads_are_counted_in_every_format() {
+        let mut r = report(Vec::new());
+        r.payloads = vec![PayloadRelease {
+            version: "4.16.0".to_string(),
+            payload_target: "quay.io/okd/scos-content".to_string(),
+            components: 4,
+            new_to_target: 2,
+            missing_at_source: 0,
+        }];
+        assert!(
+            markdown(&r).contains(
+                "##### Payloads\n\n| release | payload target | components | new to the target |\n|---|---|---|---|\n| `4.16.0` | `quay.io/okd/scos-content` | 4 | 2 |\n"
+            ),
+            "{}",
+            markdown(&r)
+        );
+        assert!(text(&r).contains("  4.16.0: 4 components, 2 new to quay.io/okd/scos-content\n"));
+        let j: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(j["payloads"][0]["newToTarget"], 2);
+        assert_eq!(j["payloads"][0]["components"], 4);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod check;
 mod markdown;
+pub mod mirror_config;
 mod text;
 
 use serde::Serialize;

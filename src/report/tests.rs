@@ -437,6 +437,7 @@ fn check_text_names_live_drift_once() {
         verdicts: vec![],
         review: vec![],
         live: LiveDrift::Checked(scenario_drift(&live())),
+        payloads: vec![],
     };
     let text = check::text(&report);
     assert!(
