@@ -33,6 +33,7 @@ mod mirror;
 mod newcomer;
 mod newcomer2;
 mod payload;
+mod payload_crash;
 mod payload_manifest;
 mod payload_read;
 mod promote;
