@@ -339,6 +339,16 @@ fn a_malformed_payload_is_refused_alone_and_the_floating_tag_stays() {
         src.host()
     );
     let repo = repo_for(&src, &dst, &pins, &versions, Some(&policy));
+    // A dry run reads the payloads too, says what it refuses, and exits 1.
+    let dry = repo.relsync(&["sync", "--dry-run"]);
+    dry.expect_code(1);
+    assert!(
+        dry.stderr()
+            .contains("error: payload refused: release 1.0.1: layer "),
+        "{}",
+        dry.stderr()
+    );
+    assert!(dst.served_writes().is_empty());
     let sync = repo.relsync(&["sync"]);
     let stderr = sync.stderr();
     eprintln!("{stderr}");
