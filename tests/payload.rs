@@ -481,3 +481,74 @@ fn a_tombstoned_release_takes_its_component_tags_with_it_as_one_delete() {
     assert!(!layout_tags(&repo.path().join("mirror/release")).contains_key("1.0.0"));
     repo.relsync(&["plan"]).expect_code(0);
 }
+
+/// With the cluster on, the component lists live in their own ConfigMap `relsync-payloads`
+/// (not in the history's `relsync-state`), and a second sync reads no layer.
+#[test]
+fn with_the_cluster_on_the_component_lists_live_in_their_own_configmap() {
+    use crate::apiserver::Resource;
+    let c = crate::cluster::ClusterRepo::new();
+    let releases = payload_releases(
+        &["5.0.0"],
+        3,
+        0,
+        "registry.ci.openshift.org/origin/payload-content",
+    );
+    let src = c
+        .repo
+        .path()
+        .join("example/registry.ci.openshift.org/origin");
+    write_release_layouts(
+        &src.join("payload-release"),
+        &src.join("payload-content"),
+        &releases,
+    );
+    c.repo.write(
+        "manifests/streams/payload.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: payload}}\nspec:\n  source: registry.ci.openshift.org/origin/payload-release\n  target: quay.io/okd/payload-release\n  payload: {{target: quay.io/okd/payload-content}}\n  releases:\n    - {{version: 5.0.0, digest: '{}'}}\n",
+            releases[0].digest()
+        ),
+    );
+    c.repo.write(
+        "manifests/channels/payload.yaml",
+        "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {name: payload}\nspec:\n  stream: payload\n  versions: [5.0.0]\n",
+    );
+    c.repo.commit("a payload stream");
+    c.relsync(&["sync"]).expect_code(0);
+    let cm = c
+        .api
+        .get(Resource::ConfigMaps, &c.home, "relsync-payloads")
+        .expect("the payload ConfigMap");
+    let cache: serde_json::Value =
+        serde_json::from_str(cm["data"]["payloads.json"].as_str().unwrap()).unwrap();
+    let list = &cache["releases"][releases[0].digest().as_str()]["components"];
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{cache:#}");
+    let state = c
+        .api
+        .get(Resource::ConfigMaps, &c.home, "relsync-state")
+        .expect("the state ConfigMap");
+    assert!(
+        !state["data"]["state.json"]
+            .as_str()
+            .unwrap()
+            .contains("payload-content@")
+    );
+    assert!(
+        !c.repo.path().join(".relsync").exists(),
+        "nothing beside relsync.yaml"
+    );
+    let content = c.repo.path().join("example/quay.io/okd/payload-content");
+    assert_eq!(layout_tags(&content).len(), 3);
+
+    // The source's release layer gone: a second sync does not need it.
+    let layer = releases[0].images[0].0.layers[1].digest();
+    std::fs::remove_file(src.join("payload-release/blobs/sha256").join(layer.hex())).unwrap();
+    let again = c.relsync(&["sync"]);
+    again.expect_code(0);
+    assert!(
+        again.stderr().contains("0 created, 0 moved, 0 deleted"),
+        "{}",
+        again.stderr()
+    );
+}
