@@ -183,6 +183,7 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
     // A second sync reads no layer (the component lists are cached) and writes nothing.
     let src_before = src.served_requests().len();
     let dst_writes = dst.served_writes().len();
+    let dst_before = dst.served_requests().len();
     let again = repo.relsync(&["sync"]);
     again.expect_code(0);
     assert!(
@@ -196,6 +197,13 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
         "{:?}",
         dst.served_writes()
     );
+    // At most one tag list per repository and one HEAD per release and component tag.
+    let dst_after: Vec<String> = dst.served_requests()[dst_before..].to_vec();
+    let lists = dst_after.iter().filter(|r| r.contains("/tags/list")).count();
+    let heads = dst_after.iter().filter(|r| r.starts_with("HEAD ")).count();
+    assert_eq!(lists, 2, "{dst_after:#?}");
+    assert_eq!(lists + heads, dst_after.len(), "{dst_after:#?}");
+    assert!(heads <= 3 + 16, "{dst_after:#?}");
     let src_after: Vec<String> = src.served_requests()[src_before..].to_vec();
     assert!(
         src_after.is_empty(),
