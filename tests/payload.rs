@@ -199,7 +199,10 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
     );
     // At most one tag list per repository and one HEAD per release and component tag.
     let dst_after: Vec<String> = dst.served_requests()[dst_before..].to_vec();
-    let lists = dst_after.iter().filter(|r| r.contains("/tags/list")).count();
+    let lists = dst_after
+        .iter()
+        .filter(|r| r.contains("/tags/list"))
+        .count();
     let heads = dst_after.iter().filter(|r| r.starts_with("HEAD ")).count();
     assert_eq!(lists, 2, "{dst_after:#?}");
     assert_eq!(lists + heads, dst_after.len(), "{dst_after:#?}");
@@ -257,6 +260,18 @@ fn a_component_moved_or_deleted_behind_relsync_s_back_is_drift_and_restored() {
     );
     assert_ne!(other.manifest, r.component("comp-001"));
 
+    let text = repo.relsync(&["drift"]);
+    text.expect_code(2);
+    let out = text.stdout();
+    for row in ["missing", "moved"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(row)
+                && l.contains("1.0.0-*")
+                && l.contains("1 component tags")
+                && l.contains("payload of release 1.0.0")),
+            "{out}"
+        );
+    }
     let plan = repo.relsync(&["plan"]);
     plan.expect_code(2);
     assert!(
