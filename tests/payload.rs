@@ -183,6 +183,7 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
     // A second sync reads no layer (the component lists are cached) and writes nothing.
     let src_before = src.served_requests().len();
     let dst_writes = dst.served_writes().len();
+    let dst_before = dst.served_requests().len();
     let again = repo.relsync(&["sync"]);
     again.expect_code(0);
     assert!(
@@ -196,6 +197,16 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
         "{:?}",
         dst.served_writes()
     );
+    // At most one tag list per repository and one HEAD per release and component tag.
+    let dst_after: Vec<String> = dst.served_requests()[dst_before..].to_vec();
+    let lists = dst_after
+        .iter()
+        .filter(|r| r.contains("/tags/list"))
+        .count();
+    let heads = dst_after.iter().filter(|r| r.starts_with("HEAD ")).count();
+    assert_eq!(lists, 2, "{dst_after:#?}");
+    assert_eq!(lists + heads, dst_after.len(), "{dst_after:#?}");
+    assert!(heads <= 3 + 16, "{dst_after:#?}");
     let src_after: Vec<String> = src.served_requests()[src_before..].to_vec();
     assert!(
         src_after.is_empty(),
@@ -249,6 +260,18 @@ fn a_component_moved_or_deleted_behind_relsync_s_back_is_drift_and_restored() {
     );
     assert_ne!(other.manifest, r.component("comp-001"));
 
+    let text = repo.relsync(&["drift"]);
+    text.expect_code(2);
+    let out = text.stdout();
+    for row in ["missing", "moved"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(row)
+                && l.contains("1.0.0-*")
+                && l.contains("1 component tags")
+                && l.contains("payload of release 1.0.0")),
+            "{out}"
+        );
+    }
     let plan = repo.relsync(&["plan"]);
     plan.expect_code(2);
     assert!(
@@ -339,6 +362,16 @@ fn a_malformed_payload_is_refused_alone_and_the_floating_tag_stays() {
         src.host()
     );
     let repo = repo_for(&src, &dst, &pins, &versions, Some(&policy));
+    // A dry run reads the payloads too, says what it refuses, and exits 1.
+    let dry = repo.relsync(&["sync", "--dry-run"]);
+    dry.expect_code(1);
+    assert!(
+        dry.stderr()
+            .contains("error: payload refused: release 1.0.1: layer "),
+        "{}",
+        dry.stderr()
+    );
+    assert!(dst.served_writes().is_empty());
     let sync = repo.relsync(&["sync"]);
     let stderr = sync.stderr();
     eprintln!("{stderr}");
@@ -470,4 +503,75 @@ fn a_tombstoned_release_takes_its_component_tags_with_it_as_one_delete() {
     );
     assert!(!layout_tags(&repo.path().join("mirror/release")).contains_key("1.0.0"));
     repo.relsync(&["plan"]).expect_code(0);
+}
+
+/// With the cluster on, the component lists live in their own ConfigMap `relsync-payloads`
+/// (not in the history's `relsync-state`), and a second sync reads no layer.
+#[test]
+fn with_the_cluster_on_the_component_lists_live_in_their_own_configmap() {
+    use crate::apiserver::Resource;
+    let c = crate::cluster::ClusterRepo::new();
+    let releases = payload_releases(
+        &["5.0.0"],
+        3,
+        0,
+        "registry.ci.openshift.org/origin/payload-content",
+    );
+    let src = c
+        .repo
+        .path()
+        .join("example/registry.ci.openshift.org/origin");
+    write_release_layouts(
+        &src.join("payload-release"),
+        &src.join("payload-content"),
+        &releases,
+    );
+    c.repo.write(
+        "manifests/streams/payload.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: payload}}\nspec:\n  source: registry.ci.openshift.org/origin/payload-release\n  target: quay.io/okd/payload-release\n  payload: {{target: quay.io/okd/payload-content}}\n  releases:\n    - {{version: 5.0.0, digest: '{}'}}\n",
+            releases[0].digest()
+        ),
+    );
+    c.repo.write(
+        "manifests/channels/payload.yaml",
+        "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {name: payload}\nspec:\n  stream: payload\n  versions: [5.0.0]\n",
+    );
+    c.repo.commit("a payload stream");
+    c.relsync(&["sync"]).expect_code(0);
+    let cm = c
+        .api
+        .get(Resource::ConfigMaps, &c.home, "relsync-payloads")
+        .expect("the payload ConfigMap");
+    let cache: serde_json::Value =
+        serde_json::from_str(cm["data"]["payloads.json"].as_str().unwrap()).unwrap();
+    let list = &cache["releases"][releases[0].digest().as_str()]["components"];
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{cache:#}");
+    let state = c
+        .api
+        .get(Resource::ConfigMaps, &c.home, "relsync-state")
+        .expect("the state ConfigMap");
+    assert!(
+        !state["data"]["state.json"]
+            .as_str()
+            .unwrap()
+            .contains("payload-content@")
+    );
+    assert!(
+        !c.repo.path().join(".relsync").exists(),
+        "nothing beside relsync.yaml"
+    );
+    let content = c.repo.path().join("example/quay.io/okd/payload-content");
+    assert_eq!(layout_tags(&content).len(), 3);
+
+    // The source's release layer gone: a second sync does not need it.
+    let layer = releases[0].images[0].0.layers[1].digest();
+    std::fs::remove_file(src.join("payload-release/blobs/sha256").join(layer.hex())).unwrap();
+    let again = c.relsync(&["sync"]);
+    again.expect_code(0);
+    assert!(
+        again.stderr().contains("0 created, 0 moved, 0 deleted"),
+        "{}",
+        again.stderr()
+    );
 }

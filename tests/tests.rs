@@ -40,6 +40,7 @@ mod newcomer;
 mod newcomer2;
 mod payload;
 mod payload_check;
+mod payload_crash;
 mod payload_manifest;
 mod payload_read;
 mod promote;

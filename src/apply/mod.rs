@@ -15,6 +15,11 @@
 //!    by digest only when no other live tag (tags the plan deletes aside) and no tag the
 //!    plan writes holds that digest, else the tag is left and the reason reported.
 //!
+//! Payload releases widen the first rule (`payload`): every component tag of a release is
+//! created or moved (content first) before any other action, a release whose payload is
+//! refused or incomplete gets none of its own tags, and a tombstoned release's component
+//! tags are deleted after everything else.
+//!
 //! Then, once every registry target is done, the ImageStreams (`image_stream`): each
 //! ImageStream with an action is applied once, with its whole desired tag set, by
 //! server-side apply; a tag whose registry content did not get in place in this run keeps

@@ -54,14 +54,20 @@ pub async fn prepare(
     let mut read = 0;
     if read_sources {
         let mut seen = BTreeSet::new();
-        let missing: Vec<&PayloadRelease> = releases
+        // Owned, so that the futures below borrow nothing but the workspace (a future that
+        // `serve` spawns must not be generic over a borrow's lifetime).
+        let missing: Vec<PayloadRelease> = releases
             .iter()
             .filter(|r| !lists.contains_key(&r.digest) && seen.insert(r.digest.clone()))
+            .cloned()
             .collect();
         let concurrency = workspace.registries.concurrency().max(1);
         let results: Vec<(Digest, Result<ComponentList, String>)> =
             futures_util::stream::iter(missing)
-                .map(|r| async move { (r.digest.clone(), read_one(workspace, r).await) })
+                .map(|r: PayloadRelease| async move {
+                    let result = read_one(workspace, &r).await;
+                    (r.digest, result)
+                })
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
