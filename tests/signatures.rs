@@ -2,7 +2,8 @@
 //! cosign's `.sig` tags and sigstore bundle referrers (referrers tag schema, as 2.8 has no
 //! referrers API) copied byte-exact before the release tags; the target's referrers index
 //! keeps another tool's entries; `check`'s rule `signatures` naming each failing version
-//! with why; `sync` publishing the signed releases and refusing the unsigned in one run.
+//! with why; `sync` publishing the signed releases and refusing the unsigned in one run;
+//! `drift`'s state `unsigned`, repaired by `sync`.
 //! Signatures are made in cosign's exact formats (`util::sign`).
 
 use relsync::digest::Digest;
@@ -378,4 +379,14 @@ fn drift_reports_a_release_whose_signature_is_missing_in_the_target_as_unsigned(
         .map(|i| i["tag"].as_str().unwrap())
         .collect();
     assert_eq!(unsigned, ["1.0.0", "latest"]);
+
+    // Sync copies the signature; then the target is in sync, and a second sync writes
+    // nothing.
+    let run = repo.relsync(&["sync"]);
+    assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
+    assert!(dst.tag_digest(TARGET, &sig_tag(&d[0], "sig")).is_some());
+    repo.relsync(&["drift"]).expect_code(0);
+    let before = dst.served_writes().len();
+    repo.relsync(&["sync"]).expect_code(0);
+    assert_eq!(dst.served_writes()[before..], [] as [String; 0]);
 }

@@ -78,6 +78,10 @@ pub struct ApplyOptions {
     /// With the Policy's `signatures.require`: the keys a release's signature must verify
     /// with before any of its tags is written (`None`: signatures are copied, not judged).
     pub signatures: Option<SignatureRequirement>,
+    /// Releases whose tags are in place but whose attached artifacts the target lacks
+    /// (drift state `unsigned`): (target, digest, source). Their artifacts are copied
+    /// before the plan's actions run.
+    pub repair_attached: Vec<(String, Digest, String)>,
 }
 
 /// Whether writes may go on; see [`ApplyOptions::may_write`].
@@ -254,6 +258,8 @@ pub async fn apply_with<E: MirrorEndpoint>(
         attached: attached::AttachedMemo::default(),
     };
 
+    let attached_failed = run.repair_attached().await;
+
     let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
     let mut by_image_stream: BTreeMap<&ImageStreamRef, Vec<(usize, &Action)>> = BTreeMap::new();
     for (i, a) in plan.actions.iter().enumerate() {
@@ -298,6 +304,7 @@ pub async fn apply_with<E: MirrorEndpoint>(
         elapsed: start.elapsed(),
         refused: None,
         immutable: plan.conflicts.len(),
+        attached_failed,
     }
 }
 

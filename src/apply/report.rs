@@ -88,6 +88,9 @@ pub struct ApplyReport {
     /// whose live digest differs from Git's (the plan's conflicts). Set by whoever applies
     /// the plan, so the summary counts them by their own name, not as `0 conflicts`.
     pub immutable: usize,
+    /// Releases in place whose attached artifacts could not be copied (the repair of a
+    /// drift state `unsigned`), one line each.
+    pub attached_failed: Vec<String>,
 }
 
 impl ApplyReport {
@@ -137,6 +140,7 @@ impl ApplyReport {
             && self.conflicts() == 0
             && self.left() == 0
             && self.immutable == 0
+            && self.attached_failed.is_empty()
     }
 
     /// One line per action that makes the run fail.
@@ -144,6 +148,7 @@ impl ApplyReport {
         self.results
             .iter()
             .filter_map(ActionResult::problem)
+            .chain(self.attached_failed.iter().cloned())
             .collect()
     }
 
