@@ -56,7 +56,7 @@ type Memo<V> = Mutex<HashMap<(String, Digest), Cell<V>>>;
 /// Run-wide memo of the attached-artifact work, by (target, digest).
 #[derive(Debug, Default)]
 pub(super) struct AttachedMemo {
-    hints: Mutex<HashMap<String, Arc<OnceCell<Result<Hints, StepError>>>>>,
+    hints: Mutex<HashMap<String, Cell<Hints>>>,
     found: Memo<Arc<Attached>>,
     verdicts: Memo<()>,
     copies: Memo<()>,
