@@ -145,6 +145,7 @@ fn sample_status() -> Status {
                         Some("v1"),
                     ),
                 ],
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-next".to_string(),
@@ -158,6 +159,7 @@ fn sample_status() -> Status {
                     item(repo(quay), "4.15.0-okd-scos.ec.1", Some("v3"), None),
                     item(repo(quay), "scratch", None, Some("junk")),
                 ],
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-imagestream".to_string(),
@@ -169,6 +171,7 @@ fn sample_status() -> Status {
                         .to_string(),
                 ),
                 drift: vec![failed_import, importing],
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-candidate".to_string(),
@@ -177,6 +180,7 @@ fn sample_status() -> Status {
                 last_sync: None,
                 last_error: None,
                 drift: Vec::new(),
+                releases: Vec::new(),
             },
         ],
         history: vec![

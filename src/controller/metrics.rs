@@ -54,6 +54,7 @@ pub struct Metrics {
     registry_requests: Family<StatusLabel, Counter>,
     webhooks: Family<ResultLabel, Counter>,
     leader: Gauge,
+    signature_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +116,12 @@ impl Metrics {
             "Webhook deliveries, by result (accepted, ignored, unauthorized, rejected)",
             webhooks.clone(),
         );
+        let signature_failures = Counter::default();
+        registry.register(
+            "signature_verification_failures",
+            "Releases a sync refused because their signature did not pass the policy",
+            signature_failures.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -143,7 +150,13 @@ impl Metrics {
             registry_requests,
             webhooks,
             leader,
+            signature_failures,
         }
+    }
+
+    /// Counts releases a sync refused because their signature did not pass.
+    pub fn signature_failed(&self, releases: u64) {
+        self.signature_failures.inc_by(releases);
     }
 
     /// Records one reconcile's duration.

@@ -49,6 +49,27 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
     /// Its drift items, `ok` rows included (DESIGN.md's drift item shape).
     pub drift: Vec<DriftItem>,
+    /// With signatures required: each release the channel publishes, whether the target
+    /// holds a signature for it and whether relsync verified it (absent from the JSON when
+    /// signatures are not required).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseSignature>,
+}
+
+/// A published release's signature, as `serve` last saw it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSignature {
+    /// The version.
+    pub version: String,
+    /// Its digest.
+    pub digest: crate::digest::Digest,
+    /// Whether the target lists a signature for the digest (`sha256-<hex>.sig` or the
+    /// `sha256-<hex>` referrers index).
+    pub signed: bool,
+    /// `true`: a sync of this process verified its signature with a trusted key; `false`: a
+    /// sync refused it (the reason is the channel's `lastError`); `null`: not judged yet.
+    pub verified: Option<bool>,
 }
 
 /// The whole status.
