@@ -371,6 +371,11 @@ fn an_initial_mirror_heads_and_puts_each_index_once(kind: Distribution) {
     let want_src: std::collections::BTreeMap<String, usize> = [
         ("GET manifest-by-digest", 3 * n), // the index and its 2 children
         ("GET blob", 6 * n),
+        // What is attached to the releases (issue 14), once per source repository: its tag
+        // list (no `sha256-<hex>.sig` or referrers tag listed: nothing more is read) and
+        // one referrers API probe (2.8 serves none).
+        ("GET tags", 1),
+        ("GET other", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

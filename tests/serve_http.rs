@@ -147,6 +147,7 @@ fn sample_status() -> Status {
                     ),
                 ],
                 payloads: Vec::new(),
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-next".to_string(),
@@ -161,6 +162,7 @@ fn sample_status() -> Status {
                     item(repo(quay), "scratch", None, Some("junk")),
                 ],
                 payloads: Vec::new(),
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-imagestream".to_string(),
@@ -173,6 +175,7 @@ fn sample_status() -> Status {
                 ),
                 drift: vec![failed_import, importing],
                 payloads: Vec::new(),
+                releases: Vec::new(),
             },
             ChannelStatus {
                 name: "4-scos-candidate".to_string(),
@@ -182,6 +185,7 @@ fn sample_status() -> Status {
                 last_error: None,
                 drift: Vec::new(),
                 payloads: Vec::new(),
+                releases: Vec::new(),
             },
         ],
         history: vec![

@@ -2,7 +2,8 @@
 //! cosign's `.sig` tags and sigstore bundle referrers (referrers tag schema, as 2.8 has no
 //! referrers API) copied byte-exact before the release tags; the target's referrers index
 //! keeps another tool's entries; `check`'s rule `signatures` naming each failing version
-//! with why; `sync` publishing the signed releases and refusing the unsigned in one run.
+//! with why; `sync` publishing the signed releases and refusing the unsigned in one run;
+//! `drift`'s state `unsigned`, repaired by `sync`.
 //! Signatures are made in cosign's exact formats (`util::sign`).
 
 use relsync::digest::Digest;
@@ -378,4 +379,68 @@ fn drift_reports_a_release_whose_signature_is_missing_in_the_target_as_unsigned(
         .map(|i| i["tag"].as_str().unwrap())
         .collect();
     assert_eq!(unsigned, ["1.0.0", "latest"]);
+
+    // Sync copies the signature; then the target is in sync, and a second sync writes
+    // nothing.
+    let run = repo.relsync(&["sync"]);
+    assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
+    assert!(dst.tag_digest(TARGET, &sig_tag(&d[0], "sig")).is_some());
+    repo.relsync(&["drift"]).expect_code(0);
+    let before = dst.served_writes().len();
+    repo.relsync(&["sync"]).expect_code(0);
+    assert_eq!(dst.served_writes()[before..], [] as [String; 0]);
+}
+
+#[test]
+fn serve_shows_per_release_whether_it_is_signed_and_verified_and_counts_failures() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let key = CosignKey::generate();
+    let (repo, d) = five_releases(&src, &dst, &["1.0.0", "2.0.0"]);
+    repo.write(
+        "policies/signed.yaml",
+        &signature_policy(&[("okd-release", &key.public_pem())]),
+    );
+    repo.commit("two releases, signatures required");
+    block_on(push_legacy_signature(
+        &src.pusher(),
+        SOURCE,
+        &d[0],
+        &d[0],
+        &format!("{}/{SOURCE}", src.host()),
+        &key,
+    ));
+    let serve = crate::serve::Serve::start(repo.path(), &[]);
+    serve.wait_until("a sync", |s| {
+        s.status()["channels"][0]["lastSync"].is_string()
+            && s.status()["channels"][0]["releases"].is_array()
+    });
+    let status = serve.status();
+    let releases = status["channels"][0]["releases"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let of = |v: &str| {
+        releases
+            .iter()
+            .find(|r| r["version"] == v)
+            .unwrap_or_else(|| panic!("{v}: {releases:#?}"))
+            .clone()
+    };
+    assert_eq!(of("1.0.0")["signed"], true, "{releases:#?}");
+    assert_eq!(of("1.0.0")["verified"], true, "{releases:#?}");
+    assert_eq!(of("2.0.0")["signed"], false, "{releases:#?}");
+    assert_eq!(of("2.0.0")["verified"], false, "{releases:#?}");
+    assert!(
+        status["channels"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("no signature")),
+        "{status:#}"
+    );
+    let metrics = serve.get("/metrics");
+    let failures = crate::serve::metric(&metrics, "relsync_signature_verification_failures_total");
+    assert!(failures.is_some_and(|n| n >= 1.0), "{metrics}");
+    let page = serve.get("/");
+    assert!(page.contains("<table class=\"signatures\">"), "{page}");
+    assert!(page.contains("data-verified=\"refused\""), "{page}");
 }

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use super::{ApplyError, Run};
 use crate::digest::Digest;
 use crate::registry::mirror::MirrorEndpoint;
-use crate::registry::referrers::{self, Attached, AttachedError};
+use crate::registry::referrers::{self, Attached, AttachedError, Hints};
 use crate::signature::{self, Refusal, TrustedKey};
 
 /// Signatures a release needs before its tags are written (the Policy's `signatures` with
@@ -56,6 +56,7 @@ type Memo<V> = Mutex<HashMap<(String, Digest), Cell<V>>>;
 /// Run-wide memo of the attached-artifact work, by (target, digest).
 #[derive(Debug, Default)]
 pub(super) struct AttachedMemo {
+    hints: Mutex<HashMap<String, Cell<Hints>>>,
     found: Memo<Arc<Attached>>,
     verdicts: Memo<()>,
     copies: Memo<()>,
@@ -70,12 +71,48 @@ fn cell<V>(map: &Memo<V>, key: (String, Digest)) -> Cell<V> {
 }
 
 impl<E: MirrorEndpoint> Run<'_, E> {
+    /// What is known of the repository `from` for discovering attached artifacts, learnt
+    /// once per run: its tag list (one request) and whether it serves the referrers API
+    /// (one request, asked about `digest`).
+    async fn hints(&self, from: &str, repo: &E, digest: &Digest) -> Result<Hints, StepError> {
+        let c = self
+            .attached
+            .hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(from.to_string())
+            .or_default()
+            .clone();
+        c.get_or_init(|| async {
+            let context = || format!("listing tags of {from}");
+            let tags = repo.list_tags().await.map_err(|source| {
+                failed(AttachedError::Registry {
+                    context: context(),
+                    source,
+                })
+            })?;
+            let api = repo.referrers_api(digest).await.map_err(|source| {
+                failed(AttachedError::Registry {
+                    context: format!("listing referrers of {from}@{digest}"),
+                    source,
+                })
+            })?;
+            Ok(Hints {
+                tags: Some(Arc::new(tags.into_iter().collect())),
+                api: Some(api.is_some()),
+            })
+        })
+        .await
+        .clone()
+    }
+
     /// What is attached to `digest` in `from` (a repository string), found once per run.
     async fn found(&self, from: &str, digest: &Digest) -> Result<Arc<Attached>, StepError> {
         let c = cell(&self.attached.found, (from.to_string(), digest.clone()));
         c.get_or_init(|| async {
             let repo = (self.open)(from).map_err(opening(from))?;
-            referrers::discover(&repo, digest)
+            let hints = self.hints(from, &repo, digest).await?;
+            referrers::discover_with(&repo, digest, &hints)
                 .await
                 .map(Arc::new)
                 .map_err(failed)
@@ -158,6 +195,38 @@ impl<E: MirrorEndpoint> Run<'_, E> {
             .await
             .clone();
         done.map_err(|e| step_error(name, digest, e))
+    }
+}
+
+impl<E: MirrorEndpoint> Run<'_, E> {
+    /// Copies the attached artifacts of [`super::ApplyOptions::repair_attached`]; one line
+    /// per release that failed.
+    pub(super) async fn repair_attached(&self) -> Vec<String> {
+        let repairs =
+            self.options
+                .repair_attached
+                .iter()
+                .map(|(name, digest, source)| async move {
+                    let label = format!("{name}@{}", digest.short());
+                    let target = (self.open)(name).map_err(|e| format!("error: {label}: {e}"))?;
+                    self.copy_attached(name, &target, digest, source, &label)
+                        .await
+                        .map_err(|e| {
+                            let mut msg = format!("error: {e}");
+                            let mut cause = std::error::Error::source(&e);
+                            while let Some(c) = cause {
+                                msg.push_str(": ");
+                                msg.push_str(&c.to_string());
+                                cause = c.source();
+                            }
+                            msg
+                        })
+                });
+        futures_util::future::join_all(repairs)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect()
     }
 }
 

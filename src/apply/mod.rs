@@ -88,6 +88,10 @@ pub struct ApplyOptions {
     /// With the Policy's `signatures.require`: the keys a release's signature must verify
     /// with before any of its tags is written (`None`: signatures are copied, not judged).
     pub signatures: Option<SignatureRequirement>,
+    /// Releases whose tags are in place but whose attached artifacts the target lacks
+    /// (drift state `unsigned`): (target, digest, source). Their artifacts are copied
+    /// before the plan's actions run.
+    pub repair_attached: Vec<(String, Digest, String)>,
 }
 
 /// Whether writes may go on; see [`ApplyOptions::may_write`].
@@ -273,6 +277,8 @@ pub async fn apply_with<E: MirrorEndpoint>(
         attached: attached::AttachedMemo::default(),
     };
 
+    let attached_failed = run.repair_attached().await;
+
     // Payload releases: every component and component tag before any tag of its release
     // (`payload`); without payload streams all three phases but the middle one are empty.
     let phases = payload::phases(plan);
@@ -320,6 +326,7 @@ pub async fn apply_with<E: MirrorEndpoint>(
         refused: None,
         immutable: plan.conflicts.len(),
         payload_refusals: options.payload_refused.values().cloned().collect(),
+        attached_failed,
     }
 }
 

@@ -90,6 +90,9 @@ pub struct ApplyReport {
     pub immutable: usize,
     /// Payload releases refused before the apply (their tags not written), one message each.
     pub payload_refusals: Vec<String>,
+    /// Releases in place whose attached artifacts could not be copied (the repair of a
+    /// drift state `unsigned`), one line each.
+    pub attached_failed: Vec<String>,
 }
 
 impl ApplyReport {
@@ -140,6 +143,7 @@ impl ApplyReport {
             && self.left() == 0
             && self.immutable == 0
             && self.payload_refusals.is_empty()
+            && self.attached_failed.is_empty()
     }
 
     /// One line per action that makes the run fail.
@@ -148,6 +152,7 @@ impl ApplyReport {
             .iter()
             .map(|m| format!("error: payload refused: {m}; its tags are not written"))
             .chain(self.results.iter().filter_map(ActionResult::problem))
+            .chain(self.attached_failed.iter().cloned())
             .collect()
     }
 

@@ -73,7 +73,7 @@ pub enum Command {
     Promote(PromoteArgs),
     /// The PR gate: validate the head and judge it with the base's policies (feeder delay
     /// from the base's first-parent history, channelSubsets, immutableTags, allowedSources,
-    /// maxDeletesPerSync); print the change base → head and, apart, live drift. Exit 0 pass,
+    /// maxDeletesPerSync, signatures); print the change base → head and, apart, live drift. Exit 0 pass,
     /// 1 fail (policy files needing review and live drift never fail it).
     Check(CheckArgs),
     /// Sync to the desired state of an earlier revision (judged by the branch tip's

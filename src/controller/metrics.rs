@@ -80,6 +80,7 @@ pub struct Metrics {
     webhooks: Family<ResultLabel, Counter>,
     leader: Gauge,
     notifications: NotifyCounter,
+    signature_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +162,12 @@ impl Metrics {
                 })
                 .inc_by(0);
         }
+        let signature_failures = Counter::default();
+        registry.register(
+            "signature_verification_failures",
+            "Releases a sync refused because their signature did not pass the policy",
+            signature_failures.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -191,12 +198,18 @@ impl Metrics {
             webhooks,
             leader,
             notifications,
+            signature_failures,
         }
     }
 
     /// `relsync_notifications_total`, for the notification tasks to count into.
     pub fn notify_counter(&self) -> NotifyCounter {
         self.notifications.clone()
+    }
+
+    /// Counts releases a sync refused because their signature did not pass.
+    pub fn signature_failed(&self, releases: u64) {
+        self.signature_failures.inc_by(releases);
     }
 
     /// Records one reconcile's duration.

@@ -26,6 +26,7 @@ pub mod page;
 pub mod reconcile;
 pub mod schedule;
 pub mod server;
+mod signatures;
 pub mod status;
 pub mod webhook;
 

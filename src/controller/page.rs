@@ -83,6 +83,7 @@ table.drift tr[data-state="importing"] td:first-child { box-shadow: inset 3px 0 
 table.drift tr[data-state="import-failed"] td:first-child { box-shadow: inset 3px 0 0 var(--red); }
 table.drift tr[data-state="extra"] td:first-child { box-shadow: inset 3px 0 0 #9aa5b1; }
 table.drift tr[data-state="ok"] { color: var(--muted); }
+table.drift tr[data-state="unsigned"] td:first-child { box-shadow: inset 3px 0 0 #f0b429; }
 .msg { color: var(--red); font-size: 12px; margin-top: 2px; }
 .empty { color: var(--muted); margin: 8px 0 0; }
 footer { color: var(--muted); padding: 0 32px 24px; font-size: 12px; }
@@ -256,6 +257,7 @@ fn render_channel(out: &mut String, c: &ChannelStatus) {
         );
     }
     render_payloads(out, &c.payloads);
+    render_signatures(out, c);
     out.push_str("<h3>Drift</h3>\n");
     if c.drift.is_empty() {
         out.push_str("<p class=\"empty\">No tags observed yet.</p>\n</section>\n");
@@ -294,6 +296,35 @@ fn render_payloads(out: &mut String, payloads: &[PayloadStatus]) {
             escape(&p.version),
             p.components.map_or("?".to_string(), |n| n.to_string()),
             escape(&word)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+/// With signatures required: one row per published release, signed (in the target) and
+/// verified (by a sync: yes, refused, or not yet judged).
+fn render_signatures(out: &mut String, c: &ChannelStatus) {
+    if c.releases.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h3>Signatures</h3>\n<table class=\"signatures\">\n<thead><tr><th>Release</th>\
+         <th>Digest</th><th>Signed</th><th>Verified</th></tr></thead>\n<tbody>\n",
+    );
+    for r in &c.releases {
+        let verified = match r.verified {
+            Some(true) => "yes",
+            Some(false) => "refused",
+            None => "not yet",
+        };
+        let _ = writeln!(
+            out,
+            "<tr data-signed=\"{}\" data-verified=\"{verified}\"><td class=\"mono\">{}</td>\
+             <td>{}</td><td>{}</td><td>{verified}</td></tr>",
+            r.signed,
+            escape(&r.version),
+            digest(Some(&r.digest)),
+            if r.signed { "yes" } else { "no" },
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -439,6 +470,7 @@ mod tests {
                 last_error: Some("tag \"a\" <moved>".to_string()),
                 drift: Vec::new(),
                 payloads: Vec::new(),
+                releases: Vec::new(),
             }],
             last_error: Some("<script>alert(1)</script>".to_string()),
             ..Default::default()
@@ -466,6 +498,7 @@ mod tests {
                 last_sync: None,
                 last_error: None,
                 drift: Vec::new(),
+                releases: Vec::new(),
                 payloads: vec![
                     payload("1.0.0", true, Some(4), 0),
                     payload("1.1.0", false, Some(4), 2),

@@ -62,6 +62,8 @@ struct Memory {
     counted_requests: BTreeMap<String, u64>,
     /// The last pass: what it read and observed (for scoped passes).
     last: Option<LastPass>,
+    /// Signature verdicts of the syncs so far (with signatures required).
+    signatures: super::signatures::Verdicts,
 }
 
 /// What the last pass read and observed.
@@ -283,6 +285,13 @@ impl GitOps {
             .as_ref()
             .map_or((0, 0), |r| (r.stats.images, r.stats.bytes_copied));
         metrics.mirrored(images, bytes);
+        if let Some(report) = &synced.report
+            && read.loaded.manifests.policy.signatures.required()
+        {
+            let verdicts = super::signatures::Verdicts::of(report);
+            metrics.signature_failed(verdicts.refused.len() as u64);
+            self.memory().signatures.update(verdicts);
+        }
         tracing::info!(outcome = %outcome, summary = synced.summary, "synced");
         {
             let now = crate::store::now();
@@ -330,6 +339,7 @@ impl GitOps {
     fn publish(&self, read: &Read, observed: &ObservedState, options: &PlanOptions) {
         let desired = &read.loaded.desired;
         let memory = self.memory().channels.clone();
+        let verdicts = self.memory().signatures.clone();
         let mut channels = Vec::new();
         for name in read.loaded.manifests.channels.keys() {
             let narrowed = PlanOptions {
@@ -367,6 +377,7 @@ impl GitOps {
                 last_error: m.last_error,
                 drift: drift.items,
                 payloads: Vec::new(),
+                releases: super::signatures::releases(&read.loaded, name, observed, &verdicts),
             });
         }
         if let Some(n) = &self.shared.notifier {

@@ -53,6 +53,11 @@ pub struct ChannelStatus {
     /// payload in place, in the channel's order (absent for other channels).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub payloads: Vec<PayloadStatus>,
+    /// With signatures required: each release the channel publishes, whether the target
+    /// holds a signature for it and whether relsync verified it (absent from the JSON when
+    /// signatures are not required).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseSignature>,
 }
 
 /// Whether one published release's payload is complete in its `payload.target`.
@@ -67,6 +72,22 @@ pub struct PayloadStatus {
     pub components: Option<usize>,
     /// How many of its component tags are missing or moved.
     pub missing: usize,
+}
+
+/// A published release's signature, as `serve` last saw it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSignature {
+    /// The version.
+    pub version: String,
+    /// Its digest.
+    pub digest: crate::digest::Digest,
+    /// Whether the target lists a signature for the digest (`sha256-<hex>.sig` or the
+    /// `sha256-<hex>` referrers index).
+    pub signed: bool,
+    /// `true`: a sync of this process verified its signature with a trusted key; `false`: a
+    /// sync refused it (the reason is the channel's `lastError`); `null`: not judged yet.
+    pub verified: Option<bool>,
 }
 
 /// The whole status.

@@ -132,6 +132,11 @@ pub async fn sync(
                 progress: options.progress,
                 may_write: options.may_write.clone(),
                 signatures: signature_requirement(&loaded.manifests.policy),
+                repair_attached: if loaded.manifests.policy.signatures.required() {
+                    unsigned_in_target(&loaded.desired, observed)
+                } else {
+                    Vec::new()
+                },
                 ..ApplyOptions::for_plan(&loaded.desired, observed, workspace.cluster.clone())
             };
             let mut report = apply::apply(plan, &workspace.registries, &apply_options).await;
@@ -204,6 +209,33 @@ pub fn signature_requirement(
         .then(|| apply::SignatureRequirement {
             keys: policy.signatures.trusted_keys(),
         })
+}
+
+/// The releases whose tags are as desired but whose digest has no signature in the target
+/// (drift state `unsigned`): (target, digest, source), each once.
+pub fn unsigned_in_target(
+    desired: &crate::desired::DesiredState,
+    observed: &ObservedState,
+) -> Vec<(String, crate::digest::Digest, String)> {
+    let mut out = Vec::new();
+    for (name, repo) in &desired.repos {
+        let Some(live) = observed.repos.get(name) else {
+            continue;
+        };
+        for (tag, t) in &repo.tags {
+            if live.tags.get(tag) != Some(&Some(t.digest.clone())) {
+                continue;
+            }
+            let base = format!("{}-{}", t.digest.algorithm(), t.digest.hex());
+            let signed =
+                live.tags.contains_key(&format!("{base}.sig")) || live.tags.contains_key(&base);
+            let entry = (name.clone(), t.digest.clone(), t.source.clone());
+            if !signed && !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    out
 }
 
 /// The history entry of a sync of `loaded`: the commit's author and subject (empty, with a

@@ -144,14 +144,39 @@ fn index_entries(context: &str, bytes: &[u8]) -> Result<Vec<Value>, AttachedErro
         .unwrap_or_default())
 }
 
+/// What a caller already knows of a repository, so that discovering what is attached to
+/// many digests of it costs little: its tag list (then only the tags it lists are read) and
+/// whether it serves the referrers API.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// Every tag of the repository (`None`: unknown, each tag is resolved).
+    pub tags: Option<Arc<BTreeSet<String>>>,
+    /// Whether the repository serves the referrers API (`None`: ask it).
+    pub api: Option<bool>,
+}
+
 /// Finds what is attached to `digest` in `repo`.
 pub async fn discover<E: MirrorEndpoint>(
     repo: &E,
     digest: &Digest,
 ) -> Result<Attached, AttachedError> {
+    discover_with(repo, digest, &Hints::default()).await
+}
+
+/// [`discover`], with what is known of `repo` already: with its tag list, a tag it does not
+/// list is not read; with `api: Some(false)`, the referrers API is not asked.
+pub async fn discover_with<E: MirrorEndpoint>(
+    repo: &E,
+    digest: &Digest,
+    hints: &Hints,
+) -> Result<Attached, AttachedError> {
+    let listed = |tag: &str| hints.tags.as_ref().is_none_or(|t| t.contains(tag));
     let mut tags = Vec::new();
     for suffix in TAG_SCHEME_SUFFIXES {
         let tag = tag_scheme_tag(digest, suffix);
+        if !listed(&tag) {
+            continue;
+        }
         if let Some(d) = repo
             .resolve_tag(&tag)
             .await
@@ -160,14 +185,22 @@ pub async fn discover<E: MirrorEndpoint>(
             tags.push((tag, d));
         }
     }
-    let (listed, via) = match repo.referrers_api(digest).await.map_err(at(|| {
-        format!("listing referrers of {}@{digest}", repo.name())
-    }))? {
+    let api = if hints.api == Some(false) {
+        None
+    } else {
+        repo.referrers_api(digest).await.map_err(at(|| {
+            format!("listing referrers of {}@{digest}", repo.name())
+        }))?
+    };
+    let (entries, via) = match api {
         Some(list) => (list, Via::Api),
-        None => (tag_schema_entries(repo, digest).await?, Via::TagSchema),
+        None if listed(&referrers_tag(digest)) => {
+            (tag_schema_entries(repo, digest).await?, Via::TagSchema)
+        }
+        None => (Vec::new(), Via::TagSchema),
     };
     let mut seen = BTreeSet::new();
-    let referrers = listed
+    let referrers = entries
         .iter()
         .filter_map(referrer_of)
         .filter(|r| seen.insert(r.digest.clone()))
