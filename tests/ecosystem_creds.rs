@@ -271,3 +271,44 @@ fn a_helper_name_with_a_path_is_refused() {
         run.stderr()
     );
 }
+
+/// `serve` runs for weeks while a helper's tokens expire within hours: its answer is used
+/// for `RELSYNC_CREDENTIAL_HELPER_MAX_AGE` (10 minutes by default), then asked again.
+#[test]
+fn serve_asks_the_helper_again_once_its_answer_is_old() {
+    let f = Fixture::new("");
+    f.good_helper("good");
+    // The target: every pass reads it (the source only when there is something to copy).
+    f.auth_file(&format!(
+        r#"{{"credHelpers": {{"{}": "good"}}, "auths": {{"{}": {{"username": "{USER}", "password": "{PASSWORD}"}}}}}}"#,
+        f.dst.host(),
+        f.src.host()
+    ));
+    let config = f.repo.read("relsync.yaml");
+    f.repo.write(
+        "relsync.yaml",
+        &format!("{config}  sync: {{interval: 1s}}\n"),
+    );
+    let path = format!(
+        "{}:{}",
+        f.dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let auth = f.dir.path().join("auth.json").display().to_string();
+    let home = f.dir.path().join("home").display().to_string();
+    let _serve = crate::ecosystem_notify::Serve::start_with(
+        f.repo.path(),
+        &[
+            ("PATH", &path),
+            ("REGISTRY_AUTH_FILE", &auth),
+            ("HOME", &home),
+            ("XDG_RUNTIME_DIR", &home),
+            ("RELSYNC_CREDENTIAL_HELPER_MAX_AGE", "1"),
+        ],
+    );
+    crate::ecosystem_notify::wait_until("the helper asked three times", || {
+        f.calls("good").len() >= 3
+    });
+    assert!(f.calls("good").iter().all(|h| *h == f.dst.host()));
+    assert_eq!(f.mirrored(), ["1.0.0", "stable"]);
+}
