@@ -207,6 +207,28 @@ fn typos_in_fields_and_names_get_the_nearest_known_one() {
     expect_hint(&err, "`4-scos-nxet`", "did you mean `4-scos-next`?");
 }
 
+#[test]
+fn a_misspelt_channel_or_stream_on_the_command_line_gets_a_hint() {
+    let repo = Repo::example();
+    let run = repo.relsync(&["plan", "--channel", "4-scos-stabel"]);
+    run.expect_code(1);
+    expect_hint(
+        &run.stderr(),
+        "no such channel",
+        "did you mean `4-scos-stable`?",
+    );
+    let run = repo.relsync(&["promote", "4.15.0", "--to", "4-scos-nxt"]);
+    run.expect_code(1);
+    expect_hint(
+        &run.stderr(),
+        "no channel `4-scos-nxt`",
+        "did you mean `4-scos-next`?",
+    );
+    let run = repo.relsync(&["add", "4.99.0", "--stream", "4-sco", "--from", "x"]);
+    run.expect_code(1);
+    expect_hint(&run.stderr(), "no stream `4-sco`", "did you mean `4-scos`?");
+}
+
 /// The line of `stderr` naming `needle` carries `hint`.
 #[track_caller]
 fn expect_hint(stderr: &str, needle: &str, hint: &str) {

@@ -271,3 +271,118 @@ fn a_helper_name_with_a_path_is_refused() {
         run.stderr()
     );
 }
+
+/// `serve` runs for weeks while a helper's tokens expire within hours: its answer is used
+/// for `RELSYNC_CREDENTIAL_HELPER_MAX_AGE` (10 minutes by default), then asked again.
+#[test]
+fn serve_asks_the_helper_again_once_its_answer_is_old() {
+    let f = Fixture::new("");
+    f.good_helper("good");
+    // The target: every pass reads it (the source only when there is something to copy).
+    f.auth_file(&format!(
+        r#"{{"credHelpers": {{"{}": "good"}}, "auths": {{"{}": {{"username": "{USER}", "password": "{PASSWORD}"}}}}}}"#,
+        f.dst.host(),
+        f.src.host()
+    ));
+    let config = f.repo.read("relsync.yaml");
+    f.repo.write(
+        "relsync.yaml",
+        &format!("{config}  sync: {{interval: 1s}}\n"),
+    );
+    let path = format!(
+        "{}:{}",
+        f.dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let auth = f.dir.path().join("auth.json").display().to_string();
+    let home = f.dir.path().join("home").display().to_string();
+    let _serve = crate::ecosystem_notify::Serve::start_with(
+        f.repo.path(),
+        &[
+            ("PATH", &path),
+            ("REGISTRY_AUTH_FILE", &auth),
+            ("HOME", &home),
+            ("XDG_RUNTIME_DIR", &home),
+            ("RELSYNC_CREDENTIAL_HELPER_MAX_AGE", "1"),
+        ],
+    );
+    crate::ecosystem_notify::wait_until("the helper asked three times", || {
+        f.calls("good").len() >= 3
+    });
+    assert!(f.calls("good").iter().all(|h| *h == f.dst.host()));
+    assert_eq!(f.mirrored(), ["1.0.0", "stable"]);
+}
+
+/// A helper answering the user `<token>` gives an identity token: exchanged at the
+/// registry's token realm with an OAuth2 `refresh_token` POST, as Docker does, never sent
+/// as a password.
+#[test]
+fn an_identity_token_from_a_helper_is_exchanged_by_post_at_the_token_realm() {
+    let f = Fixture::new("");
+    let proxy = crate::util::PagingProxy::start(
+        &f.dst.base_url(),
+        crate::util::ProxyOptions {
+            bearer: Some(crate::util::BearerAuth::default()),
+            ..Default::default()
+        },
+    );
+    block_on(f.dst.pusher().push_image("app/dst", Some("other"), "x"));
+    let repo = Repo::new();
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n",
+            proxy.host()
+        ),
+    );
+    repo.write(
+        "manifests/app.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: app}}\nspec:\n  source: {}/app/src\n  target: {}/app/dst\n  releases:\n    - {{version: 1.0.0, digest: 'sha256:{}'}}\n---\napiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: stable}}\nspec: {{stream: app, tags: [stable], versions: [1.0.0]}}\n",
+            f.src.host(),
+            proxy.host(),
+            "1".repeat(64)
+        ),
+    );
+    repo.commit("a target behind bearer auth");
+    f.helper(
+        "idtoken",
+        r#"printf '{"ServerURL":"%s","Username":"<token>","Secret":"refresh-Tok-4e1"}' "$server""#,
+    );
+    f.auth_file(&format!(
+        r#"{{"credHelpers": {{"{}": "idtoken"}}}}"#,
+        proxy.host()
+    ));
+    let path = format!(
+        "{}:{}",
+        f.dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let auth = f.dir.path().join("auth.json").display().to_string();
+    let home = f.dir.path().join("home").display().to_string();
+    let run = repo.relsync_env(
+        &["-vvv", "plan"],
+        &[
+            ("PATH", &path),
+            ("REGISTRY_AUTH_FILE", &auth),
+            ("HOME", &home),
+            ("XDG_RUNTIME_DIR", &home),
+        ],
+    );
+    run.expect_code(2);
+    let tokens: Vec<String> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/token"))
+        .collect();
+    assert!(!tokens.is_empty(), "{:?}", proxy.log());
+    assert!(
+        tokens.iter().all(|l| l.starts_with("POST /token")),
+        "{tokens:?}"
+    );
+    assert!(
+        !run.stderr().contains("refresh-Tok-4e1"),
+        "{}",
+        run.stderr()
+    );
+}

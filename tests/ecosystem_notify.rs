@@ -91,15 +91,24 @@ impl Receiver {
 }
 
 /// `relsync serve` in `dir`, killed on drop.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     port: u16,
 }
 
 impl Serve {
     fn start(dir: &std::path::Path) -> Serve {
+        Serve::start_with(dir, &[])
+    }
+
+    /// `relsync serve` in `dir` with `env` added; returns once it is ready.
+    pub(crate) fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_relsync"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relsync"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(dir)
             .env_remove("RUST_LOG")
@@ -147,7 +156,7 @@ impl Drop for Serve {
 }
 
 #[track_caller]
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if done() {

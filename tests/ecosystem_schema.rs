@@ -116,6 +116,13 @@ fn the_example_its_config_and_the_real_channel_data_validate_against_the_schema(
             std::str::from_utf8(&f.contents).unwrap(),
         ));
     }
+    // The generated large channels of the scaling tests (tombstones, a policy).
+    for f in crate::large_channels::large_channels(20) {
+        docs.extend(documents(
+            &f.path,
+            std::str::from_utf8(&f.contents).unwrap(),
+        ));
+    }
     // A config with every setting the schema knows.
     docs.extend(documents(
         "full-config.yaml",
@@ -199,8 +206,12 @@ fn documents_validate_refuses_for_their_shape_fail_the_schema_too() {
         assert!(!valid, "{name}: accepted by the schema");
         assert!(!errors.is_empty(), "{name}");
     }
-    // And relsync itself refuses each of them.
-    for (name, text) in &cases {
+    // And relsync itself refuses each of them (while it accepts a valid one set up the
+    // same way: the refusals are about the documents).
+    let valid = format!(
+        "{head}kind: ReleaseStream\nmetadata: {{name: s}}\nspec:\n  source: a.example/b\n  target: c.example/d\n"
+    );
+    for (name, text) in std::iter::once(&("valid", valid)).chain(&cases) {
         let dir = tempfile::tempdir().unwrap();
         let is_config = text.contains("kind: Config");
         let manifest_dir = dir.path().join("manifests");
@@ -222,11 +233,13 @@ fn documents_validate_refuses_for_their_shape_fail_the_schema_too() {
         };
         git(&["init", "-q"]);
         let run = relsync_in(dir.path(), &["validate"], &[]);
+        let expected = if *name == "valid" { 0 } else { 1 };
         assert_eq!(
             run.code(),
-            1,
-            "{name}: relsync validate accepted it: {}",
-            run.stdout()
+            expected,
+            "{name}: relsync validate: {}{}",
+            run.stdout(),
+            run.stderr()
         );
     }
 }

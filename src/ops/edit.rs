@@ -108,8 +108,11 @@ pub fn add(
     let version = args.version;
     let Some(stream) = before.streams.get(args.stream) else {
         let known: Vec<&str> = before.streams.keys().map(String::as_str).collect();
+        let hint = crate::manifest::parse::did_you_mean(args.stream, known.iter().copied())
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         return Err(OpsError::Refused(format!(
-            "no stream `{}` (streams: {})",
+            "no stream `{}`{hint} (streams: {})",
             args.stream,
             known.join(", ")
         )));
@@ -277,8 +280,11 @@ pub fn promote(ctx: &Context, args: &PromoteRequest<'_>) -> Result<Promoted, Ops
     let name = args.to;
     let Some(channel) = before.channels.get(name) else {
         let known: Vec<&str> = before.channels.keys().map(String::as_str).collect();
+        let hint = crate::manifest::parse::did_you_mean(name, known.iter().copied())
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         return Err(OpsError::Refused(format!(
-            "no channel `{name}` (channels: {})",
+            "no channel `{name}`{hint} (channels: {})",
             known.join(", ")
         )));
     };

@@ -237,8 +237,11 @@ impl Context {
                     .keys()
                     .map(String::as_str)
                     .collect();
+                let hint = crate::manifest::parse::did_you_mean(c, known.iter().copied())
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
                 Err(OpsError::Usage(format!(
-                    "--channel {c}: no such channel (channels: {})",
+                    "--channel {c}: no such channel{hint} (channels: {})",
                     known.join(", ")
                 )))
             }

@@ -53,8 +53,12 @@ impl fmt::Debug for Credentials {
 /// environment (which threads share).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-/// What each credential helper answered, by (helper, host).
-type HelperAnswers = HashMap<(String, String), Option<Credentials>>;
+/// What each credential helper answered, and when, by (helper, host).
+type HelperAnswers = HashMap<(String, String), (Option<Credentials>, Instant)>;
+
+/// How long a credential helper's answer is used before the helper is asked again: its
+/// tokens expire (ECR's after 12 hours, GCR's after one), and `serve` runs for weeks.
+pub(crate) const HELPER_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Where credentials are looked up: environment variables (through an injectable lookup)
 /// and the auth files tried in order.
@@ -185,8 +189,7 @@ impl CredentialLookup {
 }
 
 impl CredentialLookup {
-    /// Runs helper `name` for `host`, once per host and helper for this lookup's life (a
-    /// run; serve makes one per pass, so expiring tokens are fetched again).
+    /// Runs helper `name` for `host`, once per host and helper for [`HELPER_MAX_AGE`].
     fn helper_credentials(
         &self,
         name: &str,
@@ -194,13 +197,13 @@ impl CredentialLookup {
     ) -> Result<Option<Credentials>, RegistryError> {
         let key = (name.to_string(), host.to_string());
         let mut cache = self.helper_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(&key) {
+        if let Some((c, at)) = cache.get(&key)
+            && at.elapsed() < self.helper_max_age()
+        {
             return Ok(c.clone());
         }
-        let timeout = (self.env)("RELSYNC_CREDENTIAL_HELPER_TIMEOUT")
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
+        let timeout = self
+            .seconds("RELSYNC_CREDENTIAL_HELPER_TIMEOUT")
             .unwrap_or(credential_helper::DEFAULT_TIMEOUT);
         let answer = credential_helper::get(name, helper_server(host), timeout).map_err(|e| {
             RegistryError::Credentials {
@@ -208,8 +211,34 @@ impl CredentialLookup {
                 message: e.to_string(),
             }
         })?;
-        cache.insert(key, answer.clone());
+        cache.insert(key, (answer.clone(), Instant::now()));
         Ok(answer)
+    }
+
+    /// Whether credentials for `host` came from a helper longer than [`HELPER_MAX_AGE`]
+    /// ago: a client holding them should be made again (which asks the helper again).
+    pub(crate) fn helper_answer_stale(&self, host: &str) -> bool {
+        let max = self.helper_max_age();
+        self.helper_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|((_, h), (_, at))| h == host && at.elapsed() >= max)
+    }
+
+    /// [`HELPER_MAX_AGE`], or `RELSYNC_CREDENTIAL_HELPER_MAX_AGE` seconds.
+    fn helper_max_age(&self) -> Duration {
+        self.seconds("RELSYNC_CREDENTIAL_HELPER_MAX_AGE")
+            .unwrap_or(HELPER_MAX_AGE)
+    }
+
+    /// A positive number of seconds (fractions allowed) from the environment variable
+    /// `name`; `None` when unset or not such a number.
+    fn seconds(&self, name: &str) -> Option<Duration> {
+        (self.env)(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+            .map(Duration::from_secs_f64)
     }
 }
 

@@ -493,7 +493,10 @@ impl Registries {
             .clients
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(c) = clients.get(host) {
+        if let Some(c) = clients.get(host)
+            // Credentials from a helper expire: a client made with old ones is made again.
+            && !self.lookup.helper_answer_stale(host)
+        {
             return Ok(c.clone());
         }
         let settings = self.hosts.get(host).cloned().unwrap_or_default();

@@ -113,4 +113,22 @@ mod tests {
         assert_eq!(s["properties"]["apiVersion"]["const"], json!(API_VERSION));
         assert_eq!(s["allOf"].as_array().map(Vec::len), Some(Kind::ALL.len()));
     }
+
+    /// A field a kind allows but the shape does not carry (or the reverse) would make the
+    /// schema and the parser disagree: every kind's fields are exactly its schema's.
+    #[test]
+    fn every_field_a_kind_allows_is_in_its_schema_and_no_other() {
+        let s = document_schema();
+        for kind in Kind::ALL {
+            let props = s["$defs"][format!("{}Spec", kind.name())]["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let mut in_schema: Vec<&str> = props.keys().map(String::as_str).collect();
+            let mut allowed: Vec<&str> = kind.fields().to_vec();
+            in_schema.sort_unstable();
+            allowed.sort_unstable();
+            assert_eq!(in_schema, allowed, "{}", kind.name());
+        }
+    }
 }
