@@ -65,7 +65,7 @@ pub enum OpsError {
     /// A payload release's component list could not be read (`mirror-config`): the error
     /// names the release, the layer and the cause.
     #[error("cannot read the component list of a payload release")]
-    Payload(#[source] crate::payload::read::PayloadReadError),
+    Payload(#[source] Box<crate::payload::read::PayloadReadError>),
     /// `add`, `promote` or `check` refused the change (nothing was written): the reason.
     #[error("{0}")]
     Refused(String),
