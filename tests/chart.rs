@@ -186,7 +186,7 @@ fn assert_rbac(objects: &[Value], lease: &str, imagestream_namespaces: &[&str]) 
     assert_eq!(
         main["rules"],
         json!([
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["relsync-state"],
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["relsync-state", "relsync-payloads"],
              "verbs": ["get", "update", "patch"]},
             // create cannot be limited by name in Kubernetes RBAC
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},

@@ -165,7 +165,7 @@ fn registry_tags(host: &str, repo: &str) -> BTreeMap<String, Digest> {
 /// every file under a final blob name is true to its digest, and every tag in index.json
 /// names content that is all there (index → children → config and layers). Returns the
 /// tags.
-fn check_layout(dir: &Path) -> BTreeMap<String, Digest> {
+pub(crate) fn check_layout(dir: &Path) -> BTreeMap<String, Digest> {
     let blobs = dir.join("blobs/sha256");
     if let Ok(entries) = std::fs::read_dir(&blobs) {
         for e in entries {
@@ -404,7 +404,7 @@ fn a_blob_that_always_fails_leaves_its_release_untagged_and_the_rest_synced() {
 /// twice the blob files in place plus the tags, plus one while a blob file is being
 /// written. Every write raises it by one (a temporary blob file appears: odd; it is renamed
 /// into place, or a tag is added: even), so each value is one moment of the run.
-fn progress(dir: &Path) -> usize {
+pub(crate) fn progress(dir: &Path) -> usize {
     let (mut done, mut tmp) = (0, 0);
     if let Ok(entries) = std::fs::read_dir(dir.join("blobs/sha256")) {
         for e in entries.flatten() {

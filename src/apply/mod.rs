@@ -15,6 +15,11 @@
 //!    by digest only when no other live tag (tags the plan deletes aside) and no tag the
 //!    plan writes holds that digest, else the tag is left and the reason reported.
 //!
+//! Payload releases widen the first rule (`payload`): every component tag of a release is
+//! created or moved (content first) before any other action, a release whose payload is
+//! refused or incomplete gets none of its own tags, and a tombstoned release's component
+//! tags are deleted after everything else.
+//!
 //! Then, once every registry target is done, the ImageStreams (`image_stream`): each
 //! ImageStream with an action is applied once, with its whole desired tag set, by
 //! server-side apply; a tag whose registry content did not get in place in this run keeps
@@ -44,6 +49,7 @@ use crate::registry::{Registries, RegistryError, RetryPolicy};
 
 mod delete;
 mod image_stream;
+mod payload;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -73,6 +79,10 @@ pub struct ApplyOptions {
     /// ImageStream applied): `false` stops the writes of the run from there (`serve` stops
     /// writing the moment it loses leadership). `None`: always allowed.
     pub may_write: Option<WriteGuard>,
+    /// Payload releases refused before the apply (release digest → why: unreadable or
+    /// malformed image-references, a component source not allowed): their tags are not
+    /// written ([`payload::held`]).
+    pub payload_refused: BTreeMap<Digest, String>,
 }
 
 /// Whether writes may go on; see [`ApplyOptions::may_write`].
@@ -107,6 +117,7 @@ impl ApplyOptions {
     ) -> ApplyOptions {
         ApplyOptions {
             sources: content_sources(desired),
+            payload_refused: desired.payloads.refused.clone(),
             image_streams: cluster.map(|cluster| ImageStreamTargets {
                 cluster,
                 desired: desired.image_streams.clone(),
@@ -171,6 +182,14 @@ pub enum ApplyError {
     /// The cluster refused or could not be reached (shared by every tag of one apply).
     #[error(transparent)]
     Cluster(Arc<crate::cluster::ClusterError>),
+    /// A release tag of a payload release whose payload is not complete: not written.
+    #[error("release {version}: not written: its payload is incomplete ({why})")]
+    PayloadIncomplete {
+        /// The release's version.
+        version: String,
+        /// Which component is missing, or that the payload was refused.
+        why: String,
+    },
     /// An ImageStream tag whose registry content did not get in place in this run.
     #[error("not pointed at {pull_spec}: the registry content is not in place ({why})")]
     ContentNotInPlace {
@@ -229,22 +248,24 @@ pub async fn apply_with<E: MirrorEndpoint>(
             .collect(),
     };
 
-    let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
+    // Payload releases: every component and component tag before any tag of its release
+    // (`payload`); without payload streams all three phases but the middle one are empty.
+    let phases = payload::phases(plan);
+    let mut outcomes = run.targets(phases.components).await;
+    let blocked = payload::blocked(plan, &outcomes, &options.payload_refused);
+    let (held, go) = payload::held(phases.rest, &blocked);
+    outcomes.extend(held);
     let mut by_image_stream: BTreeMap<&ImageStreamRef, Vec<(usize, &Action)>> = BTreeMap::new();
-    for (i, a) in plan.actions.iter().enumerate() {
+    let mut repo_actions = Vec::new();
+    for (i, a) in go {
         match &a.target {
             Target::ImageStream(is) => by_image_stream.entry(is).or_default().push((i, a)),
-            Target::Repo(_) => by_target.entry(&a.target).or_default().push((i, a)),
+            Target::Repo(_) => repo_actions.push((i, a)),
         }
     }
-    let per_target = by_target
-        .into_iter()
-        .map(|(target, actions)| run.target(target, actions));
-    let mut outcomes: Vec<(usize, Outcome)> = futures_util::future::join_all(per_target)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    outcomes.extend(run.targets(repo_actions).await);
+    // A tombstoned release's component tags go once its own tags are gone.
+    outcomes.extend(run.targets(phases.component_deletes).await);
     // ImageStreams last: a tag only points at registry content once it is in place.
     if !by_image_stream.is_empty() {
         let content = image_stream::content_check(plan, &outcomes);
@@ -273,6 +294,7 @@ pub async fn apply_with<E: MirrorEndpoint>(
         elapsed: start.elapsed(),
         refused: None,
         immutable: plan.conflicts.len(),
+        payload_refusals: options.payload_refused.values().cloned().collect(),
     }
 }
 
@@ -309,6 +331,22 @@ fn span_of(a: &Action) -> tracing::Span {
 }
 
 impl<E: MirrorEndpoint> Run<'_, E> {
+    /// The actions of every repository target, targets in parallel.
+    async fn targets(&self, actions: Vec<(usize, &Action)>) -> Vec<(usize, Outcome)> {
+        let mut by_target: BTreeMap<&Target, Vec<(usize, &Action)>> = BTreeMap::new();
+        for (i, a) in actions {
+            by_target.entry(&a.target).or_default().push((i, a));
+        }
+        let per_target = by_target
+            .into_iter()
+            .map(|(target, actions)| self.target(target, actions));
+        futures_util::future::join_all(per_target)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     async fn target(
         &self,
         target: &Target,

@@ -88,6 +88,8 @@ pub struct ApplyReport {
     /// whose live digest differs from Git's (the plan's conflicts). Set by whoever applies
     /// the plan, so the summary counts them by their own name, not as `0 conflicts`.
     pub immutable: usize,
+    /// Payload releases refused before the apply (their tags not written), one message each.
+    pub payload_refusals: Vec<String>,
 }
 
 impl ApplyReport {
@@ -137,13 +139,15 @@ impl ApplyReport {
             && self.conflicts() == 0
             && self.left() == 0
             && self.immutable == 0
+            && self.payload_refusals.is_empty()
     }
 
     /// One line per action that makes the run fail.
     pub fn problems(&self) -> Vec<String> {
-        self.results
+        self.payload_refusals
             .iter()
-            .filter_map(ActionResult::problem)
+            .map(|m| format!("error: payload refused: {m}; its tags are not written"))
+            .chain(self.results.iter().filter_map(ActionResult::problem))
             .collect()
     }
 
@@ -177,6 +181,12 @@ impl ApplyReport {
         }
         if self.left() > 0 {
             line.push_str(&format!(", {} not deleted", self.left()));
+        }
+        if !self.payload_refusals.is_empty() {
+            line.push_str(&format!(
+                ", {} refused",
+                counted(self.payload_refusals.len(), "payload", "payloads")
+            ));
         }
         if s.retries > 0 {
             line.push_str(&format!(" ({})", counted(s.retries, "retry", "retries")));

@@ -57,6 +57,11 @@ pub(super) fn sync(
     let started = std::time::Instant::now();
     let runtime = crate::ops::runtime()?;
     let mut warnings = Vec::new();
+    // A sync reads the component lists of payload releases it does not know yet.
+    let flags = &PlanFlags {
+        read_payloads: true,
+        ..flags.clone()
+    };
     let planned = observe::plan_now(&settings.load, flags, &runtime, &mut warnings);
     print_warnings(&warnings);
     let planned: Planned = planned?;
@@ -70,8 +75,17 @@ pub(super) fn sync(
         if plan.refusal.is_some() {
             eprintln!("relsync: plan refused; nothing would be written");
         }
+        // A refused payload release would not be tagged: a problem of the live state.
+        let refused = &planned.loaded.desired.payloads.refused;
+        for why in refused.values() {
+            eprintln!("error: payload refused: {why}; its tags would not be written");
+        }
+        let code = match plan.exit_code() {
+            0 | 2 if !refused.is_empty() => 1,
+            code => code,
+        };
         return Ok(Synced {
-            code: plan.exit_code(),
+            code,
             outcome: None,
         });
     }

@@ -228,12 +228,23 @@ impl GitOps {
         .await
         .map_err(|e| ReconcileError(format!("reading Git failed: {e}")))?;
         log_warnings(&warnings);
-        let (ctx, loaded, held) = read.map_err(|e| ReconcileError(e.to_string()))?;
+        let (ctx, mut loaded, held) = read.map_err(|e| ReconcileError(e.to_string()))?;
         let workspace = Workspace {
             ctx,
             registries: self.registries.clone(),
             cluster: self.cluster.clone(),
         };
+        // Payload streams: the component tags of each release (the leader, which syncs,
+        // reads the lists it has not cached from the sources).
+        let mut payload_warnings = Warnings::new();
+        ops::payload::prepare(
+            &workspace,
+            &mut loaded,
+            self.leadership.is_leader(),
+            &mut payload_warnings,
+        )
+        .await;
+        log_warnings(&payload_warnings);
         Ok(Read {
             workspace,
             loaded,

@@ -27,6 +27,8 @@ pub struct ComponentOf {
     pub version: String,
     /// The release's digest.
     pub release: Digest,
+    /// How many components the release has.
+    pub components: usize,
 }
 
 /// What the desired state knows of payloads (empty without payload streams).
@@ -195,6 +197,7 @@ pub fn add_components(
         let of = ComponentOf {
             version: r.version.clone(),
             release: r.digest.clone(),
+            components: list.len(),
         };
         if r.published {
             let Some(release_tag) = desired
@@ -286,4 +289,281 @@ pub fn add_components(
     let out = payloads.refused.clone();
     desired.payloads = payloads;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::derive;
+    use crate::desired::testing::{Builder, dg, policy};
+    use crate::manifest::{Located, Order, Span, StreamPayload};
+    use crate::payload::Component;
+    use crate::plan::{ActionKind, ObservedRepo, ObservedState, PlanOptions, drift, plan};
+
+    const T: &str = "t.example/release";
+    const P: &str = "t.example/content";
+
+    fn manifests(versions: &[&str], tombstones: &[&str]) -> Manifests {
+        let mut m = Builder::new()
+            .stream("s", T, Order::Semver, &[("1.0.0", dg(1)), ("1.1.0", dg(2))])
+            .channel("next", "s", &["next"], versions, tombstones)
+            .build();
+        m.streams.get_mut("s").unwrap().payload = Some(StreamPayload {
+            target: Located::new(P.to_string(), Span::file("streams/s.yaml")),
+        });
+        m
+    }
+
+    fn list(base: u8, source: &str) -> ComponentList {
+        ComponentList {
+            components: ["cli", "installer"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Component {
+                    name: n.to_string(),
+                    arch: None,
+                    source: source.to_string(),
+                    digest: dg(base + i as u8),
+                })
+                .collect(),
+        }
+    }
+
+    fn lists() -> BTreeMap<Digest, ComponentList> {
+        BTreeMap::from([
+            (dg(1), list(0x10, "src.example/c")),
+            (dg(2), list(0x20, "src.example/c")),
+        ])
+    }
+
+    #[test]
+    fn component_tags_are_desired_in_the_payload_target() {
+        let m = manifests(&["1.0.0", "1.1.0"], &[]);
+        let mut d = derive(&m).unwrap();
+        let refused = add_components(&mut d, &m, &lists(), &BTreeMap::new());
+        assert!(refused.is_empty());
+        let tags = &d.repos[P].tags;
+        assert_eq!(
+            tags.keys().collect::<Vec<_>>(),
+            [
+                "1.0.0-cli",
+                "1.0.0-installer",
+                "1.1.0-cli",
+                "1.1.0-installer"
+            ]
+        );
+        let t = &tags["1.1.0-installer"];
+        assert_eq!((t.digest.clone(), t.kind), (dg(0x21), TagKind::Component));
+        assert_eq!(t.source, "src.example/c");
+        assert_eq!(t.version, "1.1.0");
+        assert!(d.channel_claims["next"].contains(&(P.to_string(), "1.0.0-cli".to_string())));
+        assert_eq!(d.payloads.releases[&(T.to_string(), dg(2))], Some(2));
+        assert_eq!(
+            d.payloads.component_of(P, "1.0.0-cli").unwrap().version,
+            "1.0.0"
+        );
+
+        // Planned against an empty target: the release mirrors carry their component count,
+        // the component mirrors copy from the component's own source.
+        let p = plan(
+            "r",
+            &d,
+            &ObservedState::default(),
+            &policy(&[], None),
+            &PlanOptions::default(),
+        );
+        let release = p
+            .actions
+            .iter()
+            .find(|a| a.target.to_string() == T && a.tag == "1.1.0")
+            .unwrap();
+        assert_eq!(release.components, Some(Some(2)));
+        let comp = p.actions.iter().find(|a| a.tag == "1.0.0-cli").unwrap();
+        assert_eq!(comp.action, ActionKind::Mirror);
+        assert_eq!(comp.source.as_deref(), Some("src.example/c"));
+        assert_eq!(comp.components, None);
+        let json = serde_json::to_value(release).unwrap();
+        assert_eq!(json["components"], 2);
+        assert!(
+            serde_json::to_value(comp)
+                .unwrap()
+                .get("components")
+                .is_none()
+        );
+
+        // Without the list (plan before any sync): `components: null`, no component tag.
+        let mut d = derive(&m).unwrap();
+        add_components(&mut d, &m, &BTreeMap::new(), &BTreeMap::new());
+        assert!(d.repos[P].tags.is_empty());
+        let p = plan(
+            "r",
+            &d,
+            &ObservedState::default(),
+            &policy(&[], None),
+            &PlanOptions::default(),
+        );
+        let release = p.actions.iter().find(|a| a.tag == "1.1.0").unwrap();
+        assert_eq!(
+            serde_json::to_value(release).unwrap()["components"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn a_moved_component_tag_is_restored_even_when_immutable_tags_match_it() {
+        let m = manifests(&["1.0.0"], &[]);
+        let mut d = derive(&m).unwrap();
+        add_components(&mut d, &m, &lists(), &BTreeMap::new());
+        let mut live = ObservedState::default();
+        live.repos.insert(
+            P.to_string(),
+            ObservedRepo {
+                tags: BTreeMap::from([
+                    ("1.0.0-cli".to_string(), Some(dg(0x99))),
+                    ("1.0.0-installer".to_string(), Some(dg(0x11))),
+                ]),
+                ..Default::default()
+            },
+        );
+        let p = plan(
+            "r",
+            &d,
+            &live,
+            &policy(&[r"^\d+\.\d+\.\d+"], None),
+            &PlanOptions::default(),
+        );
+        assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+        let a = p.actions.iter().find(|a| a.tag == "1.0.0-cli").unwrap();
+        assert_eq!(a.action, ActionKind::Retag);
+        assert!(
+            a.reason.contains("component of release 1.0.0"),
+            "{}",
+            a.reason
+        );
+        let dr = drift("r", &d, &live, &PlanOptions::default());
+        let item = dr.items.iter().find(|i| i.tag == "1.0.0-cli").unwrap();
+        assert_eq!(item.release.as_deref(), Some("1.0.0"));
+        let release_item = dr.items.iter().find(|i| i.tag == "1.0.0").unwrap();
+        assert_eq!(release_item.release, None);
+    }
+
+    #[test]
+    fn a_tombstoned_release_s_component_tags_are_one_delete() {
+        let m = manifests(&["1.1.0"], &["1.0.0"]);
+        let mut d = derive(&m).unwrap();
+        add_components(&mut d, &m, &lists(), &BTreeMap::new());
+        assert_eq!(
+            d.repos[P].absent.keys().collect::<Vec<_>>(),
+            ["1.0.0-cli", "1.0.0-installer"]
+        );
+        let mut live = ObservedState::default();
+        live.repos.insert(
+            T.to_string(),
+            ObservedRepo {
+                tags: BTreeMap::from([("1.0.0".to_string(), Some(dg(1)))]),
+                ..Default::default()
+            },
+        );
+        live.repos.insert(
+            P.to_string(),
+            ObservedRepo {
+                tags: BTreeMap::from([
+                    ("1.0.0-cli".to_string(), Some(dg(0x10))),
+                    ("1.0.0-installer".to_string(), Some(dg(0x11))),
+                ]),
+                ..Default::default()
+            },
+        );
+        let p = plan(
+            "r",
+            &d,
+            &live,
+            &policy(&[], Some(1)),
+            &PlanOptions::default(),
+        );
+        let deletes = p
+            .actions
+            .iter()
+            .filter(|a| a.action == ActionKind::Delete)
+            .count();
+        assert_eq!(deletes, 3);
+        assert_eq!(p.refusal, None, "three deletes counted as one");
+        // The release tag already gone: its component tags still count once.
+        live.repos.get_mut(T).unwrap().tags.clear();
+        let p = plan(
+            "r",
+            &d,
+            &live,
+            &policy(&[], Some(0)),
+            &PlanOptions::default(),
+        );
+        assert!(p.refusal.is_some());
+        let p = plan(
+            "r",
+            &d,
+            &live,
+            &policy(&[], Some(1)),
+            &PlanOptions::default(),
+        );
+        assert_eq!(p.refusal, None);
+    }
+
+    #[test]
+    fn refused_payloads_and_unknown_lists_protect_their_tags() {
+        let mut m = manifests(&["1.0.0", "1.1.0"], &[]);
+        m.policy.allowed_sources = vec![Located::new(
+            "src.example/*".to_string(),
+            Span::file("p.yaml"),
+        )];
+        let mut lists = lists();
+        lists.insert(dg(2), list(0x20, "elsewhere.example/c"));
+        let mut d = derive(&m).unwrap();
+        let refused = add_components(&mut d, &m, &lists, &BTreeMap::new());
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[&dg(2)].contains("allowedSources does not allow"),
+            "{refused:?}"
+        );
+        assert!(!d.repos[P].tags.contains_key("1.1.0-cli"));
+        // A tag of the refused release in the payload target is not extra, even with prune.
+        let mut live = ObservedState::default();
+        live.repos.insert(
+            P.to_string(),
+            ObservedRepo {
+                tags: BTreeMap::from([
+                    ("1.1.0-cli".to_string(), Some(dg(0x20))),
+                    ("stray".to_string(), Some(dg(0x30))),
+                ]),
+                ..Default::default()
+            },
+        );
+        let options = PlanOptions {
+            prune: true,
+            ..Default::default()
+        };
+        let p = plan("r", &d, &live, &policy(&[], None), &options);
+        let deleted: Vec<&str> = p
+            .actions
+            .iter()
+            .filter(|a| a.action == ActionKind::Delete)
+            .map(|a| a.tag.as_str())
+            .collect();
+        assert_eq!(deleted, ["stray"]);
+    }
+
+    #[test]
+    fn a_component_tag_git_claims_otherwise_refuses_the_release() {
+        let m = Builder::new()
+            .stream("s", T, Order::Semver, &[("1.0.0", dg(1))])
+            .pin("s", "1.0.0", &["1.0.0-cli"])
+            .channel("next", "s", &[], &["1.0.0"], &[])
+            .build();
+        let mut m = m;
+        m.streams.get_mut("s").unwrap().payload = Some(StreamPayload {
+            target: Located::new(T.to_string(), Span::file("streams/s.yaml")),
+        });
+        let mut d = derive(&m).unwrap();
+        let refused = add_components(&mut d, &m, &lists(), &BTreeMap::new());
+        assert!(refused[&dg(1)].contains("also claimed"), "{refused:?}");
+    }
 }

@@ -9,7 +9,9 @@
 //! - [`gate`]: `check`'s rules; [`feeder`]: the feeder rule `check` and `promote` share;
 //! - [`edit`]: `add` and `promote`, the working-tree edits;
 //! - [`rollback`]: the hold a rollback makes and takes back;
-//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through.
+//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through;
+//! - [`payload`]: the component lists of payload releases (cache, or read by sync) turned
+//!   into component tags of the desired state.
 //!
 //! The use cases work through a [`Workspace`]: the loaded repository and config, the
 //! registry routes, the cluster when it is on, and the state store they imply.
@@ -21,6 +23,7 @@ mod gate_payload;
 pub mod load;
 pub mod mirror_config;
 pub mod observe;
+pub mod payload;
 pub mod rollback;
 pub mod sync;
 

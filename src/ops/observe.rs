@@ -20,6 +20,9 @@ pub struct PlanFlags {
     /// Judge with the policies at this revision instead of the desired state's own
     /// (`rollback`: the policies of the branch tip still apply).
     pub policies_at: Option<String>,
+    /// Read the component lists of payload releases the cache does not have from their
+    /// sources (`sync` and `rollback`; `plan` and `drift` read no source).
+    pub read_payloads: bool,
 }
 
 /// The desired state at the revision and the live state of its targets.
@@ -83,7 +86,7 @@ pub fn observe_now(
     warnings: &mut Warnings,
 ) -> Result<Observed, OpsError> {
     let ctx = Context::load(settings)?;
-    let loaded = ctx.desired_with(settings, false, flags.policies_at.as_deref(), warnings)?;
+    let mut loaded = ctx.desired_with(settings, false, flags.policies_at.as_deref(), warnings)?;
     Context::check_channel(&loaded, flags.channel.as_deref())?;
     let options = PlanOptions {
         prune: flags.prune || ctx.config.sync.prune,
@@ -91,6 +94,12 @@ pub fn observe_now(
         channel: flags.channel.clone(),
     };
     let workspace = runtime.block_on(Workspace::connect(ctx))?;
+    runtime.block_on(super::payload::prepare(
+        &workspace,
+        &mut loaded,
+        flags.read_payloads,
+        warnings,
+    ));
     let observed = runtime.block_on(observe_targets(
         &workspace,
         &loaded.desired,

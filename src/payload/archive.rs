@@ -199,10 +199,28 @@ fn classify(seen: &FirstFault, budget: &Budget, e: io::Error) -> PayloadError {
         Some((Fault::Input, kind, message)) => {
             PayloadError::Input(io::Error::new(*kind, message.clone()))
         }
-        Some((Fault::Gzip, _, message)) => PayloadError::NotGzip(message.clone()),
+        Some((Fault::Gzip, _, message)) => PayloadError::NotGzip(one_line(message)),
         Some((Fault::Budget, _, _)) => PayloadError::LayerOverBudget {
             limit: budget.layer_bytes,
         },
-        None => PayloadError::NotTar(e.to_string()),
+        None => PayloadError::NotTar(one_line(&e.to_string())),
     }
+}
+
+/// A reader's message made safe to show: the tar crate quotes the bytes it could not read,
+/// which may be anything. Its first line, control characters escaped, at most 80 characters.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let mut out = String::new();
+    for c in first.chars().take(80) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if first.chars().count() > 80 {
+        out.push('…');
+    }
+    out
 }

@@ -109,6 +109,20 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The component-tag actions of a plan, by (target, release version), in plan order.
+fn payload_groups(plan: &Plan) -> Vec<((String, String), Vec<&Action>)> {
+    let mut groups: Vec<((String, String), Vec<&Action>)> = Vec::new();
+    for a in &plan.actions {
+        let Some(r) = &a.release else { continue };
+        let key = (a.target.to_string(), r.version.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(a),
+            None => groups.push((key, vec![a])),
+        }
+    }
+    groups
+}
+
 /// Pretty JSON with a trailing newline.
 fn json<T: Serialize>(value: &T) -> String {
     // Plans and drift hold only strings, booleans, nulls and lists: serializing them into a

@@ -126,9 +126,37 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
     if plan.actions.is_empty() && plan.conflicts.is_empty() {
         return out;
     }
+    // Component tags of a payload release: one row per release and target, not one per tag.
+    let mut payload_rows: Vec<Vec<Cell>> = Vec::new();
+    for ((target, version), group) in super::payload_groups(plan) {
+        let first = group[0];
+        let count = |k: ActionKind| group.iter().filter(|a| a.action == k).count();
+        let mut reason = format!(
+            "payload: {} components, {} to copy",
+            first.release.as_ref().map_or(0, |r| r.components),
+            count(ActionKind::Mirror)
+        );
+        for (kind, word) in [
+            (ActionKind::Tag, "to tag"),
+            (ActionKind::Retag, "to restore"),
+            (ActionKind::Delete, "to delete"),
+        ] {
+            if count(kind) > 0 {
+                reason.push_str(&format!(", {} {word}", count(kind)));
+            }
+        }
+        payload_rows.push(vec![
+            Cell::colored("payload", verb_color(first.action)),
+            Cell::plain(target),
+            Cell::plain(format!("{}-*", crate::tag::version_tag(&version))),
+            Cell::plain(format!("{} tags of {version}", group.len())),
+            Cell::plain(reason),
+        ]);
+    }
     let mut rows: Vec<Vec<Cell>> = plan
         .actions
         .iter()
+        .filter(|a| a.release.is_none())
         .map(|a| {
             vec![
                 Cell::colored(a.action.to_string(), verb_color(a.action)),
@@ -143,6 +171,7 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
             ]
         })
         .collect();
+    rows.extend(payload_rows);
     rows.extend(plan.conflicts.iter().map(|c| {
         vec![
             Cell::colored("conflict", CONFLICT_COLOR),
