@@ -104,7 +104,7 @@ async fn read_list(registries: &Registries, r: &PayloadRelease) -> Result<Compon
     tracing::info!(version = %r.version, repo = %repo.name(), "reading the component list");
     read_components(&repo, &r.version, &r.digest, &Budget::default())
         .await
-        .map_err(OpsError::Payload)
+        .map_err(|e| OpsError::Payload(Box::new(e)))
 }
 
 /// The warning for a target no cluster can pull from.

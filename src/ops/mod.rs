@@ -9,9 +9,9 @@
 //! - [`gate`]: `check`'s rules; [`feeder`]: the feeder rule `check` and `promote` share;
 //! - [`edit`]: `add` and `promote`, the working-tree edits;
 //! - [`rollback`]: the hold a rollback makes and takes back;
+//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through;
 //! - [`payload`]: the component lists of payload releases (cache, or read by sync) turned
 //!   into component tags of the desired state.
-//! - [`mirror_config`]: the mirror sets a disconnected cluster pulls through.
 //!
 //! The use cases work through a [`Workspace`]: the loaded repository and config, the
 //! registry routes, the cluster when it is on, and the state store they imply.
@@ -69,7 +69,7 @@ pub enum OpsError {
     /// A payload release's component list could not be read (`mirror-config`): the error
     /// names the release, the layer and the cause.
     #[error("cannot read the component list of a payload release")]
-    Payload(#[source] crate::payload::read::PayloadReadError),
+    Payload(#[source] Box<crate::payload::read::PayloadReadError>),
     /// `add`, `promote` or `check` refused the change (nothing was written): the reason.
     #[error("{0}")]
     Refused(String),
