@@ -86,14 +86,17 @@ fn docker_hub_s_ratelimit_remaining_spreads_the_last_requests_over_the_window() 
     repo.relsync(&["sync"]).expect_code(0);
     let times = proxy.request_times();
     assert!(times.len() > 5, "{} requests", times.len());
-    // The first answers set the pace; from the third request on, they come 0.1 s apart
-    // (as the proxy sees them arrive: a few milliseconds either way).
-    let gaps: Vec<Duration> = times.windows(2).skip(1).map(|w| w[1] - w[0]).collect();
-    let shortest = gaps.iter().min().copied().unwrap_or_default();
+    // The first answers set the pace; from the third request on, they are sent 0.1 s
+    // apart. The proxy sees them arrive with the machine's jitter (one sent late arrives
+    // close to the next), so judge the rate: the mean gap, and at most 10 (plus the
+    // jitter's one or two) within any second.
+    let paced = &times[2..];
+    let gaps: Vec<Duration> = paced.windows(2).map(|w| w[1] - w[0]).collect();
     let mean = gaps.iter().sum::<Duration>() / u32::try_from(gaps.len()).unwrap();
+    let peak = busiest(paced, Duration::from_secs(1));
     assert!(
-        shortest >= Duration::from_millis(70) && mean >= Duration::from_millis(97),
-        "requests {shortest:?} apart (mean {mean:?}) although the registry said 10 of 1000 are left: {gaps:?}"
+        mean >= Duration::from_millis(95) && peak <= 12,
+        "requests {mean:?} apart on average, {peak} within one second, although the registry said 10 of 1000 are left: {gaps:?}"
     );
     assert!(dst.tag_digest("okd/release", "next").is_some());
 }
