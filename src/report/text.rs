@@ -130,21 +130,7 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
     let mut payload_rows: Vec<Vec<Cell>> = Vec::new();
     for ((target, version), group) in super::payload_groups(plan) {
         let first = group[0];
-        let count = |k: ActionKind| group.iter().filter(|a| a.action == k).count();
-        let mut reason = format!(
-            "payload: {} components, {} to copy",
-            first.release.as_ref().map_or(0, |r| r.components),
-            count(ActionKind::Mirror)
-        );
-        for (kind, word) in [
-            (ActionKind::Tag, "to tag"),
-            (ActionKind::Retag, "to restore"),
-            (ActionKind::Delete, "to delete"),
-        ] {
-            if count(kind) > 0 {
-                reason.push_str(&format!(", {} {word}", count(kind)));
-            }
-        }
+        let reason = super::payload_summary(&group);
         payload_rows.push(vec![
             Cell::colored("payload", verb_color(first.action)),
             Cell::plain(target),
