@@ -37,3 +37,4 @@ mod registry;
 mod serve;
 mod serve_http;
 mod sync;
+mod user_agent;
