@@ -7,6 +7,7 @@ mod client;
 mod limits;
 mod rate;
 mod read;
+mod tls;
 mod token;
 mod write;
 
