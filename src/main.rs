@@ -14,6 +14,8 @@ use relsync::ops::OpsError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    // SAFETY: first thing in the process, before any thread or git2 call.
+    unsafe { relsync::git::tls::init() };
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {

@@ -50,3 +50,4 @@ mod serve_http;
 mod signatures;
 mod signatures_peers;
 mod sync;
+mod user_agent;

@@ -11,6 +11,7 @@ mod budget;
 mod commit;
 pub mod history;
 pub mod remote;
+pub mod tls;
 
 pub use budget::{
     Budget, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, ENTRIES_PER_FILE, Limit, MAX_BYTES_ENV,

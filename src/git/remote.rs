@@ -385,6 +385,9 @@ pub fn fetch(url: &RemoteUrl, cache_root: &Path, auth: &Auth) -> Result<Mirror, 
     let path = git_dir.join(&key);
     let _lock = lock_cache(&git_dir.join(format!("{key}.lock")), url)?;
     let repo = open_or_init(&path, url)?;
+    if url.fetch.starts_with("https://") || url.fetch.starts_with("http://") {
+        super::tls::before_http_fetch();
+    }
     // Whether an earlier fetch brought anything (a failed first fetch leaves an empty mirror).
     let had_copy = repo
         .references()

@@ -201,17 +201,15 @@ impl RegistryError {
 }
 
 /// A hint for the one TLS failure with an obvious cause: the host answered an HTTPS
-/// handshake in plain HTTP (OpenSSL calls the HTTP bytes a "wrong version number").
+/// handshake in plain HTTP (rustls reads the HTTP bytes as a record of an invalid content
+/// type).
 fn plain_http_hint(error: &reqwest::Error) -> &'static str {
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if text.contains("wrong version number") || text.contains("packet length too long") {
-            return " over HTTPS (it seems to speak plain HTTP, which relsync only uses for hosts marked `insecure: true` in relsync.yaml)";
+    match crate::registry::retry::tls_error(error) {
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            " over HTTPS (it seems to speak plain HTTP, which relsync only uses for hosts marked `insecure: true` in relsync.yaml)"
         }
-        cause = e.source();
+        _ => "",
     }
-    ""
 }
 
 fn status_text(status: u16) -> String {

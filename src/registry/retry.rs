@@ -152,20 +152,31 @@ pub(crate) fn retryable_transport(e: &reqwest::Error) -> bool {
     !(e.is_decode() && caused_by_json(e))
 }
 
-/// Whether a TLS handshake failed for a reason another try cannot change.
+/// Whether a TLS handshake failed for a reason another try cannot change: rustls refused
+/// it (an untrusted or invalid certificate, a host answering in plain HTTP, no common
+/// protocol). I/O failures during a handshake are not rustls errors and stay retryable.
 fn tls_refused(e: &reqwest::Error) -> bool {
-    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    tls_error(e).is_some()
+}
+
+/// The rustls error in `e`'s chain of causes, if a TLS handshake failed. rustls' errors
+/// reach reqwest wrapped in `io::Error`s (two, nested), whose `source()` skips the wrapped
+/// error, so the chain goes into each `io::Error` it meets.
+pub(crate) fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        let text = c.to_string();
-        if text.contains("certificate verify failed")
-            || text.contains("wrong version number")
-            || text.contains("packet length too long")
-        {
-            return true;
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
-        cause = c.source();
+        cause = match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
     }
-    false
+    None
 }
 
 /// Whether a JSON error is in `e`'s chain of causes.

@@ -220,6 +220,27 @@ impl TestRegistry {
             .collect()
     }
 
+    /// Every request the registry served so far with the User-Agent it carried, as
+    /// (`METHOD /path`, agent), from its access log (combined format: the agent is the last
+    /// quoted field).
+    pub fn served_user_agents(&self) -> Vec<(String, String)> {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split('"').collect();
+                // `… "METHOD PATH PROTO" STATUS BYTES "REFERER" "AGENT"…`
+                if fields.len() < 7 {
+                    return None;
+                }
+                let mut request = fields[1].split_whitespace();
+                let method = request.next()?;
+                let path = request.next()?;
+                matches!(method, "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE")
+                    .then(|| (format!("{method} {path}"), fields[5].to_string()))
+            })
+            .collect()
+    }
+
     /// The write requests (POST, PUT, PATCH, DELETE) among [`TestRegistry::served_requests`].
     pub fn served_writes(&self) -> Vec<String> {
         self.served_requests()

@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::Semaphore;
 use url::Url;
 
@@ -114,7 +116,7 @@ static CLIENT_BUILDS: AtomicU64 = AtomicU64::new(0);
 /// `ca_file`, shared by the whole process, and the serial number of its build (equal
 /// serials: the same client).
 ///
-/// TLS is rustls with the platform verifier, which loads the system certificate store
+/// TLS is rustls configured by [`super::tls`], which reads the system certificate store
 /// lazily, at the first certificate it has to check: building a client, and every request
 /// to a plain-HTTP (`insecure`) host, never reads the store (with the native-tls backend
 /// each build parsed it twice, tens of milliseconds of CPU, most of a short no-op run).
@@ -158,27 +160,27 @@ fn build_http_client(
     pem: Option<&[u8]>,
     read_timeout: Duration,
 ) -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(USER_AGENT_PREFIX)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(read_timeout);
+    let mut extra = Vec::new();
     if let Some(pem) = pem {
-        let certs =
-            reqwest::Certificate::from_pem_bundle(pem).map_err(|source| RegistryError::Client {
+        let path = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            extra.push(cert.map_err(|e| RegistryError::Settings {
                 host: host.to_string(),
-                source,
-            })?;
-        if certs.is_empty() {
-            let path = ca_file.map(|p| p.display().to_string()).unwrap_or_default();
+                message: format!("caFile {path} is not a PEM bundle ({e})"),
+            })?);
+        }
+        if extra.is_empty() {
             return Err(RegistryError::Settings {
                 host: host.to_string(),
                 message: format!("caFile {path} holds no PEM certificate"),
             });
         }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
     }
+    let builder = builder.tls_backend_preconfigured(super::tls::client_config(extra));
     builder.build().map_err(|source| RegistryError::Client {
         host: host.to_string(),
         source,

@@ -9,6 +9,7 @@ mod limits;
 mod rate;
 mod read;
 mod referrers;
+mod tls;
 mod token;
 mod write;
 
