@@ -199,7 +199,10 @@ fn sync_mirrors_every_component_before_the_release_and_a_second_sync_writes_noth
     );
     // At most one tag list per repository and one HEAD per release and component tag.
     let dst_after: Vec<String> = dst.served_requests()[dst_before..].to_vec();
-    let lists = dst_after.iter().filter(|r| r.contains("/tags/list")).count();
+    let lists = dst_after
+        .iter()
+        .filter(|r| r.contains("/tags/list"))
+        .count();
     let heads = dst_after.iter().filter(|r| r.starts_with("HEAD ")).count();
     assert_eq!(lists, 2, "{dst_after:#?}");
     assert_eq!(lists + heads, dst_after.len(), "{dst_after:#?}");

@@ -17,13 +17,13 @@ use crate::util::{Content, Repo, TestRegistry, block_on, free_port, http_status}
 const SECRET: &str = "webhook-s3cret-for-tests";
 
 /// A running `relsync serve`, stopped (SIGKILL) on drop if still running.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     port: u16,
 }
 
 impl Serve {
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+    pub(crate) fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Serve {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relsync"));
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -49,7 +49,7 @@ impl Serve {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn get(&self, path: &str) -> String {
+    pub(crate) fn get(&self, path: &str) -> String {
         block_on(async {
             reqwest::get(self.url(path))
                 .await
@@ -60,7 +60,7 @@ impl Serve {
         })
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         serde_json::from_str(&self.get("/api/v1/status")).unwrap()
     }
 
@@ -86,7 +86,7 @@ impl Serve {
     }
 
     #[track_caller]
-    fn wait_until(&self, what: &str, mut done: impl FnMut(&Serve) -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, mut done: impl FnMut(&Serve) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if done(self) {
@@ -383,7 +383,7 @@ fn a_second_replica_takes_the_lease_when_the_leader_stops() {
 }
 
 /// A metric's value in a `/metrics` text (`None`: absent).
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1))

@@ -283,6 +283,9 @@ impl GitOps {
             .as_ref()
             .map_or((0, 0), |r| (r.stats.images, r.stats.bytes_copied));
         metrics.mirrored(images, bytes);
+        metrics.components_mirrored(synced.report.as_ref().map_or(0, |r| {
+            super::payload_status::components_mirrored(&r.results)
+        }));
         tracing::info!(outcome = %outcome, summary = synced.summary, "synced");
         {
             let now = crate::store::now();
@@ -359,8 +362,13 @@ impl GitOps {
                 revision: Some(read.loaded.revision.clone()),
                 last_sync: m.last_sync,
                 last_error: m.last_error,
+                payloads: super::payload_status::channel_payloads(
+                    &read.loaded.manifests,
+                    desired,
+                    name,
+                    &drift.items,
+                ),
                 drift: drift.items,
-                payloads: Vec::new(),
             });
         }
         let state = read.state.clone();
