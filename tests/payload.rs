@@ -260,6 +260,18 @@ fn a_component_moved_or_deleted_behind_relsync_s_back_is_drift_and_restored() {
     );
     assert_ne!(other.manifest, r.component("comp-001"));
 
+    let text = repo.relsync(&["drift"]);
+    text.expect_code(2);
+    let out = text.stdout();
+    for row in ["missing", "moved"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(row)
+                && l.contains("1.0.0-*")
+                && l.contains("1 component tags")
+                && l.contains("payload of release 1.0.0")),
+            "{out}"
+        );
+    }
     let plan = repo.relsync(&["plan"]);
     plan.expect_code(2);
     assert!(

@@ -245,7 +245,7 @@ async fn read_layer<S: ContentStore + Sync>(
         )
     });
     let mut tx = Some(tx);
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = LayerHash::for_digest(digest);
     let mut seen: u64 = 0;
     let mut failure = None;
     while let Some(chunk) = blob.chunks.next().await {
@@ -289,13 +289,42 @@ async fn read_layer<S: ContentStore + Sync>(
             "{seen} bytes, announced {s}"
         )));
     }
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if digest.algorithm() == "sha256" && actual != digest.as_str() {
+    let actual = hasher.finish();
+    if actual != digest.as_str() {
         return Err(PayloadCause::Mismatch(format!(
             "its bytes hash to {actual}"
         )));
     }
     parsed.map_err(PayloadCause::Payload)
+}
+
+/// The layer's hash in its digest's algorithm (sha256 or sha512).
+enum LayerHash {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl LayerHash {
+    fn for_digest(d: &Digest) -> LayerHash {
+        match d.algorithm() {
+            "sha512" => LayerHash::Sha512(sha2::Sha512::new()),
+            _ => LayerHash::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            LayerHash::Sha256(h) => h.update(bytes),
+            LayerHash::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            LayerHash::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            LayerHash::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        }
+    }
 }
 
 /// A blocking [`Read`] over the chunks an async task sends; ends when the sender is dropped.

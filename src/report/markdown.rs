@@ -42,7 +42,7 @@ pub(super) fn plan(plan: &Plan) -> String {
     if !plan.actions.is_empty() {
         out.push_str("\n| action | target | tag | from | to | channels | reason |\n");
         out.push_str("|---|---|---|---|---|---|---|\n");
-        for a in &plan.actions {
+        for a in plan.actions.iter().filter(|a| a.release.is_none()) {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} |\n",
                 a.action,
@@ -56,6 +56,21 @@ pub(super) fn plan(plan: &Plan) -> String {
                     cell(&a.channels.join(", "))
                 },
                 cell(&a.reason),
+            ));
+        }
+        // Component tags of a payload release: one row per release and target.
+        for ((target, version), group) in super::payload_groups(plan) {
+            out.push_str(&format!(
+                "| payload | {} | {} | — | {} | {} | {} |\n",
+                code(&target),
+                code(&format!("{}-*", crate::tag::version_tag(&version))),
+                cell(&format!("{} tags of {version}", group.len())),
+                if group[0].channels.is_empty() {
+                    "—".to_string()
+                } else {
+                    cell(&group[0].channels.join(", "))
+                },
+                cell(&super::payload_summary(&group)),
             ));
         }
     }

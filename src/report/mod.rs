@@ -123,6 +123,30 @@ fn payload_groups(plan: &Plan) -> Vec<((String, String), Vec<&Action>)> {
     groups
 }
 
+/// One line for the component tags of one release in one target:
+/// `payload: 190 components, 12 to copy, 1 to restore`.
+fn payload_summary(group: &[&Action]) -> String {
+    let count = |k: ActionKind| group.iter().filter(|a| a.action == k).count();
+    let mut line = format!(
+        "payload: {} components, {} to copy",
+        group
+            .first()
+            .and_then(|a| a.release.as_ref())
+            .map_or(0, |r| r.components),
+        count(ActionKind::Mirror)
+    );
+    for (kind, word) in [
+        (ActionKind::Tag, "to tag"),
+        (ActionKind::Retag, "to restore"),
+        (ActionKind::Delete, "to delete"),
+    ] {
+        if count(kind) > 0 {
+            line.push_str(&format!(", {} {word}", count(kind)));
+        }
+    }
+    line
+}
+
 /// Pretty JSON with a trailing newline.
 fn json<T: Serialize>(value: &T) -> String {
     // Plans and drift hold only strings, booleans, nulls and lists: serializing them into a

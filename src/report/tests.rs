@@ -603,3 +603,76 @@ fn imagestream_golden_files() {
         ),
     ]);
 }
+
+/// A payload release's component tags: one row per release in text and Markdown, every
+/// action in JSON (release mirrors with `components`), `release` on drift items.
+#[test]
+fn payload_component_tags_are_summarised_per_release() {
+    use crate::manifest::{Located, Span, StreamPayload};
+    use crate::payload::{Component, ComponentList};
+    let mut m = manifests();
+    m.streams.get_mut("4-scos").unwrap().payload = Some(StreamPayload {
+        target: Located::new("quay.io/okd/scos-content".to_string(), Span::file("s.yaml")),
+    });
+    let list = ComponentList {
+        components: (0..3)
+            .map(|i| Component {
+                name: format!("c{i}"),
+                arch: None,
+                source: "registry.ci.openshift.org/origin/c".to_string(),
+                digest: dg(0x40 + i),
+            })
+            .collect(),
+    };
+    let mut d = derive(&m).unwrap();
+    let lists = std::collections::BTreeMap::from([(dg(0x13), list)]);
+    crate::desired::add_components(&mut d, &m, &lists, &Default::default());
+    let p = plan(
+        REV,
+        &d,
+        &ObservedState::default(),
+        &policy(&[], None),
+        &PlanOptions::default(),
+    );
+    let text = render_plan(&p, Format::Text, Style::default());
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("payload")).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(rows[0].contains(&format!("{FEB}-*")), "{text}");
+    assert!(
+        rows[0].contains("payload: 3 components, 3 to copy"),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("{FEB}-c0")), "{text}");
+    let md = render_plan(&p, Format::Markdown, Style::default());
+    assert_eq!(md.matches("| payload |").count(), 1, "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&render_plan(&p, Format::Json, Style::default())).unwrap();
+    let actions = json["actions"].as_array().unwrap();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a["target"] == "quay.io/okd/scos-content")
+            .count(),
+        3
+    );
+    let feb = actions
+        .iter()
+        .find(|a| a["target"] == SCOS && a["tag"] == FEB)
+        .unwrap();
+    assert_eq!(feb["components"], 3);
+    let oct = actions
+        .iter()
+        .find(|a| a["target"] == SCOS && a["tag"] == OCT)
+        .unwrap();
+    assert!(oct["components"].is_null() && oct.get("components").is_some());
+    let dr = drift(REV, &d, &ObservedState::default(), &PlanOptions::default());
+    let json: serde_json::Value =
+        serde_json::from_str(&render_drift(&dr, Format::Json, Style::default())).unwrap();
+    let item = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["tag"] == format!("{FEB}-c1"))
+        .unwrap();
+    assert_eq!(item["release"], FEB);
+}

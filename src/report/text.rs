@@ -130,21 +130,7 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
     let mut payload_rows: Vec<Vec<Cell>> = Vec::new();
     for ((target, version), group) in super::payload_groups(plan) {
         let first = group[0];
-        let count = |k: ActionKind| group.iter().filter(|a| a.action == k).count();
-        let mut reason = format!(
-            "payload: {} components, {} to copy",
-            first.release.as_ref().map_or(0, |r| r.components),
-            count(ActionKind::Mirror)
-        );
-        for (kind, word) in [
-            (ActionKind::Tag, "to tag"),
-            (ActionKind::Retag, "to restore"),
-            (ActionKind::Delete, "to delete"),
-        ] {
-            if count(kind) > 0 {
-                reason.push_str(&format!(", {} {word}", count(kind)));
-            }
-        }
+        let reason = super::payload_summary(&group);
         payload_rows.push(vec![
             Cell::colored("payload", verb_color(first.action)),
             Cell::plain(target),
@@ -230,8 +216,23 @@ pub(super) fn drift(drift: &Drift, style: Style) -> String {
 /// The table of drift items and the diffs, empty when nothing drifts.
 fn drift_body(drift: &Drift, style: Style) -> String {
     let mut out = String::new();
-    let rows: Vec<Vec<Cell>> = drift_table_rows(drift)
+    let all = drift_table_rows(drift);
+    // Component tags of a payload release: one row per release, target and state.
+    let mut groups: Vec<((String, String, DriftState), usize)> = Vec::new();
+    for i in all.iter().filter(|i| i.release.is_some()) {
+        let key = (
+            i.target.to_string(),
+            i.release.clone().unwrap_or_default(),
+            i.state,
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((key, 1)),
+        }
+    }
+    let mut rows: Vec<Vec<Cell>> = all
         .into_iter()
+        .filter(|i| i.release.is_none())
         .map(|i| {
             vec![
                 Cell::colored(i.state.word(), state_color(i.state)),
@@ -243,6 +244,16 @@ fn drift_body(drift: &Drift, style: Style) -> String {
             ]
         })
         .collect();
+    rows.extend(groups.into_iter().map(|((target, version, state), n)| {
+        vec![
+            Cell::colored(state.word(), state_color(state)),
+            Cell::plain(target),
+            Cell::plain(format!("{}-*", crate::tag::version_tag(&version))),
+            Cell::plain(format!("{n} component tags")),
+            Cell::plain("-"),
+            Cell::plain(format!("payload of release {version}")),
+        ]
+    }));
     if rows.is_empty() {
         return out;
     }
