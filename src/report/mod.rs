@@ -359,4 +359,6 @@ fn target_diffs(drift: &Drift) -> Vec<(&Target, String)> {
 }
 
 #[cfg(test)]
+mod payload_tests;
+#[cfg(test)]
 mod tests;
