@@ -10,13 +10,16 @@ const R2: &str = "4.14.0-0.okd-scos-2023-10-11-084613";
 const R3: &str = "4.15.0-0.okd-scos-2024-01-18-223523";
 const R4: &str = "4.16.0-0.okd-scos-2024-09-24-151747";
 const TARGET: &str = "quay.io/okd/scos-release";
+const PAYLOAD_TARGET: &str = "quay.io/okd/scos-content";
 
-/// (action, tag, fromVersion, toVersion, copy) of each action, in output order.
+/// (action, tag, fromVersion, toVersion, copy) of each action of the release target, in
+/// output order (the payload target's component tags left out).
 fn actions(plan: &Value) -> Vec<(String, String, Value, Value, bool)> {
     plan["actions"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|a| a["target"] != PAYLOAD_TARGET)
         .map(|a| {
             assert_eq!(a["target"], TARGET);
             (
@@ -166,12 +169,32 @@ fn in_sync_target_exits_zero_and_extras_count_only_with_prune() {
     let drift = repo.relsync(&["drift", "-o", "json"]);
     drift.expect_code(0);
     assert_eq!(drift.json()["inSync"], true);
-    // `latest` and R1 are extra; with prune they count, and the plan deletes them.
+    // `latest` and R1 (with R1's 4 component tags in the payload target) are extra; with
+    // prune they count, and the plan deletes them: 6 deletes, over the cap of 5.
     repo.relsync(&["drift", "--prune"]).expect_code(2);
-    let plan = repo.relsync(&["plan", "-o", "json", "--prune"]);
+    repo.relsync(&["plan", "--prune"]).expect_code(1);
+    let plan = repo.relsync(&["plan", "-o", "json", "--prune", "--allow-deletes", "6"]);
     plan.expect_code(2);
-    let deletes: Vec<String> = actions(&plan.json()).into_iter().map(|a| a.1).collect();
-    assert_eq!(deletes, [R1.to_string(), "latest".to_string()]);
+    let deletes: Vec<(String, String)> = plan.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["target"].as_str().unwrap().to_string(),
+                a["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = ["cli", "cluster-version-operator", "etcd", "installer"]
+        .iter()
+        .map(|c| (PAYLOAD_TARGET.to_string(), format!("{R1}-{c}")))
+        .collect();
+    want.extend([
+        (TARGET.to_string(), R1.to_string()),
+        (TARGET.to_string(), "latest".to_string()),
+    ]);
+    assert_eq!(deletes, want);
 }
 
 #[test]

@@ -506,6 +506,15 @@ fn the_kubeconfig_token_never_appears_in_output() {
 #[test]
 fn other_api_errors_name_the_object_and_carry_the_apis_message_without_retry() {
     let c = ClusterRepo::new();
+    // The fault is for the ImageStream read: without a payload stream, the plan reads no
+    // payload cache ConfigMap before it.
+    let stream = c.repo.read("manifests/streams/4-scos.yaml");
+    let payload = stream
+        .find("  payload:")
+        .expect("the example is a payload stream");
+    c.repo
+        .write("manifests/streams/4-scos.yaml", &stream[..payload]);
+    c.repo.commit("no payload");
     c.api.fail_next(1, 403);
     let plan = c.relsync(&["plan"]);
     plan.expect_code(1);

@@ -519,7 +519,10 @@ fn add_resolves_a_tag_in_the_source_and_writes_the_release_block() {
             "added {newest} to stream 4-scos ({STREAM}:22): {d_newest} from registry.ci.openshift.org/origin/release-scos\n"
         )
     );
-    let appended = format!("{stream}    - version: {newest}\n      digest: {d_newest}\n");
+    // At the end of `releases`, before the stream's `payload` block.
+    let (releases, payload) = stream.split_at(stream.find("  payload:").unwrap_or(stream.len()));
+    let appended =
+        format!("{releases}    - version: {newest}\n      digest: {d_newest}\n{payload}");
     assert_eq!(repo.read(STREAM), appended);
 
     // In precedence order: before 4.16's block, after 4.15's (whose `tags:` line stays put).

@@ -153,14 +153,14 @@ fn the_bundled_example_syncs_offline_and_converges() {
     let sync = repo.relsync(&["sync"]);
     sync.expect_code(0);
     assert!(
-        sync.stdout().contains("6 actions"),
+        sync.stdout().contains("18 actions"),
         "the plan first: {}",
         sync.stdout()
     );
     let summary = sync.stderr();
     assert!(
-        summary.contains("1 image mirrored")
-            && summary.contains("tags: 3 created, 2 moved, 1 deleted; 0 failed, 0 conflicts"),
+        summary.contains("3 images mirrored")
+            && summary.contains("tags: 11 created, 2 moved, 5 deleted; 0 failed, 0 conflicts"),
         "{summary}"
     );
     assert_ne!(
@@ -188,6 +188,21 @@ fn the_bundled_example_syncs_offline_and_converges() {
     let (_, releases) = example_source();
     for (_, digest) in &releases[1..] {
         check_complete(&target, digest);
+    }
+    // The payload target: each published release's 4 component tags, the tombstoned one's
+    // gone.
+    let content = repo.read("example/quay.io/okd/scos-content/index.json");
+    for (version, count) in [
+        ("4.14.0-0.okd-scos-2023-09-29-232633-", 0),
+        ("4.14.0-0.okd-scos-2023-10-11-084613-", 4),
+        ("4.15.0-0.okd-scos-2024-01-18-223523-", 4),
+        ("4.16.0-0.okd-scos-2024-09-24-151747-", 4),
+    ] {
+        assert_eq!(
+            content.matches(&format!("\"{version}")).count(),
+            count,
+            "{content}"
+        );
     }
 }
 

@@ -23,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod page;
+mod payload_status;
 pub mod reconcile;
 pub mod schedule;
 pub mod server;

@@ -292,6 +292,9 @@ impl GitOps {
             metrics.signature_failed(verdicts.refused.len() as u64);
             self.memory().signatures.update(verdicts);
         }
+        metrics.components_mirrored(synced.report.as_ref().map_or(0, |r| {
+            super::payload_status::components_mirrored(&r.results)
+        }));
         tracing::info!(outcome = %outcome, summary = synced.summary, "synced");
         {
             let now = crate::store::now();
@@ -375,8 +378,13 @@ impl GitOps {
                 revision: Some(read.loaded.revision.clone()),
                 last_sync: m.last_sync,
                 last_error: m.last_error,
+                payloads: super::payload_status::channel_payloads(
+                    &read.loaded.manifests,
+                    desired,
+                    name,
+                    &drift.items,
+                ),
                 drift: drift.items,
-                payloads: Vec::new(),
                 releases: super::signatures::releases(&read.loaded, name, observed, &verdicts),
             });
         }
