@@ -43,6 +43,7 @@ mod payload_check;
 mod payload_crash;
 mod payload_manifest;
 mod payload_read;
+mod payload_signatures;
 mod promote;
 mod registry;
 mod serve;
