@@ -157,4 +157,82 @@ mod tests {
         assert_eq!(states, ["ok", "unsigned", "ok", "moved"]);
         assert!(!drift.in_sync());
     }
+
+    #[test]
+    fn unsigned_releases_group_a_release_s_tags_skip_components_and_follow_the_channel() {
+        use crate::desired::{DesiredRepo, DesiredState, DesiredTag, TagKind};
+        use crate::manifest::{Span, VersionKey};
+        let d = |b: u8| Digest::parse(&format!("sha256:{}", hex::encode([b; 32]))).unwrap();
+        let tag = |digest: Digest, version: &str, kind, channel: &str| DesiredTag {
+            digest,
+            version: version.into(),
+            stream: "okd".into(),
+            source: "src/r".into(),
+            kind,
+            key: VersionKey::Listed(0),
+            channels: [channel.to_string()].into(),
+            span: Span {
+                file: "m.yaml".into(),
+                line: 1,
+                col: 1,
+            },
+        };
+        let mut want = DesiredRepo::default();
+        want.tags
+            .insert("1.0".into(), tag(d(1), "1.0", TagKind::Version, "a"));
+        want.tags
+            .insert("latest".into(), tag(d(1), "1.0", TagKind::Floating, "a"));
+        want.tags
+            .insert("2.0".into(), tag(d(2), "2.0", TagKind::Version, "b"));
+        want.tags
+            .insert("1.0-comp".into(), tag(d(3), "1.0", TagKind::Component, "a"));
+        want.tags
+            .insert("3.0".into(), tag(d(4), "3.0", TagKind::Version, "a"));
+        let desired = DesiredState {
+            repos: [("t/r".to_string(), want)].into(),
+            ..DesiredState::default()
+        };
+        // Everything in place; only 3.0 is signed; 3.0's tag aside, nothing else is.
+        let mut tags: BTreeMap<String, Option<Digest>> = [
+            ("1.0", d(1)),
+            ("latest", d(1)),
+            ("2.0", d(2)),
+            ("1.0-comp", d(3)),
+            ("3.0", d(4)),
+        ]
+        .into_iter()
+        .map(|(t, d)| (t.to_string(), Some(d)))
+        .collect();
+        tags.insert(format!("sha256-{}.sig", d(4).hex()), None);
+        let observed = ObservedState {
+            repos: [(
+                "t/r".to_string(),
+                ObservedRepo {
+                    tags,
+                    manifests: BTreeMap::new(),
+                },
+            )]
+            .into(),
+            image_streams: None,
+        };
+        let got: Vec<(String, Vec<String>)> = unsigned_releases(&desired, &observed, None)
+            .into_iter()
+            .map(|u| (u.version, u.tags))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "1.0".to_string(),
+                    vec!["1.0".to_string(), "latest".to_string()]
+                ),
+                ("2.0".to_string(), vec!["2.0".to_string()]),
+            ]
+        );
+        let only_b: Vec<String> = unsigned_releases(&desired, &observed, Some("b"))
+            .into_iter()
+            .map(|u| u.version)
+            .collect();
+        assert_eq!(only_b, ["2.0"]);
+    }
 }
