@@ -349,7 +349,7 @@ fn sync_publishes_the_signed_releases_and_refuses_the_unsigned_in_one_run() {
 }
 
 #[test]
-fn drift_reports_a_release_whose_signature_is_missing_in_the_target_as_unsigned() {
+fn drift_and_plan_report_a_release_whose_signature_is_missing_in_the_target_and_sync_repairs_it() {
     let src = TestRegistry::start();
     let dst = TestRegistry::start();
     let key = CosignKey::generate();
@@ -379,6 +379,32 @@ fn drift_reports_a_release_whose_signature_is_missing_in_the_target_as_unsigned(
         .map(|i| i["tag"].as_str().unwrap())
         .collect();
     assert_eq!(unsigned, ["1.0.0", "latest"]);
+    // Plan agrees: no tag changes, yet changes pending (exit 2), the signature to copy
+    // named with the release's tags, in JSON and in text.
+    let plan = repo.relsync(&["plan", "-o", "json"]);
+    assert_eq!(plan.code(), 2, "{}", plan.stdout());
+    let json = plan.json();
+    assert_eq!(json["actions"], json!([]), "{json:#}");
+    let signatures = json["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 1, "{json:#}");
+    assert_eq!(signatures[0]["digest"], d[0].to_string());
+    assert_eq!(signatures[0]["version"], "1.0.0");
+    assert_eq!(signatures[0]["tags"], json!(["1.0.0", "latest"]));
+    assert!(
+        signatures[0]["target"].as_str().unwrap().ends_with(TARGET),
+        "{json:#}"
+    );
+    let text = repo.relsync(&["plan"]);
+    assert_eq!(text.code(), 2);
+    assert!(
+        text.stdout().contains("1 signature to copy") && text.stdout().contains("1.0.0,latest"),
+        "{}",
+        text.stdout()
+    );
+    // `sync --dry-run` writes nothing and says the same.
+    let before = dst.served_writes().len();
+    repo.relsync(&["sync", "--dry-run"]).expect_code(2);
+    assert_eq!(dst.served_writes()[before..], [] as [String; 0]);
 
     // Sync copies the signature; then the target is in sync, and a second sync writes
     // nothing.
@@ -386,6 +412,7 @@ fn drift_reports_a_release_whose_signature_is_missing_in_the_target_as_unsigned(
     assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
     assert!(dst.tag_digest(TARGET, &sig_tag(&d[0], "sig")).is_some());
     repo.relsync(&["drift"]).expect_code(0);
+    repo.relsync(&["plan"]).expect_code(0);
     let before = dst.served_writes().len();
     repo.relsync(&["sync"]).expect_code(0);
     assert_eq!(dst.served_writes()[before..], [] as [String; 0]);

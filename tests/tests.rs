@@ -44,6 +44,7 @@ mod payload_crash;
 mod payload_manifest;
 mod payload_read;
 mod payload_serve;
+mod payload_signatures;
 mod promote;
 mod registry;
 mod serve;

@@ -49,6 +49,7 @@ fn plan(actions: Vec<Action>) -> Plan {
         actions,
         conflicts: Vec::new(),
         refusal: None,
+        signatures: Vec::new(),
     }
 }
 

@@ -67,8 +67,12 @@ impl<E: MirrorEndpoint> Run<'_, E> {
         };
 
         // A release whose signature does not pass gets no tag, and nothing of it is copied.
-        self.check_signature(name, to, known_source().as_deref())
-            .await?;
+        // The requirement is the release's: a payload component's tag (`a.release`) is not
+        // judged, only its attached artifacts travel with it (below).
+        if a.release.is_none() {
+            self.check_signature(name, to, known_source().as_deref())
+                .await?;
+        }
 
         // Content first.
         let raw = if a.action == ActionKind::Mirror {

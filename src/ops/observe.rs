@@ -121,13 +121,19 @@ pub fn plan_now(
     warnings: &mut Warnings,
 ) -> Result<Planned, OpsError> {
     let o = observe_now(settings, flags, false, runtime, warnings)?;
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         &o.loaded.revision,
         &o.loaded.desired,
         &o.observed,
         &o.loaded.manifests.policy,
         &o.options,
     );
+    // With signatures required, a release in place whose signature the target lacks is a
+    // pending change too (drift state `unsigned`, which sync repairs).
+    if o.loaded.manifests.policy.signatures.required() {
+        plan.signatures =
+            plan::unsigned_releases(&o.loaded.desired, &o.observed, o.options.channel.as_deref());
+    }
     Ok(Planned {
         workspace: o.workspace,
         loaded: o.loaded,

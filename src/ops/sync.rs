@@ -212,30 +212,16 @@ pub fn signature_requirement(
 }
 
 /// The releases whose tags are as desired but whose digest has no signature in the target
-/// (drift state `unsigned`): (target, digest, source), each once.
+/// (drift state `unsigned`; payload components never are): (target, digest, source), each
+/// once.
 pub fn unsigned_in_target(
     desired: &crate::desired::DesiredState,
     observed: &ObservedState,
 ) -> Vec<(String, crate::digest::Digest, String)> {
-    let mut out = Vec::new();
-    for (name, repo) in &desired.repos {
-        let Some(live) = observed.repos.get(name) else {
-            continue;
-        };
-        for (tag, t) in &repo.tags {
-            if live.tags.get(tag) != Some(&Some(t.digest.clone())) {
-                continue;
-            }
-            let base = format!("{}-{}", t.digest.algorithm(), t.digest.hex());
-            let signed =
-                live.tags.contains_key(&format!("{base}.sig")) || live.tags.contains_key(&base);
-            let entry = (name.clone(), t.digest.clone(), t.source.clone());
-            if !signed && !out.contains(&entry) {
-                out.push(entry);
-            }
-        }
-    }
-    out
+    crate::plan::unsigned_releases(desired, observed, None)
+        .into_iter()
+        .map(|u| (u.target, u.digest, u.source))
+        .collect()
 }
 
 /// The history entry of a sync of `loaded`: the commit's author and subject (empty, with a
@@ -453,6 +439,7 @@ mod tests {
             actions: Vec::new(),
             conflicts: Vec::new(),
             refusal: None,
+            signatures: Vec::new(),
         };
         let report = ApplyReport::default();
         assert_eq!(outcome(&plan, Some(&report)), SyncOutcome::Succeeded);

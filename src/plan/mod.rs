@@ -13,7 +13,7 @@ pub use image_stream::{
     ImportFailure, ObservedImageStream, ObservedSpecTag, ObservedStatusTag, pull_spec_digest,
 };
 
-pub use signed::mark_unsigned;
+pub use signed::{UnsignedRelease, mark_unsigned, unsigned_releases};
 pub use types::{
     Action, ActionKind, Conflict, Drift, DriftItem, DriftState, ObservedRepo, ObservedState, Plan,
     PlanOptions, Refusal, Target,
@@ -225,6 +225,7 @@ pub fn plan(
         actions,
         conflicts,
         refusal,
+        signatures: Vec::new(),
     }
 }
 

@@ -200,15 +200,19 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     /// Set when the plan must not be applied at all.
     pub refusal: Option<Refusal>,
+    /// With signatures required: releases whose tags are in place but whose signature the
+    /// target lacks (drift state `unsigned`); sync copies what is attached to them. Not
+    /// actions (no tag changes), yet changes pending.
+    pub signatures: Vec<super::UnsignedRelease>,
 }
 
 impl Plan {
     /// The exit code of `plan` and `sync --dry-run`: 1 on a conflict or refusal, 2 when
-    /// changes are pending, 0 in sync.
+    /// changes are pending (actions, or signatures to copy), 0 in sync.
     pub fn exit_code(&self) -> i32 {
         if self.refusal.is_some() || !self.conflicts.is_empty() {
             1
-        } else if !self.actions.is_empty() {
+        } else if !self.actions.is_empty() || !self.signatures.is_empty() {
             2
         } else {
             0

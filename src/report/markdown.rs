@@ -74,6 +74,21 @@ pub(super) fn plan(plan: &Plan) -> String {
             ));
         }
     }
+    if !plan.signatures.is_empty() {
+        out.push_str(
+            "\n**Signatures to copy** (releases in place whose signature the target lacks):\n\n",
+        );
+        out.push_str("| target | tags | release | reason |\n|---|---|---|---|\n");
+        for u in &plan.signatures {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                code(&u.target),
+                code(&u.tags.join(", ")),
+                version_cell(Some(&u.digest), Some(&u.version)),
+                cell(&u.reason),
+            ));
+        }
+    }
     if !plan.conflicts.is_empty() {
         out.push_str("\n**Conflicts** (tags that differ from Git and are never moved):\n\n");
         out.push_str("| target | tag | live | Git | reason |\n|---|---|---|---|---|\n");

@@ -49,10 +49,13 @@ pub fn render_plan(plan: &Plan, format: Format, style: Style) -> String {
             struct PlanJson<'a> {
                 revision: &'a str,
                 actions: &'a [Action],
+                #[serde(skip_serializing_if = "<[_]>::is_empty")]
+                signatures: &'a [crate::plan::UnsignedRelease],
             }
             json(&PlanJson {
                 revision: &plan.revision,
                 actions: &plan.actions,
+                signatures: &plan.signatures,
             })
         }
         Format::Markdown => markdown::plan(plan),
@@ -177,7 +180,11 @@ fn plan_summary(plan: &Plan) -> String {
         ActionKind::Delete,
     ];
     let mut out = if plan.actions.is_empty() && plan.conflicts.is_empty() {
-        "in sync: nothing to do".to_string()
+        if plan.signatures.is_empty() {
+            "in sync: nothing to do".to_string()
+        } else {
+            count(0, "action")
+        }
     } else {
         let per_kind: Vec<String> = kinds
             .iter()
@@ -200,6 +207,12 @@ fn plan_summary(plan: &Plan) -> String {
         out.push_str(&format!(
             "; {} (never moved)",
             count(plan.conflicts.len(), "conflict")
+        ));
+    }
+    if !plan.signatures.is_empty() {
+        out.push_str(&format!(
+            "; {} to copy (releases in place whose signature the target lacks)",
+            count(plan.signatures.len(), "signature")
         ));
     }
     if let Some(refusal) = &plan.refusal {

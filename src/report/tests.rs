@@ -318,6 +318,7 @@ fn summaries() {
         actions: vec![],
         conflicts: vec![],
         refusal: None,
+        signatures: vec![],
     };
     assert_eq!(plan_summary(&empty), "in sync: nothing to do");
     let d = scenario_drift(&live());

@@ -123,6 +123,17 @@ pub(super) fn plan(plan: &Plan, style: Style) -> String {
         plan_summary(plan),
         short_revision(&plan.revision)
     );
+    // Releases in place whose signature the target lacks: copied by sync, no tag changes.
+    for u in &plan.signatures {
+        out.push_str(&format!(
+            "signature  {}  {}  {} ({}): {}\n",
+            u.target,
+            u.tags.join(","),
+            u.digest.short(),
+            u.version,
+            u.reason
+        ));
+    }
     if plan.actions.is_empty() && plan.conflicts.is_empty() {
         return out;
     }
