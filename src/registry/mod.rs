@@ -753,7 +753,8 @@ mod tests {
 
     #[test]
     fn hosts_with_the_same_ca_file_share_one_http_client() {
-        // Building a reqwest client loads the system certificate store: once per caFile.
+        // Each client reads the system certificate store at its first HTTPS handshake: one
+        // client per caFile, so one read each.
         let mut plain = settings("127.0.0.1:5000");
         plain.insecure = true;
         let mut with_ca = settings("registry.internal");

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+pub use super::check_payload::PayloadRelease;
+use super::check_payload::markdown_payloads;
 use super::markdown::{self, cell, version_cell};
 use super::{count, digest_and_version, drift_note, drift_summary_after, short_revision};
 use crate::digest::Digest;
@@ -73,42 +75,6 @@ impl Verdict {
     /// Whether the rule passes.
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
-    }
-}
-
-/// What one release the head newly publishes in a payload stream brings (rule `payload`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PayloadRelease {
-    /// The release's version.
-    pub version: String,
-    /// The stream's `payload.target`.
-    pub payload_target: String,
-    /// How many components its image-references names.
-    pub components: usize,
-    /// How many of them `payload.target` does not hold yet (by digest): what merging copies.
-    pub new_to_target: usize,
-    /// How many are missing at (or cannot be read from) their source.
-    pub missing_at_source: usize,
-}
-
-impl PayloadRelease {
-    /// `4.16.0: 4 components, 2 new to quay.io/okd/scos-content`.
-    pub fn sentence(&self) -> String {
-        let mut s = format!(
-            "{}: {}, {} new to {}",
-            self.version,
-            count(self.components, "component"),
-            self.new_to_target,
-            self.payload_target
-        );
-        if self.missing_at_source > 0 {
-            s.push_str(&format!(
-                ", {} missing at the source",
-                self.missing_at_source
-            ));
-        }
-        s
     }
 }
 
@@ -402,7 +368,7 @@ fn prose(s: &str) -> String {
         .join("`")
 }
 
-fn code(s: &str) -> String {
+pub(super) fn code(s: &str) -> String {
     format!("`{}`", cell(s).replace('`', "'"))
 }
 
@@ -474,30 +440,6 @@ pub fn markdown(report: &CheckReport) -> String {
             out.push_str(&markdown::drift_table(&rows, "live"));
         }
         out.push_str("\nLive drift is where the registry differs from the base; it does not change the verdict.\n");
-    }
-    out
-}
-
-/// The payloads section of the comment: per release newly published in a payload stream,
-/// its components and how many are new to the payload target.
-fn markdown_payloads(report: &CheckReport) -> String {
-    if report.payloads.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from(
-        "\n##### Payloads\n\n| release | payload target | components | new to the target |\n|---|---|---|---|\n",
-    );
-    for p in &report.payloads {
-        let mut components = p.components.to_string();
-        if p.missing_at_source > 0 {
-            components.push_str(&format!(" ({} missing at the source)", p.missing_at_source));
-        }
-        out.push_str(&format!(
-            "| {} | {} | {components} | {} |\n",
-            code(&p.version),
-            code(&p.payload_target),
-            p.new_to_target
-        ));
     }
     out
 }
@@ -647,29 +589,6 @@ mod tests {
             "manifests/c.yaml:3:7"
         );
         assert_eq!(j["liveDrift"]["checked"], false);
-    }
-
-    #[test]
-    fn payloads_are_counted_in_every_format() {
-        let mut r = report(Vec::new());
-        r.payloads = vec![PayloadRelease {
-            version: "4.16.0".to_string(),
-            payload_target: "quay.io/okd/scos-content".to_string(),
-            components: 4,
-            new_to_target: 2,
-            missing_at_source: 0,
-        }];
-        assert!(
-            markdown(&r).contains(
-                "##### Payloads\n\n| release | payload target | components | new to the target |\n|---|---|---|---|\n| `4.16.0` | `quay.io/okd/scos-content` | 4 | 2 |\n"
-            ),
-            "{}",
-            markdown(&r)
-        );
-        assert!(text(&r).contains("  4.16.0: 4 components, 2 new to quay.io/okd/scos-content\n"));
-        let j: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
-        assert_eq!(j["payloads"][0]["newToTarget"], 2);
-        assert_eq!(j["payloads"][0]["components"], 4);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! unified diff per target of `tag digest` lines, desired vs live, made with `similar`.
 
 pub mod check;
+mod check_payload;
 mod markdown;
 pub mod mirror_config;
 mod text;

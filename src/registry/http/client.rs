@@ -678,8 +678,8 @@ mod tests {
 
     #[test]
     fn one_reqwest_client_per_ca_file_content_in_the_whole_process() {
-        // Each build loads the system certificate store: later calls (a new `Registries`
-        // per serve pass) must reuse the first client, for plain-HTTP hosts too.
+        // Each client reads the system certificate store at its first HTTPS handshake:
+        // later calls (a new `Registries` per serve pass) must reuse the first client.
         let (plain, _) = shared_http_client("127.0.0.1:5000", None).unwrap();
         let (again, _) = shared_http_client("127.0.0.1:5001", None).unwrap();
         assert_eq!(plain, again, "the same settings share one client");
