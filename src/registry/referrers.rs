@@ -510,3 +510,23 @@ pub async fn signature_candidates<E: MirrorEndpoint>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_artifact_type_prefers_the_field_over_the_config_type() {
+        let bundle = br#"{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"}}"#;
+        assert_eq!(
+            own_artifact_type(bundle).as_deref(),
+            Some("application/vnd.dev.sigstore.bundle.v0.3+json")
+        );
+        let sbom = br#"{"config":{"mediaType":"application/spdx+json"}}"#;
+        assert_eq!(
+            own_artifact_type(sbom).as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(own_artifact_type(b"not json"), None);
+    }
+}
