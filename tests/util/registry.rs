@@ -16,8 +16,8 @@ pub enum Distribution {
     /// Debian's `docker-registry`, CNCF distribution 2.8: no tag DELETE, no referrers API,
     /// ignores `n` on tag lists.
     V2,
-    /// distribution v3's `registry` (`$RELSYNC_TEST_DEPS/registry`): tag DELETE, the
-    /// referrers API.
+    /// distribution v3's `registry` (`$RELSYNC_TEST_DEPS/registry`): tag DELETE; v3.1.2
+    /// answers the referrers API with 404.
     V3,
     /// go-containerregistry's in-memory registry (`$RELSYNC_TEST_DEPS/ggcr-registry`, built
     /// by `scripts/test-deps.sh`) with the OCI 1.1 referrers API switched on; no auth or TLS.
