@@ -2,7 +2,8 @@
 # Builds the real peers that the tests start, from their Go modules at the versions pinned
 # below: kube-apiserver and etcd (tests/apiserver.rs), crane and regctl/regsync (independent
 # readers of what relsync writes), distribution v3's registry (a second registry
-# implementation: tag DELETE, the referrers API) and cosign.
+# implementation: tag DELETE), go-containerregistry's registry with the referrers API on
+# (ggcr-registry) and cosign.
 #
 # Each binary is built once per version into target/test-deps/<name>-<version>/ and linked
 # from target/test-deps/bin/, so a second run builds nothing. A module the Go proxy refuses
@@ -151,6 +152,52 @@ EOF
   fi
 }
 
+# ggcr-registry: go-containerregistry's in-memory registry (pkg/registry) with its OCI 1.1
+# referrers API switched on, which `crane registry serve` leaves off; a small main serves it
+# on `-addr HOST:PORT`.
+build_ggcr_registry() {
+  local v=$CRANE_VERSION dir=$root/ggcr-registry-$CRANE_VERSION
+  have "$dir" ggcr-registry && return 0
+  say "building ggcr-registry from github.com/google/go-containerregistry@$v"
+  local src=$root/src/ggcr-registry-$v log=$dir.log
+  rm -rf "$src" && mkdir -p "$src" "$dir.tmp"
+  : >"$log"
+  cat >"$src/go.mod" <<EOF
+module relsync.test/ggcr-registry
+
+go 1.26.0
+
+require github.com/google/go-containerregistry $v
+EOF
+  cat >"$src/main.go" <<'EOF'
+// Command ggcr-registry serves go-containerregistry's in-memory registry, with the OCI 1.1
+// referrers API (GET /v2/<name>/referrers/<digest>) enabled, on -addr.
+package main
+
+import (
+	"flag"
+	"log"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:5000", "address to listen on")
+	flag.Parse()
+	log.Printf("serving on %s", *addr)
+	log.Fatal(http.ListenAndServe(*addr, registry.New(registry.WithReferrersSupport(true))))
+}
+EOF
+  if (cd "$src" && go mod tidy >>"$log" 2>&1 \
+    && go build -p "$p" -trimpath -ldflags='-s -w' -o "$dir.tmp/ggcr-registry" . >>"$log" 2>&1); then
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+    link ggcr-registry "$dir"
+  else
+    missing ggcr-registry "github.com/google/go-containerregistry@$v" "$log"
+  fi
+}
+
 start=$(date +%s)
 build_kube_apiserver
 build_etcd
@@ -163,6 +210,7 @@ install "$root/distribution-$DISTRIBUTION_VERSION" \
   github.com/distribution/distribution/v3/cmd/registry
 install "$root/cosign-$COSIGN_VERSION" "github.com/sigstore/cosign/v3@$COSIGN_VERSION" \
   github.com/sigstore/cosign/v3/cmd/cosign
+build_ggcr_registry
 
 say "done in $(($(date +%s) - start))s"
 if [ ${#failed[@]} -gt 0 ]; then

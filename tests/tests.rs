@@ -51,5 +51,6 @@ mod serve;
 mod serve_http;
 mod signatures;
 mod signatures_peers;
+mod signatures_referrers_api;
 mod sync;
 mod user_agent;

@@ -403,6 +403,30 @@ async fn small_blob<E: MirrorEndpoint>(repo: &E, digest: &Digest) -> Result<Vec<
     Ok(out)
 }
 
+/// Listed artifact types that say nothing of what the referrer is: the OCI empty config's
+/// type (what a registry listing the config's media type shows for an artifact) and the
+/// manifest media types (the fallback of a descriptor without `artifactType`).
+const UNTYPED_LISTINGS: [&str; 3] = [
+    "application/vnd.oci.empty.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// Whether `t` is a sigstore bundle's media type (any version).
+fn is_bundle_type(t: &str) -> bool {
+    t.starts_with("application/vnd.dev.sigstore.bundle")
+}
+
+/// A manifest's own `artifactType`, or else its config's media type (as the OCI 1.1
+/// referrers API lists it).
+fn own_artifact_type(bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v.get("artifactType")
+        .or_else(|| v.get("config").and_then(|c| c.get("mediaType")))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 fn unreadable(place: String, reason: String) -> Candidate {
     Candidate {
         place,
@@ -456,11 +480,9 @@ pub async fn signature_candidates<E: MirrorEndpoint>(
         }
     }
     for r in &attached.referrers {
-        let is_bundle = r
-            .artifact_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("application/vnd.dev.sigstore.bundle"));
-        if !is_bundle {
+        let listed = r.artifact_type.as_deref();
+        let is_bundle = listed.is_some_and(is_bundle_type);
+        if !is_bundle && !listed.is_none_or(|t| UNTYPED_LISTINGS.contains(&t)) {
             continue;
         }
         let place = format!("referrer {}", r.digest);
@@ -469,6 +491,11 @@ pub async fn signature_candidates<E: MirrorEndpoint>(
             .await
             .map_err(at(|| format!("reading {}@{}", repo.name(), r.digest)))?;
         let Some(raw) = raw else { continue };
+        // Listed without its own type (go-containerregistry's registry lists the config's
+        // media type, the OCI empty type for cosign's bundles): the manifest says.
+        if !is_bundle && !own_artifact_type(&raw.bytes).is_some_and(|t| is_bundle_type(&t)) {
+            continue;
+        }
         let Some(layer) = envelope::bundle_layer(&raw.bytes) else {
             out.push(unreadable(place, "no bundle layer".to_string()));
             continue;
@@ -482,4 +509,24 @@ pub async fn signature_candidates<E: MirrorEndpoint>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_artifact_type_prefers_the_field_over_the_config_type() {
+        let bundle = br#"{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"}}"#;
+        assert_eq!(
+            own_artifact_type(bundle).as_deref(),
+            Some("application/vnd.dev.sigstore.bundle.v0.3+json")
+        );
+        let sbom = br#"{"config":{"mediaType":"application/spdx+json"}}"#;
+        assert_eq!(
+            own_artifact_type(sbom).as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(own_artifact_type(b"not json"), None);
+    }
 }

@@ -1,5 +1,5 @@
 //! The Go-built peers of `scripts/test-deps.sh` (kube-apiserver, etcd, crane, regctl,
-//! regsync, distribution v3's registry, cosign): where the tests find them, and a loud
+//! regsync, distribution v3's registry, ggcr-registry, cosign): where the tests find them, and a loud
 //! failure naming the script when one is not there.
 
 use std::path::{Path, PathBuf};

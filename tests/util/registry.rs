@@ -16,9 +16,12 @@ pub enum Distribution {
     /// Debian's `docker-registry`, CNCF distribution 2.8: no tag DELETE, no referrers API,
     /// ignores `n` on tag lists.
     V2,
-    /// distribution v3's `registry` (`$RELSYNC_TEST_DEPS/registry`): tag DELETE, the
-    /// referrers API.
+    /// distribution v3's `registry` (`$RELSYNC_TEST_DEPS/registry`): tag DELETE; v3.1.2
+    /// answers the referrers API with 404.
     V3,
+    /// go-containerregistry's in-memory registry (`$RELSYNC_TEST_DEPS/ggcr-registry`, built
+    /// by `scripts/test-deps.sh`) with the OCI 1.1 referrers API switched on; no auth or TLS.
+    Ggcr,
 }
 
 impl Distribution {
@@ -33,13 +36,14 @@ impl Distribution {
                 PathBuf::from(DOCKER_REGISTRY)
             }
             Distribution::V3 => deps::binary("registry"),
+            Distribution::Ggcr => deps::binary("ggcr-registry"),
         }
     }
 
     /// Whether the registry deletes a tag by name (`DELETE /v2/<name>/manifests/<tag>`);
     /// 2.8 refuses it.
     pub fn deletes_tags(self) -> bool {
-        self == Distribution::V3
+        self != Distribution::V2
     }
 }
 
@@ -142,7 +146,15 @@ impl TestRegistry {
             let port = free_port();
             let log = std::fs::File::create(&log_path).expect("log file");
             let mut cmd = Command::new(&binary);
-            cmd.arg("serve").arg(&config_path);
+            if kind == Distribution::Ggcr {
+                assert!(
+                    basic.is_none() && !tls,
+                    "ggcr-registry serves plain HTTP only"
+                );
+                cmd.arg("-addr").arg(format!("127.0.0.1:{port}"));
+            } else {
+                cmd.arg("serve").arg(&config_path);
+            }
             // distribution reads REGISTRY_* variables as config overrides: drop any from
             // the developer's environment (REGISTRY_AUTH_FILE would become `auth.file`).
             for (k, _) in std::env::vars_os() {
@@ -207,6 +219,19 @@ impl TestRegistry {
     /// (an independent count of what a client sent, e.g. to prove a sync wrote nothing).
     pub fn served_requests(&self) -> Vec<String> {
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        if self.kind == Distribution::Ggcr {
+            // `2006/01/02 15:04:05 METHOD /path[ STATUS CODE MESSAGE]`
+            return log
+                .lines()
+                .filter_map(|line| {
+                    let mut parts = line.split_whitespace().skip(2);
+                    let method = parts.next()?;
+                    let path = parts.next()?;
+                    matches!(method, "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE")
+                        .then(|| format!("{method} {path}"))
+                })
+                .collect();
+        }
         log.lines()
             .filter_map(|line| {
                 let start = line.find('"')? + 1;
