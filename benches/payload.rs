@@ -790,7 +790,7 @@ fn main() {
     let components = knob("PAYLOAD_BENCH_COMPONENTS", 190);
     let release_count = knob("PAYLOAD_BENCH_RELEASES", 10);
     let changed = (components * 15).div_ceil(100).clamp(1, components);
-    let big = std::env::var("PAYLOAD_BENCH_BIG").map_or(true, |v| v != "0");
+    let big = std::env::var("PAYLOAD_BENCH_BIG").as_deref() != Ok("0");
     println!(
         "payload: relsync sync vs {} copy --all --preserve-digests (xargs -P 8); docker-registry {}; {} cores; {}",
         tool_version("skopeo", &["--version"]),

@@ -76,7 +76,7 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod revision;
-pub mod signature;
 pub mod schema;
+pub mod signature;
 pub mod store;
 pub mod tag;

@@ -10,9 +10,9 @@ use std::process::Command;
 use relsync::digest::Digest;
 use serde_json::Value;
 
-use crate::util::Distribution;
 use crate::signatures::manifest_of;
 use crate::test_deps;
+use crate::util::Distribution;
 use crate::util::{
     CosignKey, Pusher, Repo, SOURCE, TARGET, TestRegistry, block_on, push_bundle_referrer,
     signature_policy, three_releases,
