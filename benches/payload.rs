@@ -41,7 +41,6 @@ use util::{
     component_image, payload_releases, push_built_image, release_image, release_layer,
 };
 
-const MIB: u64 = 1 << 20;
 const BIG_LAYER: u64 = 1 << 30;
 const BIG_CHUNK: usize = 4 << 20;
 
