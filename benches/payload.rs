@@ -1,0 +1,838 @@
+//! `relsync sync` of a release-payload stream against what a user scripts today, `skopeo
+//! copy --all --preserve-digests` of each component and release, 8 at a time
+//! (`xargs -P 8`), side by side in the same run, between real `docker-registry`
+//! (distribution 2.8) processes on loopback (issue 13, "Performance").
+//!
+//! Run: `cargo bench --bench payload` (needs `/usr/bin/docker-registry`, `skopeo`, `git`,
+//! `xargs`, `/usr/bin/time`). Results go to BENCHMARKS.md ("Payload mirror").
+//!
+//! Workload: 10 nightly releases × 190 components (1–3 small layers each, built by
+//! `tests/util/payload.rs` as `oc adm release new` lays them out), 85% of the components
+//! unchanged between consecutive releases (each release changes 15%, rounded up), the
+//! components in `okd/content` and the release images (by digest) in `okd/release` of one
+//! source registry. Measured:
+//! 1. initial payload mirror into empty targets: one `relsync sync` of the payload stream
+//!    (10 releases) vs the skopeo script (every component of every release to
+//!    `<version>-<name>`, then every release to `<version>`); wall time, CPU (user + system,
+//!    children included), ratio (goal ≥ 3x); every tag's digest checked on both targets;
+//! 2. no-op re-sync vs the same skopeo script again (goal ≥ 20x); relsync's requests and
+//!    writes as the target registry's access log counts them (goal: zero writes; requests =
+//!    one tag list per repository + one HEAD per release and component tag);
+//! 3. peak RSS of relsync mirroring a release whose component holds one 1 GiB layer (goal
+//!    < 64 MiB).
+//!
+//! Knobs (environment): `PAYLOAD_BENCH_COMPONENTS=190`, `PAYLOAD_BENCH_RELEASES=10` (a
+//! smaller workload for a quick run), `PAYLOAD_BENCH_BIG=0` (skip workload 3). The
+//! registries keep their storage under `TMPDIR`.
+
+#[path = "../tests/util/mod.rs"]
+mod util;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+use util::{
+    BuiltRelease, Content, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Repo, TestRegistry,
+    component_image, payload_releases, push_built_image, release_image, release_layer,
+};
+
+const BIG_LAYER: u64 = 1 << 30;
+const BIG_CHUNK: usize = 4 << 20;
+
+/// Source and target repositories (the same paths on both sides).
+const RELEASES: &str = "okd/release";
+const CONTENT: &str = "okd/content";
+/// The source repository of the 1 GiB component.
+const BIG: &str = "okd/big";
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// The nightly versions, oldest first.
+fn versions(n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|d| format!("4.15.0-0.okd-2026-12-{d:02}-000000"))
+        .collect()
+}
+
+// ---- source ------------------------------------------------------------------------------
+
+/// Pushes every distinct component image (8 in flight), then each release image by digest.
+async fn fill_source(src: &TestRegistry, releases: &[BuiltRelease]) -> usize {
+    let pusher = src.pusher();
+    let mut distinct = HashMap::new();
+    for r in releases {
+        for c in &r.components {
+            distinct.insert(c.image.digest(), c.image.clone());
+        }
+    }
+    let count = distinct.len();
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut set = tokio::task::JoinSet::new();
+    for image in distinct.into_values() {
+        let (pusher, sem) = (pusher.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            push_built_image(&pusher, CONTENT, None, &image).await;
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.expect("component push");
+    }
+    for r in releases {
+        push_built_image(&pusher, RELEASES, None, &r.images[0].0).await;
+    }
+    count
+}
+
+/// The deterministic bytes of the 1 GiB layer, chunk by chunk.
+fn big_chunks() -> impl Iterator<Item = Vec<u8>> {
+    let mut rng = fastrand::Rng::with_seed(0x0b16_1a7e);
+    let mut left = BIG_LAYER as usize;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = left.min(BIG_CHUNK);
+        left -= n;
+        let mut chunk = vec![0u8; n];
+        rng.fill(&mut chunk);
+        Some(chunk)
+    })
+}
+
+fn descriptor(media_type: &str, digest: &str, size: u64) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
+}
+
+/// Streams the 1 GiB layer into `repo` (POST, one chunked PATCH, PUT `?digest=`) and pushes
+/// a one-layer image manifest by digest; returns its digest. The layer is generated twice
+/// (once to hash it, once to send it), never held whole.
+async fn push_big_image(registry: &TestRegistry, repo: &str) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for chunk in big_chunks() {
+        hasher.update(&chunk);
+    }
+    let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    let client = reqwest::Client::new();
+    let base = registry.base_url();
+    let location = |resp: &reqwest::Response| {
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("upload Location");
+        reqwest::Url::parse(&base)
+            .and_then(|b| b.join(loc))
+            .expect("upload URL")
+    };
+    let start = client
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("upload POST");
+    assert_eq!(start.status(), 202, "upload POST");
+    let stream = futures_util::stream::iter(
+        big_chunks().map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
+    );
+    let patch = client
+        .patch(location(&start))
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("upload PATCH");
+    assert_eq!(patch.status(), 202, "upload PATCH");
+    let mut url = location(&patch);
+    url.query_pairs_mut().append_pair("digest", &layer_digest);
+    let put = client.put(url).send().await.expect("upload PUT");
+    assert_eq!(put.status(), 201, "upload PUT");
+
+    let pusher = registry.pusher();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .expect("json");
+    let config_digest = pusher.push_blob(repo, &config).await.to_string();
+    let manifest = Content {
+        media_type: OCI_MANIFEST.to_string(),
+        bytes: serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, &config_digest, config.len() as u64),
+            "layers": [descriptor(OCI_LAYER, &layer_digest, BIG_LAYER)],
+        }))
+        .expect("json"),
+    };
+    let digest = manifest.digest().to_string();
+    pusher.push_manifest(repo, &digest, &manifest).await;
+    digest
+}
+
+// ---- the Git repository ------------------------------------------------------------------
+
+/// A repository whose stream `okd` mirrors `releases` (version, digest) from `src` to `dst`,
+/// payload into `dst/okd/content`, one channel listing every release (no floating tag).
+fn git_repo(src: &TestRegistry, dst: &TestRegistry, releases: &[(String, String)]) -> Repo {
+    let repo = Repo::new();
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
+            src.host(),
+            dst.host()
+        ),
+    );
+    let mut list = String::new();
+    for (v, d) in releases {
+        let _ = writeln!(list, "    - {{version: '{v}', digest: '{d}'}}");
+    }
+    repo.write(
+        "manifests/stream.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseStream\nmetadata: {{name: okd}}\nspec:\n  source: {}/{RELEASES}\n  target: {}/{RELEASES}\n  order: listed\n  payload:\n    target: {}/{CONTENT}\n  releases:\n{list}",
+            src.host(),
+            dst.host(),
+            dst.host()
+        ),
+    );
+    let versions: Vec<&str> = releases.iter().map(|(v, _)| v.as_str()).collect();
+    repo.write(
+        "manifests/channel.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: ReleaseChannel\nmetadata: {{name: nightly}}\nspec:\n  stream: okd\n  versions: ['{}']\n",
+            versions.join("', '")
+        ),
+    );
+    repo.commit("payload bench");
+    repo
+}
+
+// ---- running the tools -------------------------------------------------------------------
+
+/// One tool run: wall time, peak RSS (KiB) and CPU (user + system, waited-for children
+/// included) from `/usr/bin/time -f '%M %U %S'`, exit code, output.
+struct Outcome {
+    wall: Duration,
+    rss_kib: u64,
+    cpu: Duration,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} (exit {:?}, CPU {}, peak RSS {:.1} MiB)",
+            secs(self.wall),
+            self.code,
+            secs(self.cpu),
+            self.rss_kib as f64 / 1024.0
+        )
+    }
+}
+
+fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
+    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-f")
+        .arg("%M %U %S")
+        .arg("-o")
+        .arg(rss_file.path())
+        .arg(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    // Flush earlier runs' registry writes so that this run does not pay for them.
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
+    let wall = started.elapsed();
+    let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
+    let fields: Vec<f64> = measured
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let (rss_kib, cpu) = match fields[..] {
+        [rss, user, system] => (rss as u64, Duration::from_secs_f64(user + system)),
+        _ => (0, Duration::ZERO),
+    };
+    Outcome {
+        wall,
+        rss_kib,
+        cpu,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn relsync_sync(repo: &Repo) -> Outcome {
+    run_timed(env!("CARGO_BIN_EXE_relsync"), &["sync"], Some(repo.path()))
+}
+
+/// The user's script: `skopeo copy --all --preserve-digests` of every component (8 at a
+/// time), then of every release (8 at a time), by digest from the source to its tag.
+fn skopeo_script(src: &TestRegistry, dst: &TestRegistry, releases: &[BuiltRelease]) -> Outcome {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut comps = String::new();
+    let mut rels = String::new();
+    for r in releases {
+        for (tag, digest) in r.component_tags() {
+            let _ = writeln!(
+                comps,
+                "docker://{}/{CONTENT}@{digest} docker://{}/{CONTENT}:{tag}",
+                src.host(),
+                dst.host()
+            );
+        }
+        let _ = writeln!(
+            rels,
+            "docker://{}/{RELEASES}@{} docker://{}/{RELEASES}:{}",
+            src.host(),
+            r.digest(),
+            dst.host(),
+            r.version.replace('+', "_")
+        );
+    }
+    std::fs::write(dir.path().join("components"), comps).expect("write list");
+    std::fs::write(dir.path().join("releases"), rels).expect("write list");
+    let copy =
+        "skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false";
+    let script =
+        format!("set -e; xargs -a components -P 8 -n 2 {copy}; xargs -a releases -P 8 -n 2 {copy}");
+    run_timed("sh", &["-c", &script], Some(dir.path()))
+}
+
+// ---- registry access logs ----------------------------------------------------------------
+
+/// (method, path) of every request in the registry's access log.
+fn access_log(registry: &TestRegistry) -> Vec<(String, String)> {
+    let path = registry
+        .storage_dir()
+        .parent()
+        .expect("registry dir")
+        .join("registry.log");
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| {
+            let start = line.find('"')? + 1;
+            let rest = &line[start..];
+            let end = rest.find('"')?;
+            let mut request = rest[..end].split_whitespace();
+            let method = request.next()?.to_string();
+            let path = request.next()?.to_string();
+            matches!(
+                method.as_str(),
+                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
+            )
+            .then_some((method, path))
+        })
+        .collect()
+}
+
+/// Requests a registry served during a run, by kind.
+#[derive(Default)]
+struct Traffic {
+    requests: usize,
+    writes: usize,
+    heads: usize,
+    tag_lists: usize,
+    by_kind: BTreeMap<String, usize>,
+}
+
+impl Traffic {
+    fn of(entries: &[(String, String)]) -> Traffic {
+        let mut t = Traffic::default();
+        for (method, path) in entries {
+            t.requests += 1;
+            match method.as_str() {
+                "GET" if path.contains("/tags/list") => t.tag_lists += 1,
+                "GET" => {}
+                "HEAD" => t.heads += 1,
+                _ => t.writes += 1,
+            }
+            let what = if path == "/v2/" || path == "/v2" {
+                "/v2/ (ping)"
+            } else if path.contains("/tags/list") {
+                "tags"
+            } else if path.contains("/blobs/uploads") {
+                "uploads"
+            } else if path.contains("/blobs/") {
+                "blobs"
+            } else if path.contains("/manifests/sha256:") {
+                "manifests by digest"
+            } else if path.contains("/manifests/") {
+                "manifests by tag"
+            } else {
+                "other"
+            };
+            *t.by_kind.entry(format!("{method} {what}")).or_default() += 1;
+        }
+        t
+    }
+
+    fn describe(&self) -> String {
+        if self.by_kind.is_empty() {
+            return "none".into();
+        }
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        format!("{} requests: {}", self.requests, kinds.join(", "))
+    }
+}
+
+/// Runs `f` and returns its result with what `registries` served meanwhile.
+fn observed<T>(registries: &[&TestRegistry], f: impl FnOnce() -> T) -> (T, Vec<Traffic>) {
+    let marks: Vec<usize> = registries.iter().map(|r| access_log(r).len()).collect();
+    let out = f();
+    // The registry logs a request after answering it: give the last lines a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let traffic = registries
+        .iter()
+        .zip(marks)
+        .map(|(r, m)| Traffic::of(access_log(r).get(m..).unwrap_or_default()))
+        .collect();
+    (out, traffic)
+}
+
+// ---- verification ------------------------------------------------------------------------
+
+/// Every tag of `repo` in `registry` with the digest a HEAD answers.
+async fn live_tags(registry: &TestRegistry, repo: &str) -> BTreeMap<String, String> {
+    let tags = registry.pusher().tags(repo).await;
+    let client = reqwest::Client::new();
+    let base = registry.base_url();
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut set = tokio::task::JoinSet::new();
+    for tag in tags {
+        let (client, sem) = (client.clone(), sem.clone());
+        let url = format!("{base}/v2/{repo}/manifests/{tag}");
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore");
+            let resp = client
+                .head(&url)
+                .header("accept", ACCEPT)
+                .send()
+                .await
+                .expect("manifest HEAD");
+            let digest = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("(HEAD answered {})", resp.status()));
+            (tag, digest)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (tag, digest) = joined.expect("HEAD task");
+        out.insert(tag, digest);
+    }
+    out
+}
+
+/// Checks that `repo` of `registry` holds exactly `expected`; returns the problems (the
+/// first few of each kind are enough to read).
+async fn verify(
+    who: &str,
+    registry: &TestRegistry,
+    repo: &str,
+    expected: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let live = live_tags(registry, repo).await;
+    let mut problems = Vec::new();
+    for (tag, digest) in expected {
+        match live.get(tag) {
+            Some(d) if d == digest => {}
+            Some(d) => problems.push(format!("{who}: {repo}:{tag} is {d}, want {digest}")),
+            None => problems.push(format!("{who}: {repo}:{tag} is missing")),
+        }
+    }
+    for tag in live.keys().filter(|t| !expected.contains_key(*t)) {
+        problems.push(format!("{who}: {repo}:{tag} is unexpected"));
+    }
+    problems
+}
+
+/// (release repository, content repository) tags every release must leave on a target.
+fn expected_tags(
+    releases: &[BuiltRelease],
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut rel = BTreeMap::new();
+    let mut content = BTreeMap::new();
+    for r in releases {
+        rel.insert(r.version.replace('+', "_"), r.digest().to_string());
+        for (tag, d) in r.component_tags() {
+            content.insert(tag, d.to_string());
+        }
+    }
+    (rel, content)
+}
+
+// ---- reporting ---------------------------------------------------------------------------
+
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn ratio(peer: Duration, relsync: Duration) -> f64 {
+    if relsync.is_zero() {
+        return f64::INFINITY;
+    }
+    peer.as_secs_f64() / relsync.as_secs_f64()
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
+}
+
+fn load_note() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let mut compilers = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            if let Ok(comm) = std::fs::read_to_string(e.path().join("comm"))
+                && matches!(comm.trim(), "rustc" | "clippy-driver" | "rustdoc")
+            {
+                compilers += 1;
+            }
+        }
+    }
+    format!(
+        "load average {}; {compilers} rustc/clippy process(es) running",
+        load.join(" ")
+    )
+}
+
+fn tool_version(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("{program}: {e}"))
+}
+
+#[derive(Default)]
+struct Bench {
+    failures: Vec<String>,
+    rows: Vec<[String; 5]>,
+}
+
+impl Bench {
+    fn row(&mut self, cells: [&str; 5]) {
+        self.rows.push(cells.map(str::to_string));
+    }
+
+    fn check(&mut self, what: &str, out: &Outcome) {
+        if !out.ok() {
+            self.failures.push(format!(
+                "{what} exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+                out.code,
+                out.stdout,
+                out.stderr.chars().take(4000).collect::<String>()
+            ));
+        }
+    }
+
+    fn print(&self) {
+        println!("| | relsync | skopeo script | skopeo/relsync | goal |");
+        println!("|---|---|---|---|---|");
+        for r in &self.rows {
+            println!("| {} |", r.join(" | "));
+        }
+    }
+}
+
+// ---- workloads ---------------------------------------------------------------------------
+
+/// Workloads 1 and 2.
+fn mirror_and_noop(
+    bench: &mut Bench,
+    rt: &tokio::runtime::Runtime,
+    src: &TestRegistry,
+    releases: &[BuiltRelease],
+) {
+    let dst_relsync = TestRegistry::start();
+    let dst_skopeo = TestRegistry::start();
+    let pins: Vec<(String, String)> = releases
+        .iter()
+        .map(|r| (r.version.clone(), r.digest().to_string()))
+        .collect();
+    let repo = git_repo(src, &dst_relsync, &pins);
+    let component_tags: usize = releases.iter().map(|r| r.component_tags().len()).sum();
+
+    println!("\n== 1. initial payload mirror into empty targets");
+    let (r1, t) = observed(&[src, &dst_relsync], || relsync_sync(&repo));
+    bench.check("initial relsync sync", &r1);
+    println!(
+        "  relsync: {}\n    source: {}\n    target: {}",
+        r1.summary(),
+        t[0].describe(),
+        t[1].describe()
+    );
+    let (s1, t) = observed(&[src, &dst_skopeo], || {
+        skopeo_script(src, &dst_skopeo, releases)
+    });
+    bench.check("initial skopeo script", &s1);
+    println!(
+        "  skopeo:  {}\n    source: {}\n    target: {}",
+        s1.summary(),
+        t[0].describe(),
+        t[1].describe()
+    );
+    let (rel, content) = expected_tags(releases);
+    let mut problems = Vec::new();
+    for (who, dst) in [
+        ("relsync target", &dst_relsync),
+        ("skopeo target", &dst_skopeo),
+    ] {
+        problems.extend(rt.block_on(verify(who, dst, RELEASES, &rel)));
+        problems.extend(rt.block_on(verify(who, dst, CONTENT, &content)));
+    }
+    if problems.is_empty() {
+        println!(
+            "  verified: both targets hold the {} release tags and {} component tags with the source's digests",
+            rel.len(),
+            content.len()
+        );
+    }
+    bench.failures.extend(problems.into_iter().take(20));
+    let r = ratio(s1.wall, r1.wall);
+    bench.row([
+        "1. initial mirror: wall time",
+        &secs(r1.wall),
+        &secs(s1.wall),
+        &format!("{r:.1}x"),
+        &format!("≥ 3x: {}", met(r >= 3.0)),
+    ]);
+    bench.row([
+        "   CPU (user + system)",
+        &secs(r1.cpu),
+        &secs(s1.cpu),
+        &format!("{:.1}x", ratio(s1.cpu, r1.cpu)),
+        "",
+    ]);
+
+    println!("\n== 2. no-op re-sync of the same targets");
+    let (r2, t) = observed(&[src, &dst_relsync], || relsync_sync(&repo));
+    bench.check("no-op relsync sync", &r2);
+    let (source_t, target_t) = (&t[0], &t[1]);
+    println!(
+        "  relsync: {}\n    source: {}\n    target: {}",
+        r2.summary(),
+        source_t.describe(),
+        target_t.describe()
+    );
+    let (s2, t) = observed(&[src, &dst_skopeo], || {
+        skopeo_script(src, &dst_skopeo, releases)
+    });
+    bench.check("no-op skopeo script", &s2);
+    println!(
+        "  skopeo:  {}\n    source: {}\n    target: {}",
+        s2.summary(),
+        t[0].describe(),
+        t[1].describe()
+    );
+    let expected_requests = 2 + releases.len() + component_tags;
+    let requests = source_t.requests + target_t.requests;
+    let writes = source_t.writes + target_t.writes;
+    println!(
+        "  relsync's requests: expected {expected_requests} (2 tag lists + {} release HEADs + {component_tags} component tag HEADs), actual {requests} ({} tag lists, {} HEADs, {} other; {} at the source); writes: expected 0, actual {writes}",
+        releases.len(),
+        source_t.tag_lists + target_t.tag_lists,
+        source_t.heads + target_t.heads,
+        requests
+            - source_t.tag_lists
+            - target_t.tag_lists
+            - source_t.heads
+            - target_t.heads
+            - writes,
+        source_t.requests,
+    );
+    let r = ratio(s2.wall, r2.wall);
+    bench.row([
+        "2. no-op re-sync: wall time",
+        &secs(r2.wall),
+        &secs(s2.wall),
+        &format!("{r:.1}x"),
+        &format!("≥ 20x: {}", met(r >= 20.0)),
+    ]);
+    bench.row([
+        "   CPU (user + system)",
+        &secs(r2.cpu),
+        &secs(s2.cpu),
+        &format!("{:.1}x", ratio(s2.cpu, r2.cpu)),
+        "",
+    ]);
+    bench.row([
+        "   requests (source + target)",
+        &requests.to_string(),
+        &(t[0].requests + t[1].requests).to_string(),
+        "",
+        &format!(
+            "= {expected_requests}: {}",
+            met(requests == expected_requests)
+        ),
+    ]);
+    bench.row([
+        "   writes",
+        &writes.to_string(),
+        &(t[0].writes + t[1].writes).to_string(),
+        "",
+        &format!("0: {}", met(writes == 0)),
+    ]);
+}
+
+/// Workload 3: one release whose component `big` holds a single 1 GiB layer, beside two
+/// small components.
+fn big_layer(bench: &mut Bench, rt: &tokio::runtime::Runtime, src: &TestRegistry) {
+    let started = Instant::now();
+    let big = rt.block_on(push_big_image(src, BIG));
+    let small: Vec<_> = (0..2)
+        .map(|i| component_image(&format!("big-release-small-{i}"), "amd64", 1))
+        .collect();
+    let mut entries = vec![("big".to_string(), format!("{}/{BIG}@{big}", src.host()))];
+    for (i, image) in small.iter().enumerate() {
+        entries.push((
+            format!("small-{i}"),
+            format!("{}/{CONTENT}@{}", src.host(), image.digest()),
+        ));
+    }
+    let version = "4.16.0-0.okd-2026-12-31-000000";
+    let release = release_image(version, "amd64", release_layer(version, &entries));
+    rt.block_on(async {
+        let pusher = src.pusher();
+        for image in &small {
+            push_built_image(&pusher, CONTENT, None, image).await;
+        }
+        push_built_image(&pusher, RELEASES, None, &release).await;
+    });
+    println!(
+        "\n== 3. one release whose component holds a 1 GiB layer (pushed to the source in {})",
+        secs(started.elapsed())
+    );
+    let dst = TestRegistry::start();
+    let repo = git_repo(
+        src,
+        &dst,
+        &[(version.to_string(), release.digest().to_string())],
+    );
+    let (out, t) = observed(&[src, &dst], || relsync_sync(&repo));
+    bench.check("1 GiB relsync sync", &out);
+    println!(
+        "  relsync: {}\n    source: {}\n    target: {}",
+        out.summary(),
+        t[0].describe(),
+        t[1].describe()
+    );
+    let got = rt.block_on(util::head_tag_digest(
+        &dst.base_url(),
+        CONTENT,
+        &format!("{version}-big"),
+    ));
+    if got.as_deref() != Some(big.as_str()) {
+        bench.failures.push(format!(
+            "1 GiB: {CONTENT}:{version}-big is {got:?}, want {big}"
+        ));
+    }
+    let mib = out.rss_kib as f64 / 1024.0;
+    bench.row([
+        "3. 1 GiB layer: peak RSS",
+        &format!("{mib:.1} MiB"),
+        "",
+        "",
+        &format!("< 64 MiB: {}", met(out.rss_kib < 64 * 1024)),
+    ]);
+    bench.row(["   wall time", &secs(out.wall), "", "", ""]);
+}
+
+fn main() {
+    let components = knob("PAYLOAD_BENCH_COMPONENTS", 190);
+    let release_count = knob("PAYLOAD_BENCH_RELEASES", 10);
+    let changed = (components * 15).div_ceil(100).clamp(1, components);
+    let big = std::env::var("PAYLOAD_BENCH_BIG").as_deref() != Ok("0");
+    println!(
+        "payload: relsync sync vs {} copy --all --preserve-digests (xargs -P 8); docker-registry {}; {} cores; {}",
+        tool_version("skopeo", &["--version"]),
+        tool_version(util::DOCKER_REGISTRY, &["--version"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_note()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    let src = TestRegistry::start();
+    let versions = versions(release_count);
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let releases = payload_releases(
+        &versions,
+        components,
+        changed,
+        &format!("{}/{CONTENT}", src.host()),
+    );
+    let distinct = rt.block_on(fill_source(&src, &releases));
+    println!(
+        "source filled: {release_count} releases × {components} components ({changed} changed per release), {distinct} distinct component images, in {}",
+        secs(started.elapsed())
+    );
+    let mut bench = Bench::default();
+    mirror_and_noop(&mut bench, &rt, &src, &releases);
+    if big {
+        big_layer(&mut bench, &rt, &src);
+    }
+    println!(
+        "\npayload: done in {}; {}\n",
+        secs(started.elapsed()),
+        load_note()
+    );
+    bench.print();
+    if !bench.failures.is_empty() {
+        eprintln!("\npayload: {} problem(s):", bench.failures.len());
+        for f in &bench.failures {
+            eprintln!("- {f}");
+        }
+        std::process::exit(1);
+    }
+}
