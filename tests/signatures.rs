@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::util::{
     CosignKey, OCI_MANIFEST, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on,
     push_bundle_referrer, push_legacy_signature, push_referrers_index, sig_tag, signature_policy,
-    three_releases,
+    three_releases, write_registries,
 };
 
 /// The manifest `reference` of `repo` at `base`: its media type and bytes.
@@ -153,14 +153,7 @@ fn five_releases(src: &TestRegistry, dst: &TestRegistry, listed: &[&str]) -> (Re
         out
     });
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src.host(),
-            dst.host()
-        ),
-    );
+    write_registries(&repo, &src.host(), &dst.host(), "");
     let releases: String = versions
         .iter()
         .zip(&digests)
