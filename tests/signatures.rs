@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::util::{
     CosignKey, OCI_MANIFEST, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on,
-    push_bundle_referrer, push_legacy_signature, push_referrers_index, sig_tag, signature_policy,
-    three_releases, write_registries,
+    push_bundle_referrer, push_legacy_signature, push_referrers_index, rule_verdict, sig_tag,
+    signature_policy, three_releases, write_registries,
 };
 
 /// The manifest `reference` of `repo` at `base`: its media type and bytes.
@@ -216,13 +216,7 @@ fn check_fails_each_untrusted_release_with_rule_signatures_naming_the_version_an
     let run = repo.relsync(&["check", "--base", "HEAD~1", "-o", "json"]);
     assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
     let out = run.json();
-    let rule = out["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["rule"] == "signatures")
-        .unwrap_or_else(|| panic!("no signatures verdict: {out:#}"))
-        .clone();
+    let rule = rule_verdict(&out, "signatures");
     assert_eq!(rule["passed"], false);
     let messages: Vec<String> = rule["violations"]
         .as_array()
