@@ -105,9 +105,9 @@ impl Fixture {
         std::fs::write(self.dir.path().join("auth.json"), json).unwrap();
     }
 
-    /// `relsync args` with the helpers first on PATH, the auth file, an empty HOME and
-    /// `env`.
-    fn relsync(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// The environment relsync runs in: the helpers first on PATH, the auth file and an
+    /// empty HOME.
+    fn env(&self) -> Vec<(&'static str, String)> {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
@@ -115,12 +115,19 @@ impl Fixture {
         );
         let auth = self.dir.path().join("auth.json").display().to_string();
         let home = self.dir.path().join("home").display().to_string();
-        let mut all: Vec<(&str, &str)> = vec![
-            ("PATH", &path),
-            ("REGISTRY_AUTH_FILE", &auth),
-            ("HOME", &home),
-            ("XDG_RUNTIME_DIR", &home),
-        ];
+        vec![
+            ("PATH", path),
+            ("REGISTRY_AUTH_FILE", auth),
+            ("HOME", home.clone()),
+            ("XDG_RUNTIME_DIR", home),
+        ]
+    }
+
+    /// `relsync args` with the helpers first on PATH, the auth file, an empty HOME and
+    /// `env`.
+    fn relsync(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let base = self.env();
+        let mut all: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
         all.extend_from_slice(env);
         self.repo.relsync_env(args, &all)
     }
@@ -289,23 +296,10 @@ fn serve_asks_the_helper_again_once_its_answer_is_old() {
         "relsync.yaml",
         &format!("{config}  sync: {{interval: 1s}}\n"),
     );
-    let path = format!(
-        "{}:{}",
-        f.dir.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let auth = f.dir.path().join("auth.json").display().to_string();
-    let home = f.dir.path().join("home").display().to_string();
-    let _serve = crate::ecosystem_notify::Serve::start_with(
-        f.repo.path(),
-        &[
-            ("PATH", &path),
-            ("REGISTRY_AUTH_FILE", &auth),
-            ("HOME", &home),
-            ("XDG_RUNTIME_DIR", &home),
-            ("RELSYNC_CREDENTIAL_HELPER_MAX_AGE", "1"),
-        ],
-    );
+    let base = f.env();
+    let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("RELSYNC_CREDENTIAL_HELPER_MAX_AGE", "1"));
+    let _serve = crate::ecosystem_notify::Serve::start_with(f.repo.path(), &env);
     crate::ecosystem_notify::wait_until("the helper asked three times", || {
         f.calls("good").len() >= 3
     });
@@ -353,22 +347,9 @@ fn an_identity_token_from_a_helper_is_exchanged_by_post_at_the_token_realm() {
         r#"{{"credHelpers": {{"{}": "idtoken"}}}}"#,
         proxy.host()
     ));
-    let path = format!(
-        "{}:{}",
-        f.dir.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let auth = f.dir.path().join("auth.json").display().to_string();
-    let home = f.dir.path().join("home").display().to_string();
-    let run = repo.relsync_env(
-        &["-vvv", "plan"],
-        &[
-            ("PATH", &path),
-            ("REGISTRY_AUTH_FILE", &auth),
-            ("HOME", &home),
-            ("XDG_RUNTIME_DIR", &home),
-        ],
-    );
+    let base = f.env();
+    let env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = repo.relsync_env(&["-vvv", "plan"], &env);
     run.expect_code(2);
     let tokens: Vec<String> = proxy
         .log()

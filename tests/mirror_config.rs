@@ -191,16 +191,7 @@ fn mirror_config_maps_payload_component_sources_from_the_cache_the_target_or_the
         push_release(&pusher, "okd/mirror", "okd/other-content", &in_target[0]).await;
     });
     let all = [&in_source[0], &in_target[0], &nowhere[0], &cached[0]];
-    let entries: String = all
-        .iter()
-        .map(|r| {
-            format!(
-                "    - {{version: {}, digest: '{}'}}\n",
-                r.version,
-                r.digest()
-            )
-        })
-        .collect();
+    let entries: String = all.iter().map(|r| r.entry()).collect();
     let repo = Repo::new();
     repo.write(
         "relsync.yaml",

@@ -8,7 +8,7 @@ use relsync::digest::Digest;
 
 use crate::util::{
     BuiltRelease, Repo, TestRegistry, block_on, gzip_tar, multiarch_release, payload_releases,
-    push_built_image, push_release, release_image, write_release_layouts,
+    push_built_image, push_release, release_image, write_registries, write_release_layouts,
 };
 
 /// The source registry's repositories.
@@ -29,14 +29,7 @@ fn repo_for(
     policy: Option<&str>,
 ) -> Repo {
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src.host(),
-            dst.host()
-        ),
-    );
+    write_registries(&repo, &src.host(), &dst.host(), "");
     write_stream(&repo, src, dst, releases, published);
     if let Some(p) = policy {
         repo.write("policies/policy.yaml", p);

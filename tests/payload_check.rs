@@ -6,7 +6,7 @@
 
 use crate::util::{
     Repo, Run, TestRegistry, block_on, gzip_tar, payload_releases, push_built_image, push_release,
-    release_image, release_metadata_json,
+    release_image, release_metadata_json, rule_verdict,
 };
 
 /// A repository whose stream `okd` (source `HOST/okd/release`, target `HOST/okd/mirror`,
@@ -48,16 +48,6 @@ fn check(repo: &Repo, base: &str, args: &[&str]) -> Run {
     let mut all = vec!["check", "--base", base];
     all.extend_from_slice(args);
     repo.relsync(&all)
-}
-
-fn payload_policy(j: &serde_json::Value) -> serde_json::Value {
-    j["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["rule"] == "payload")
-        .cloned()
-        .unwrap_or_else(|| panic!("no payload rule in {j}"))
 }
 
 /// Base publishes 4.14.0 (whose components the payload target already has); the head adds
@@ -113,13 +103,13 @@ fn check_counts_the_components_a_new_payload_release_brings_and_those_new_to_the
         serde_json::json!([{"version": "4.14.1", "payloadTarget": target, "components": 5,
                             "newToTarget": 2, "missingAtSource": 0}])
     );
-    assert_eq!(payload_policy(&j)["passed"], true);
+    assert_eq!(rule_verdict(&j, "payload")["passed"], true);
 
     let offline = check(&repo, &base, &["-o", "json", "--offline"]);
     offline.expect_code(0);
     let j = offline.json();
     assert_eq!(
-        payload_policy(&j)["checked"],
+        rule_verdict(&j, "payload")["checked"],
         "not checked (--offline): 1 release newly published in payload streams"
     );
     assert_eq!(j["payloads"], serde_json::json!([]));
@@ -128,7 +118,7 @@ fn check_counts_the_components_a_new_payload_release_brings_and_those_new_to_the
     let same = check(&repo, "HEAD", &["-o", "json"]);
     same.expect_code(0);
     assert_eq!(
-        payload_policy(&same.json())["checked"],
+        rule_verdict(&same.json(), "payload")["checked"],
         "no release newly published in a payload stream"
     );
 }
@@ -183,7 +173,7 @@ fn check_fails_a_new_payload_release_whose_payload_is_broken_naming_the_cause() 
         .map(|p| p["rule"].as_str().unwrap())
         .collect();
     assert_eq!(failed, ["payload"], "{j}");
-    let messages: Vec<String> = payload_policy(&j)["violations"]
+    let messages: Vec<String> = rule_verdict(&j, "payload")["violations"]
         .as_array()
         .unwrap()
         .iter()

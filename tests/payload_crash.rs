@@ -30,16 +30,7 @@ fn write_repo(
             "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n{entries}  sync: {{concurrency: {concurrency}}}\n"
         ),
     );
-    let list: String = releases
-        .iter()
-        .map(|r| {
-            format!(
-                "    - {{version: {}, digest: '{}'}}\n",
-                r.version,
-                r.digest()
-            )
-        })
-        .collect();
+    let list: String = releases.iter().map(|r| r.entry()).collect();
     repo.write(
         "manifests/stream.yaml",
         &format!(

@@ -9,7 +9,7 @@ use relsync::digest::Digest;
 use crate::signatures::manifest_of;
 use crate::util::{
     BuiltRelease, CosignKey, Repo, TestRegistry, block_on, payload_releases, push_legacy_signature,
-    push_release, sig_tag, signature_policy,
+    push_release, sig_tag, signature_policy, write_registries,
 };
 
 /// The source registry's repositories.
@@ -33,14 +33,7 @@ fn one_payload_release(
         .unwrap();
     block_on(push_release(&src.pusher(), RELEASES, CONTENT, &release));
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src.host(),
-            dst.host()
-        ),
-    );
+    write_registries(&repo, &src.host(), &dst.host(), "");
     repo.write(
         "manifests/stream.yaml",
         &format!(

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::util::{
     CosignKey, OCI_MANIFEST, Repo, SOURCE, TARGET, TestRegistry, VERSIONS, block_on,
-    push_bundle_referrer, push_legacy_signature, push_referrers_index, sig_tag, signature_policy,
-    three_releases,
+    push_bundle_referrer, push_legacy_signature, push_referrers_index, rule_verdict, sig_tag,
+    signature_policy, three_releases, write_registries,
 };
 
 /// The manifest `reference` of `repo` at `base`: its media type and bytes.
@@ -153,14 +153,7 @@ fn five_releases(src: &TestRegistry, dst: &TestRegistry, listed: &[&str]) -> (Re
         out
     });
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src.host(),
-            dst.host()
-        ),
-    );
+    write_registries(&repo, &src.host(), &dst.host(), "");
     let releases: String = versions
         .iter()
         .zip(&digests)
@@ -176,6 +169,15 @@ fn five_releases(src: &TestRegistry, dst: &TestRegistry, listed: &[&str]) -> (Re
     );
     write_channel(&repo, listed);
     (repo, digests)
+}
+
+/// Commit a policy asking every `okd-release` tag to be signed by `key`.
+fn require_signatures(repo: &Repo, key: &CosignKey, message: &str) {
+    repo.write(
+        "policies/signed.yaml",
+        &signature_policy(&[("okd-release", &key.public_pem())]),
+    );
+    repo.commit(message);
 }
 
 fn write_channel(repo: &Repo, versions: &[&str]) {
@@ -195,11 +197,7 @@ fn check_fails_each_untrusted_release_with_rule_signatures_naming_the_version_an
     let trusted = CosignKey::generate();
     let other = CosignKey::generate();
     let (repo, d) = five_releases(&src, &dst, &["1.0.0"]);
-    repo.write(
-        "policies/signed.yaml",
-        &signature_policy(&[("okd-release", &trusted.public_pem())]),
-    );
-    repo.commit("base: signatures required");
+    require_signatures(&repo, &trusted, "base: signatures required");
     let identity = format!("{}/{SOURCE}", src.host());
     block_on(async {
         let p = src.pusher();
@@ -218,13 +216,7 @@ fn check_fails_each_untrusted_release_with_rule_signatures_naming_the_version_an
     let run = repo.relsync(&["check", "--base", "HEAD~1", "-o", "json"]);
     assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
     let out = run.json();
-    let rule = out["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["rule"] == "signatures")
-        .unwrap_or_else(|| panic!("no signatures verdict: {out:#}"))
-        .clone();
+    let rule = rule_verdict(&out, "signatures");
     assert_eq!(rule["passed"], false);
     let messages: Vec<String> = rule["violations"]
         .as_array()
@@ -288,11 +280,7 @@ fn sync_publishes_the_signed_releases_and_refuses_the_unsigned_in_one_run() {
     let dst = TestRegistry::start();
     let key = CosignKey::generate();
     let (repo, d) = five_releases(&src, &dst, &["1.0.0", "2.0.0", "3.0.0"]);
-    repo.write(
-        "policies/signed.yaml",
-        &signature_policy(&[("okd-release", &key.public_pem())]),
-    );
-    repo.commit("three releases, signatures required");
+    require_signatures(&repo, &key, "three releases, signatures required");
     let identity = format!("{}/{TARGET}", dst.host());
     block_on(async {
         let p = src.pusher();
@@ -365,11 +353,7 @@ fn drift_and_plan_report_a_release_whose_signature_is_missing_in_the_target_and_
         &format!("{}/{SOURCE}", src.host()),
         &key,
     ));
-    repo.write(
-        "policies/signed.yaml",
-        &signature_policy(&[("okd-release", &key.public_pem())]),
-    );
-    repo.commit("signatures required");
+    require_signatures(&repo, &key, "signatures required");
     let drift = repo.relsync(&["drift", "-o", "json"]);
     assert_eq!(drift.code(), 2, "{}", drift.stdout());
     let items = drift.json()["items"].as_array().unwrap().clone();
@@ -424,11 +408,7 @@ fn serve_shows_per_release_whether_it_is_signed_and_verified_and_counts_failures
     let dst = TestRegistry::start();
     let key = CosignKey::generate();
     let (repo, d) = five_releases(&src, &dst, &["1.0.0", "2.0.0"]);
-    repo.write(
-        "policies/signed.yaml",
-        &signature_policy(&[("okd-release", &key.public_pem())]),
-    );
-    repo.commit("two releases, signatures required");
+    require_signatures(&repo, &key, "two releases, signatures required");
     block_on(push_legacy_signature(
         &src.pusher(),
         SOURCE,

@@ -15,7 +15,7 @@ use crate::test_deps;
 use crate::util::Distribution;
 use crate::util::{
     CosignKey, Pusher, Repo, SOURCE, TARGET, TestRegistry, block_on, push_bundle_referrer,
-    signature_policy, three_releases,
+    signature_policy, three_releases, write_registries,
 };
 
 const PASSWORD: &str = "relsync-test";
@@ -170,14 +170,7 @@ fn on_distribution_v3_without_a_referrers_api_referrers_travel_through_the_tag_s
         );
     }
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src.host(),
-            dst.host()
-        ),
-    );
+    write_registries(&repo, &src.host(), &dst.host(), "");
     repo.write(
         "manifests/stream.yaml",
         &format!(

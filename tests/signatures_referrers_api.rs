@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::signatures::manifest_of;
 use crate::util::{
     CosignKey, Distribution, PagingProxy, ProxyOptions, Repo, SOURCE, TARGET, TestRegistry,
-    block_on, push_bundle_referrer, signature_policy,
+    block_on, push_bundle_referrer, rule_verdict, signature_policy, write_registries,
 };
 
 const RELEASES: [&str; 2] = ["1.0.0", "2.0.0"];
@@ -86,14 +86,7 @@ fn bundles_listed_by_the_referrers_api_are_copied_through_it_verified_and_not_wr
     }
 
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{}', insecure: true}}\n",
-            src_proxy.host(),
-            dst_proxy.host(),
-        ),
-    );
+    write_registries(&repo, &src_proxy.host(), &dst_proxy.host(), "");
     let releases: String = RELEASES
         .iter()
         .zip(&digests)
@@ -120,13 +113,7 @@ fn bundles_listed_by_the_referrers_api_are_copied_through_it_verified_and_not_wr
     let run = repo.relsync(&["check", "--base", "HEAD~1", "-o", "json"]);
     assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
     let out = run.json();
-    let rule = out["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["rule"] == "signatures")
-        .unwrap_or_else(|| panic!("no signatures verdict: {out:#}"))
-        .clone();
+    let rule = rule_verdict(&out, "signatures");
     assert_eq!(rule["passed"], true, "{rule:#}");
     let asked = src_proxy.log();
     assert!(

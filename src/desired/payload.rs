@@ -303,6 +303,17 @@ mod tests {
     const T: &str = "t.example/release";
     const P: &str = "t.example/content";
 
+    /// A repository seen holding `tags`, each at `dg(byte)`.
+    fn holding(tags: &[(&str, u8)]) -> ObservedRepo {
+        ObservedRepo {
+            tags: tags
+                .iter()
+                .map(|(t, b)| (t.to_string(), Some(dg(*b))))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     fn manifests(versions: &[&str], tombstones: &[&str]) -> Manifests {
         let mut m = Builder::new()
             .stream("s", T, Order::Semver, &[("1.0.0", dg(1)), ("1.1.0", dg(2))])
@@ -417,13 +428,7 @@ mod tests {
         let mut live = ObservedState::default();
         live.repos.insert(
             P.to_string(),
-            ObservedRepo {
-                tags: BTreeMap::from([
-                    ("1.0.0-cli".to_string(), Some(dg(0x99))),
-                    ("1.0.0-installer".to_string(), Some(dg(0x11))),
-                ]),
-                ..Default::default()
-            },
+            holding(&[("1.0.0-cli", 0x99), ("1.0.0-installer", 0x11)]),
         );
         let p = plan(
             "r",
@@ -457,22 +462,10 @@ mod tests {
             ["1.0.0-cli", "1.0.0-installer"]
         );
         let mut live = ObservedState::default();
-        live.repos.insert(
-            T.to_string(),
-            ObservedRepo {
-                tags: BTreeMap::from([("1.0.0".to_string(), Some(dg(1)))]),
-                ..Default::default()
-            },
-        );
+        live.repos.insert(T.to_string(), holding(&[("1.0.0", 1)]));
         live.repos.insert(
             P.to_string(),
-            ObservedRepo {
-                tags: BTreeMap::from([
-                    ("1.0.0-cli".to_string(), Some(dg(0x10))),
-                    ("1.0.0-installer".to_string(), Some(dg(0x11))),
-                ]),
-                ..Default::default()
-            },
+            holding(&[("1.0.0-cli", 0x10), ("1.0.0-installer", 0x11)]),
         );
         let p = plan(
             "r",
@@ -529,13 +522,7 @@ mod tests {
         let mut live = ObservedState::default();
         live.repos.insert(
             P.to_string(),
-            ObservedRepo {
-                tags: BTreeMap::from([
-                    ("1.1.0-cli".to_string(), Some(dg(0x20))),
-                    ("stray".to_string(), Some(dg(0x30))),
-                ]),
-                ..Default::default()
-            },
+            holding(&[("1.1.0-cli", 0x20), ("stray", 0x30)]),
         );
         let options = PlanOptions {
             prune: true,

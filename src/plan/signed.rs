@@ -116,6 +116,21 @@ mod tests {
     use crate::digest::Digest;
     use crate::plan::{DriftItem, ObservedRepo};
 
+    /// What the target `t/r` is seen to hold: `tags`, no manifests read.
+    fn observed_target(tags: BTreeMap<String, Option<Digest>>) -> ObservedState {
+        ObservedState {
+            repos: [(
+                "t/r".to_string(),
+                ObservedRepo {
+                    tags,
+                    manifests: BTreeMap::new(),
+                },
+            )]
+            .into(),
+            image_streams: None,
+        }
+    }
+
     #[test]
     fn an_ok_release_without_a_sig_or_referrers_tag_in_the_target_is_unsigned() {
         let d = |b: u8| Digest::parse(&format!("sha256:{}", hex::encode([b; 32]))).unwrap();
@@ -141,17 +156,7 @@ mod tests {
         let mut tags: BTreeMap<String, Option<Digest>> = BTreeMap::new();
         tags.insert(format!("sha256-{}.sig", d(1).hex()), None);
         tags.insert(format!("sha256-{}", d(3).hex()), None);
-        let observed = ObservedState {
-            repos: [(
-                "t/r".to_string(),
-                ObservedRepo {
-                    tags,
-                    manifests: BTreeMap::new(),
-                },
-            )]
-            .into(),
-            image_streams: None,
-        };
+        let observed = observed_target(tags);
         mark_unsigned(&mut drift, &observed);
         let states: Vec<&str> = drift.items.iter().map(|i| i.state.word()).collect();
         assert_eq!(states, ["ok", "unsigned", "ok", "moved"]);
@@ -204,17 +209,7 @@ mod tests {
         .map(|(t, d)| (t.to_string(), Some(d)))
         .collect();
         tags.insert(format!("sha256-{}.sig", d(4).hex()), None);
-        let observed = ObservedState {
-            repos: [(
-                "t/r".to_string(),
-                ObservedRepo {
-                    tags,
-                    manifests: BTreeMap::new(),
-                },
-            )]
-            .into(),
-            image_streams: None,
-        };
+        let observed = observed_target(tags);
         let got: Vec<(String, Vec<String>)> = unsigned_releases(&desired, &observed, None)
             .into_iter()
             .map(|u| (u.version, u.tags))

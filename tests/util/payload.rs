@@ -91,6 +91,15 @@ impl BuiltRelease {
         self.manifest.digest()
     }
 
+    /// The release's entry in a stream's `releases` list (one line, indented).
+    pub fn entry(&self) -> String {
+        format!(
+            "    - {{version: {}, digest: '{}'}}\n",
+            self.version,
+            self.digest()
+        )
+    }
+
     /// The digest of component `name` (the first platform's, where platforms differ).
     pub fn component(&self, name: &str) -> Digest {
         self.components

@@ -32,13 +32,7 @@ pub fn three_releases(src: &TestRegistry, dst_host: &str, dst_extra: &str) -> (R
         out
     });
     let repo = Repo::new();
-    repo.write(
-        "relsync.yaml",
-        &format!(
-            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{}', insecure: true}}\n    - {{host: '{dst_host}', insecure: true{dst_extra}}}\n",
-            src.host(),
-        ),
-    );
+    write_registries(&repo, &src.host(), dst_host, dst_extra);
     let releases: String = VERSIONS
         .iter()
         .zip(&digests)
@@ -54,6 +48,18 @@ pub fn three_releases(src: &TestRegistry, dst_host: &str, dst_extra: &str) -> (R
     write_channels(&repo, &VERSIONS, &VERSIONS[..2]);
     repo.commit("three releases");
     (repo, digests)
+}
+
+/// Writes `relsync.yaml`: the source registry `src_host` and the target `dst_host`
+/// (`dst_extra`: more settings of its entry, such as `, deleteByDigest: true`), both plain
+/// HTTP.
+pub fn write_registries(repo: &Repo, src_host: &str, dst_host: &str, dst_extra: &str) {
+    repo.write(
+        "relsync.yaml",
+        &format!(
+            "apiVersion: relsync.dev/v1alpha1\nkind: Config\nspec:\n  registries:\n    - {{host: '{src_host}', insecure: true}}\n    - {{host: '{dst_host}', insecure: true{dst_extra}}}\n",
+        ),
+    );
 }
 
 /// (Re)writes the two channel files: `okd-next` lists `next`, `okd-stable` lists `stable`.

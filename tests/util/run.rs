@@ -62,3 +62,15 @@ impl Run {
         self
     }
 }
+
+/// The verdict of policy rule `rule` in a `check -o json` report; panics, showing the
+/// report, when it has none.
+pub fn rule_verdict(report: &serde_json::Value, rule: &str) -> serde_json::Value {
+    report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["rule"] == rule)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {rule} verdict: {report:#}"))
+}
