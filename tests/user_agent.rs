@@ -56,7 +56,12 @@ fn serve_names_its_replica_in_every_request_and_other_commands_send_the_bare_ver
         assert!(serve.try_wait().unwrap().is_none(), "serve exited");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(http_status(port, "/readyz"), Some(200));
+    // The tag lands before the pass ends (history, status): ready follows within the pass.
+    while http_status(port, "/readyz") != Some(200) {
+        assert!(Instant::now() < deadline, "serve not ready within 60 s");
+        assert!(serve.try_wait().unwrap().is_none(), "serve exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = serve.kill();
     let _ = serve.wait();
     let want = format!("relsync/{VERSION} ({identity})");
