@@ -56,8 +56,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    BIG_LAYER, Outcome, compilers, descriptor, load_note, push_big_image, secs, settle,
-    tool_version, verify,
+    Access, BIG_LAYER, Outcome, access_log, compilers, descriptor, load_note, push_big_image, secs,
+    settle, tool_version, verify,
 };
 
 use util::{Content, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Repo, TestRegistry};
@@ -484,48 +484,6 @@ fn skopeo_sync(src: &TestRegistry, dst: &TestRegistry, repo_path: &str) -> Outco
 }
 
 // ---- registry access logs ----------------------------------------------------------------
-
-/// One line of a registry's access log.
-#[derive(Debug, Clone)]
-struct Access {
-    method: String,
-    path: String,
-    bytes: u64,
-}
-
-/// The registry's access log (combined format: `"METHOD PATH PROTO" STATUS BYTES`).
-fn access_log(registry: &TestRegistry) -> Vec<Access> {
-    let log_path = registry
-        .storage_dir()
-        .parent()
-        .expect("registry dir")
-        .join("registry.log");
-    let log = std::fs::read_to_string(log_path).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| {
-            let start = line.find('"')? + 1;
-            let rest = &line[start..];
-            let end = rest.find('"')?;
-            let mut request = rest[..end].split_whitespace();
-            let method = request.next()?.to_string();
-            let path = request.next()?.to_string();
-            if !matches!(
-                method.as_str(),
-                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
-            ) {
-                return None;
-            }
-            let mut after = rest[end + 1..].split_whitespace();
-            let _status = after.next()?;
-            let bytes = after.next()?.parse().unwrap_or(0);
-            Some(Access {
-                method,
-                path,
-                bytes,
-            })
-        })
-        .collect()
-}
 
 /// Requests a registry served between two marks.
 #[derive(Debug, Clone, Default)]

@@ -35,7 +35,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Outcome, load_note, push_big_image, run_timed, secs, tool_version, verify};
+use common::{
+    Access, Outcome, access_log, load_note, push_big_image, run_timed, secs, tool_version, verify,
+};
 
 use util::{
     BuiltRelease, Repo, TestRegistry, component_image, payload_releases, push_built_image,
@@ -173,31 +175,6 @@ fn skopeo_script(src: &TestRegistry, dst: &TestRegistry, releases: &[BuiltReleas
 
 // ---- registry access logs ----------------------------------------------------------------
 
-/// (method, path) of every request in the registry's access log.
-fn access_log(registry: &TestRegistry) -> Vec<(String, String)> {
-    let path = registry
-        .storage_dir()
-        .parent()
-        .expect("registry dir")
-        .join("registry.log");
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| {
-            let start = line.find('"')? + 1;
-            let rest = &line[start..];
-            let end = rest.find('"')?;
-            let mut request = rest[..end].split_whitespace();
-            let method = request.next()?.to_string();
-            let path = request.next()?.to_string();
-            matches!(
-                method.as_str(),
-                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
-            )
-            .then_some((method, path))
-        })
-        .collect()
-}
-
 /// Requests a registry served during a run, by kind.
 #[derive(Default)]
 struct Traffic {
@@ -209,9 +186,9 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn of(entries: &[(String, String)]) -> Traffic {
+    fn of(entries: &[Access]) -> Traffic {
         let mut t = Traffic::default();
-        for (method, path) in entries {
+        for Access { method, path, .. } in entries {
             t.requests += 1;
             match method.as_str() {
                 "GET" if path.contains("/tags/list") => t.tag_lists += 1,

@@ -1,7 +1,7 @@
-//! Helpers shared by the `mirror` and `payload` benches: timed tool runs, the 1 GiB layer
-//! and its pusher, tag verification against a live registry, and small reporting helpers.
-//! Included by each bench as `mod common;` next to `mod util;` (this folder is not a bench
-//! target of its own).
+//! Helpers shared by the `mirror` and `payload` benches: timed tool runs, registry access
+//! logs, the 1 GiB layer and its pusher, tag verification against a live registry, and small
+//! reporting helpers. Included by each bench as `mod common;` next to `mod util;` (this
+//! folder is not a bench target of its own).
 
 // Each bench uses a subset of these helpers.
 #![allow(dead_code)]
@@ -137,6 +137,50 @@ pub fn run_timed_with(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     (outcome, out)
+}
+
+// ---- registry access logs ----------------------------------------------------------------
+
+/// One line of a registry's access log.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub method: String,
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The registry's access log (combined format: `"METHOD PATH PROTO" STATUS BYTES`).
+pub fn access_log(registry: &TestRegistry) -> Vec<Access> {
+    let log_path = registry
+        .storage_dir()
+        .parent()
+        .expect("registry dir")
+        .join("registry.log");
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| {
+            let start = line.find('"')? + 1;
+            let rest = &line[start..];
+            let end = rest.find('"')?;
+            let mut request = rest[..end].split_whitespace();
+            let method = request.next()?.to_string();
+            let path = request.next()?.to_string();
+            if !matches!(
+                method.as_str(),
+                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
+            ) {
+                return None;
+            }
+            let mut after = rest[end + 1..].split_whitespace();
+            let _status = after.next()?;
+            let bytes = after.next()?.parse().unwrap_or(0);
+            Some(Access {
+                method,
+                path,
+                bytes,
+            })
+        })
+        .collect()
 }
 
 // ---- the 1 GiB layer ---------------------------------------------------------------------
