@@ -46,14 +46,20 @@
 #[path = "../tests/util/mod.rs"]
 mod util;
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
+use common::{
+    Access, BIG_LAYER, Outcome, access_log, compilers, descriptor, load_note, push_big_image, secs,
+    settle, tool_version, verify,
+};
+
 use util::{Content, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Repo, TestRegistry};
 
 const RELEASES: usize = 40;
@@ -62,9 +68,6 @@ const LAYERS_PER_IMAGE: usize = 3;
 const SLOTS: usize = PLATFORMS.len() * LAYERS_PER_IMAGE;
 const EXTRA_TAGS: usize = 24;
 const MIB: u64 = 1 << 20;
-const BIG_LAYER: u64 = 1 << 30;
-const BIG_CHUNK: usize = 4 << 20;
-
 /// The source repository of workloads 1 and 2; the targets use the same path.
 const REPO: &str = "bench/okd";
 /// The source repository of workload 3.
@@ -72,8 +75,6 @@ const BIG_REPO: &str = "bench/big";
 /// skopeo's destination namespace: `skopeo sync SRC/bench/okd DST/bench` writes
 /// `DST/bench/okd`, the same path relsync writes.
 const NAMESPACE: &str = "bench";
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 // ---- data ------------------------------------------------------------------------------
 
@@ -112,10 +113,6 @@ fn layer_bytes(id: u64) -> Vec<u8> {
     let mut bytes = vec![0u8; layer_size(id)];
     fastrand::Rng::with_seed(splitmix64(id ^ 0x6c61_7965_7200_0000)).fill(&mut bytes);
     bytes
-}
-
-fn descriptor(media_type: &str, digest: &str, size: u64) -> serde_json::Value {
-    serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
 }
 
 /// What was pushed to the source: per release, the index (bytes and digest).
@@ -261,89 +258,6 @@ async fn push_extra_tags(source: &Source) {
     while let Some(joined) = set.join_next().await {
         joined.expect("tag push");
     }
-}
-
-/// The deterministic bytes of the 1 GiB layer, chunk by chunk.
-fn big_chunks() -> impl Iterator<Item = Vec<u8>> {
-    let mut rng = fastrand::Rng::with_seed(0x0b16_1a7e);
-    let mut left = BIG_LAYER as usize;
-    std::iter::from_fn(move || {
-        if left == 0 {
-            return None;
-        }
-        let n = left.min(BIG_CHUNK);
-        left -= n;
-        let mut chunk = vec![0u8; n];
-        rng.fill(&mut chunk);
-        Some(chunk)
-    })
-}
-
-/// Streams the 1 GiB layer into `repo` (POST, one chunked PATCH, PUT `?digest=`) and pushes
-/// a one-layer image manifest tagged `tag`. Returns the manifest's digest. The layer is
-/// generated twice (once to hash it, once to send it), never held whole.
-async fn push_big_image(registry: &TestRegistry, repo: &str, tag: &str) -> String {
-    let mut hasher = sha2::Sha256::new();
-    for chunk in big_chunks() {
-        hasher.update(&chunk);
-    }
-    let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-
-    let client = reqwest::Client::new();
-    let base = registry.base_url();
-    let start = client
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("upload POST");
-    assert_eq!(start.status(), 202, "upload POST");
-    let location = |resp: &reqwest::Response| {
-        let loc = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("upload Location");
-        reqwest::Url::parse(&base)
-            .and_then(|b| b.join(loc))
-            .expect("upload URL")
-    };
-    let url = location(&start);
-    let stream = futures_util::stream::iter(
-        big_chunks().map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
-    );
-    let patch = client
-        .patch(url)
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .expect("upload PATCH");
-    assert_eq!(patch.status(), 202, "upload PATCH");
-    let mut url = location(&patch);
-    url.query_pairs_mut().append_pair("digest", &layer_digest);
-    let put = client.put(url).send().await.expect("upload PUT");
-    assert_eq!(put.status(), 201, "upload PUT");
-
-    let pusher = registry.pusher();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Labels": {"io.openshift.release": tag}},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .expect("json");
-    let config_digest = pusher.push_blob(repo, &config).await.to_string();
-    let manifest = Content {
-        media_type: OCI_MANIFEST.to_string(),
-        bytes: serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, &config_digest, config.len() as u64),
-            "layers": [descriptor(OCI_LAYER, &layer_digest, BIG_LAYER)],
-        }))
-        .expect("json"),
-    };
-    pusher.push_manifest(repo, tag, &manifest).await.to_string()
 }
 
 /// The floor for workload 1: what a minimal client costs against these two registries.
@@ -518,58 +432,21 @@ fn expected_tags(releases: &[Release]) -> BTreeMap<String, String> {
 
 // ---- running the tools -------------------------------------------------------------------
 
-/// One tool run: wall time, peak RSS (KiB) and CPU time (user + system) from
-/// `/usr/bin/time -f '%M %U %S'`, exit code, output.
-struct Outcome {
-    wall: Duration,
-    rss_kib: u64,
-    cpu: Duration,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    fn last_line(&self) -> String {
-        let s = if self.stderr.trim().is_empty() {
-            &self.stdout
-        } else {
-            &self.stderr
-        };
-        s.lines().last().unwrap_or("").trim().to_string()
-    }
-}
-
+/// [`common::run_timed`] with the relsync-only knobs `MIRROR_BENCH_WRAP` (a wrapper
+/// command) and `MIRROR_BENCH_RUST_LOG` (relsync's log, kept under `target/`), noting the
+/// compilers running at the start and end.
 fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
-    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-f").arg("%M %U %S").arg("-o").arg(rss_file.path());
     let relsync = program == env!("CARGO_BIN_EXE_relsync");
     let knob = |name: &str| std::env::var(name).ok().filter(|_| relsync);
-    if let Some(wrap) = knob("MIRROR_BENCH_WRAP") {
-        cmd.args(wrap.split_whitespace());
-    }
-    cmd.arg(program)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .envs(knob("MIRROR_BENCH_RUST_LOG").map(|l| ("RUST_LOG", l)))
-        .stdin(Stdio::null());
-    if let Some(d) = dir {
-        cmd.current_dir(d);
-    }
-    settle();
-    note_compilers();
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
-    let wall = started.elapsed();
-    if knob("MIRROR_BENCH_RUST_LOG").is_some() {
+    let wrap = knob("MIRROR_BENCH_WRAP");
+    let rust_log = knob("MIRROR_BENCH_RUST_LOG");
+    let options = common::RunOptions {
+        wrap: wrap.as_deref(),
+        rust_log: rust_log.as_deref(),
+        around: Some(note_compilers),
+    };
+    let (outcome, out) = common::run_timed_with(program, args, dir, &options);
+    if rust_log.is_some() {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -577,27 +454,7 @@ fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
         std::fs::write(&log, &out.stderr).expect("relsync log");
         println!("    relsync's log: {}", log.display());
     }
-    note_compilers();
-    let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
-    let fields: Vec<f64> = measured
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let (rss_kib, cpu) = match fields[..] {
-        [rss, user, system] => (rss as u64, Duration::from_secs_f64(user + system)),
-        _ => (0, Duration::ZERO),
-    };
-    Outcome {
-        wall,
-        rss_kib,
-        cpu,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    outcome
 }
 
 fn relsync_sync(repo: &Repo) -> Outcome {
@@ -627,48 +484,6 @@ fn skopeo_sync(src: &TestRegistry, dst: &TestRegistry, repo_path: &str) -> Outco
 }
 
 // ---- registry access logs ----------------------------------------------------------------
-
-/// One line of a registry's access log.
-#[derive(Debug, Clone)]
-struct Access {
-    method: String,
-    path: String,
-    bytes: u64,
-}
-
-/// The registry's access log (combined format: `"METHOD PATH PROTO" STATUS BYTES`).
-fn access_log(registry: &TestRegistry) -> Vec<Access> {
-    let log_path = registry
-        .storage_dir()
-        .parent()
-        .expect("registry dir")
-        .join("registry.log");
-    let log = std::fs::read_to_string(log_path).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| {
-            let start = line.find('"')? + 1;
-            let rest = &line[start..];
-            let end = rest.find('"')?;
-            let mut request = rest[..end].split_whitespace();
-            let method = request.next()?.to_string();
-            let path = request.next()?.to_string();
-            if !matches!(
-                method.as_str(),
-                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
-            ) {
-                return None;
-            }
-            let mut after = rest[end + 1..].split_whitespace();
-            let _status = after.next()?;
-            let bytes = after.next()?.parse().unwrap_or(0);
-            Some(Access {
-                method,
-                path,
-                bytes,
-            })
-        })
-        .collect()
-}
 
 /// Requests a registry served between two marks.
 #[derive(Debug, Clone, Default)]
@@ -801,79 +616,12 @@ fn stored_blob_bytes(registry: &TestRegistry) -> u64 {
     walk(&registry.storage_dir().join("docker/registry/v2/blobs"))
 }
 
-// ---- verification ------------------------------------------------------------------------
-
-/// Every tag of `repo` in `registry` with the digest a HEAD (four Accept types) answers.
-async fn live_tags(registry: &TestRegistry, repo: &str) -> BTreeMap<String, String> {
-    let tags = registry.pusher().tags(repo).await;
-    let client = reqwest::Client::new();
-    let base = registry.base_url();
-    let sem = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut set = tokio::task::JoinSet::new();
-    for tag in tags {
-        let (client, sem) = (client.clone(), sem.clone());
-        let url = format!("{base}/v2/{repo}/manifests/{tag}");
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore");
-            let resp = client
-                .head(&url)
-                .header("accept", ACCEPT)
-                .send()
-                .await
-                .expect("manifest HEAD");
-            let digest = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("(HEAD answered {})", resp.status()));
-            (tag, digest)
-        });
-    }
-    let mut out = BTreeMap::new();
-    while let Some(joined) = set.join_next().await {
-        let (tag, digest) = joined.expect("HEAD task");
-        out.insert(tag, digest);
-    }
-    out
-}
-
-/// Checks that `registry` holds exactly `expected` in `repo`; returns the problems.
-async fn verify(
-    who: &str,
-    registry: &TestRegistry,
-    repo: &str,
-    expected: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let live = live_tags(registry, repo).await;
-    let mut problems = Vec::new();
-    for (tag, digest) in expected {
-        match live.get(tag) {
-            Some(d) if d == digest => {}
-            Some(d) => problems.push(format!("{who}: {repo}:{tag} is {d}, want {digest}")),
-            None => problems.push(format!("{who}: {repo}:{tag} is missing")),
-        }
-    }
-    for tag in live.keys().filter(|t| !expected.contains_key(*t)) {
-        problems.push(format!("{who}: {repo}:{tag} is unexpected"));
-    }
-    problems
-}
-
 // ---- reporting ---------------------------------------------------------------------------
 
 fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
 }
 
 fn mib(bytes: u64) -> String {
@@ -887,33 +635,11 @@ fn ratio(skopeo: Duration, relsync: Duration) -> String {
     format!("{:.1}x", skopeo.as_secs_f64() / relsync.as_secs_f64())
 }
 
-/// Compilers running now (others share this machine).
-fn compilers() -> usize {
-    let mut n = 0;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            if let Ok(comm) = std::fs::read_to_string(e.path().join("comm"))
-                && matches!(comm.trim(), "rustc" | "clippy-driver" | "rustdoc")
-            {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 /// The most compilers seen at the start or end of a timed tool run.
 static MAX_COMPILERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn note_compilers() {
     MAX_COMPILERS.fetch_max(compilers(), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Flushes dirty pages (earlier runs' registry writes) so that a timed run does not pay
-/// for another's writeback, then lets the machine settle a moment.
-fn settle() {
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(500));
 }
 
 /// (steal, total) jiffies of all CPUs so far, from /proc/stat.
@@ -930,16 +656,6 @@ fn cpu_jiffies() -> (u64, u64) {
     // user nice system idle iowait irq softirq steal (guest time is inside user).
     let total = fields.iter().take(8).sum();
     (fields.get(7).copied().unwrap_or(0), total)
-}
-
-fn load_note() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!(
-        "load average {}; {} rustc/clippy process(es) running",
-        load.join(" "),
-        compilers()
-    )
 }
 
 /// The final table: (row, relsync, skopeo, ratio, goal).
@@ -1587,7 +1303,7 @@ fn workload_noop(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Sourc
 
 fn workload_big(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source) {
     let started = Instant::now();
-    let digest = rt.block_on(push_big_image(&source.registry, BIG_REPO, "5.0.0"));
+    let digest = rt.block_on(push_big_image(&source.registry, BIG_REPO, Some("5.0.0")));
     println!(
         "\n== 3. one release with a single 1 GiB layer (streamed into the source in {})",
         secs(started.elapsed())
@@ -1687,14 +1403,6 @@ fn workload_big(bench: &mut Bench, rt: &tokio::runtime::Runtime, source: &Source
                 .row(["   peak RSS", "pending", &rss(s.rss_kib), "", "< 64 MiB"]);
         }
     }
-}
-
-fn tool_version(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("{program}: {e}"))
 }
 
 fn main() {

@@ -28,29 +28,27 @@
 #[path = "../tests/util/mod.rs"]
 mod util;
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
-use util::{
-    BuiltRelease, Content, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Repo, TestRegistry,
-    component_image, payload_releases, push_built_image, release_image, release_layer,
+use common::{
+    Access, Outcome, access_log, load_note, push_big_image, run_timed, secs, tool_version, verify,
 };
 
-const BIG_LAYER: u64 = 1 << 30;
-const BIG_CHUNK: usize = 4 << 20;
+use util::{
+    BuiltRelease, Repo, TestRegistry, component_image, payload_releases, push_built_image,
+    release_image, release_layer,
+};
 
 /// Source and target repositories (the same paths on both sides).
 const RELEASES: &str = "okd/release";
 const CONTENT: &str = "okd/content";
 /// The source repository of the 1 GiB component.
 const BIG: &str = "okd/big";
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -97,92 +95,6 @@ async fn fill_source(src: &TestRegistry, releases: &[BuiltRelease]) -> usize {
     count
 }
 
-/// The deterministic bytes of the 1 GiB layer, chunk by chunk.
-fn big_chunks() -> impl Iterator<Item = Vec<u8>> {
-    let mut rng = fastrand::Rng::with_seed(0x0b16_1a7e);
-    let mut left = BIG_LAYER as usize;
-    std::iter::from_fn(move || {
-        if left == 0 {
-            return None;
-        }
-        let n = left.min(BIG_CHUNK);
-        left -= n;
-        let mut chunk = vec![0u8; n];
-        rng.fill(&mut chunk);
-        Some(chunk)
-    })
-}
-
-fn descriptor(media_type: &str, digest: &str, size: u64) -> serde_json::Value {
-    serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
-}
-
-/// Streams the 1 GiB layer into `repo` (POST, one chunked PATCH, PUT `?digest=`) and pushes
-/// a one-layer image manifest by digest; returns its digest. The layer is generated twice
-/// (once to hash it, once to send it), never held whole.
-async fn push_big_image(registry: &TestRegistry, repo: &str) -> String {
-    let mut hasher = sha2::Sha256::new();
-    for chunk in big_chunks() {
-        hasher.update(&chunk);
-    }
-    let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-    let client = reqwest::Client::new();
-    let base = registry.base_url();
-    let location = |resp: &reqwest::Response| {
-        let loc = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("upload Location");
-        reqwest::Url::parse(&base)
-            .and_then(|b| b.join(loc))
-            .expect("upload URL")
-    };
-    let start = client
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("upload POST");
-    assert_eq!(start.status(), 202, "upload POST");
-    let stream = futures_util::stream::iter(
-        big_chunks().map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
-    );
-    let patch = client
-        .patch(location(&start))
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .expect("upload PATCH");
-    assert_eq!(patch.status(), 202, "upload PATCH");
-    let mut url = location(&patch);
-    url.query_pairs_mut().append_pair("digest", &layer_digest);
-    let put = client.put(url).send().await.expect("upload PUT");
-    assert_eq!(put.status(), 201, "upload PUT");
-
-    let pusher = registry.pusher();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .expect("json");
-    let config_digest = pusher.push_blob(repo, &config).await.to_string();
-    let manifest = Content {
-        media_type: OCI_MANIFEST.to_string(),
-        bytes: serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, &config_digest, config.len() as u64),
-            "layers": [descriptor(OCI_LAYER, &layer_digest, BIG_LAYER)],
-        }))
-        .expect("json"),
-    };
-    let digest = manifest.digest().to_string();
-    pusher.push_manifest(repo, &digest, &manifest).await;
-    digest
-}
-
 // ---- the Git repository ------------------------------------------------------------------
 
 /// A repository whose stream `okd` mirrors `releases` (version, digest) from `src` to `dst`,
@@ -224,78 +136,6 @@ fn git_repo(src: &TestRegistry, dst: &TestRegistry, releases: &[(String, String)
 
 // ---- running the tools -------------------------------------------------------------------
 
-/// One tool run: wall time, peak RSS (KiB) and CPU (user + system, waited-for children
-/// included) from `/usr/bin/time -f '%M %U %S'`, exit code, output.
-struct Outcome {
-    wall: Duration,
-    rss_kib: u64,
-    cpu: Duration,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "{} (exit {:?}, CPU {}, peak RSS {:.1} MiB)",
-            secs(self.wall),
-            self.code,
-            secs(self.cpu),
-            self.rss_kib as f64 / 1024.0
-        )
-    }
-}
-
-fn run_timed(program: &str, args: &[&str], dir: Option<&Path>) -> Outcome {
-    let rss_file = tempfile::NamedTempFile::new().expect("temp file");
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-f")
-        .arg("%M %U %S")
-        .arg("-o")
-        .arg(rss_file.path())
-        .arg(program)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    if let Some(d) = dir {
-        cmd.current_dir(d);
-    }
-    // Flush earlier runs' registry writes so that this run does not pay for them.
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(500));
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run /usr/bin/time {program}: {e}"));
-    let wall = started.elapsed();
-    let measured = std::fs::read_to_string(rss_file.path()).unwrap_or_default();
-    let fields: Vec<f64> = measured
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let (rss_kib, cpu) = match fields[..] {
-        [rss, user, system] => (rss as u64, Duration::from_secs_f64(user + system)),
-        _ => (0, Duration::ZERO),
-    };
-    Outcome {
-        wall,
-        rss_kib,
-        cpu,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn relsync_sync(repo: &Repo) -> Outcome {
     run_timed(env!("CARGO_BIN_EXE_relsync"), &["sync"], Some(repo.path()))
 }
@@ -335,31 +175,6 @@ fn skopeo_script(src: &TestRegistry, dst: &TestRegistry, releases: &[BuiltReleas
 
 // ---- registry access logs ----------------------------------------------------------------
 
-/// (method, path) of every request in the registry's access log.
-fn access_log(registry: &TestRegistry) -> Vec<(String, String)> {
-    let path = registry
-        .storage_dir()
-        .parent()
-        .expect("registry dir")
-        .join("registry.log");
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| {
-            let start = line.find('"')? + 1;
-            let rest = &line[start..];
-            let end = rest.find('"')?;
-            let mut request = rest[..end].split_whitespace();
-            let method = request.next()?.to_string();
-            let path = request.next()?.to_string();
-            matches!(
-                method.as_str(),
-                "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE"
-            )
-            .then_some((method, path))
-        })
-        .collect()
-}
-
 /// Requests a registry served during a run, by kind.
 #[derive(Default)]
 struct Traffic {
@@ -371,9 +186,9 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn of(entries: &[(String, String)]) -> Traffic {
+    fn of(entries: &[Access]) -> Traffic {
         let mut t = Traffic::default();
-        for (method, path) in entries {
+        for Access { method, path, .. } in entries {
             t.requests += 1;
             match method.as_str() {
                 "GET" if path.contains("/tags/list") => t.tag_lists += 1,
@@ -430,64 +245,6 @@ fn observed<T>(registries: &[&TestRegistry], f: impl FnOnce() -> T) -> (T, Vec<T
 
 // ---- verification ------------------------------------------------------------------------
 
-/// Every tag of `repo` in `registry` with the digest a HEAD answers.
-async fn live_tags(registry: &TestRegistry, repo: &str) -> BTreeMap<String, String> {
-    let tags = registry.pusher().tags(repo).await;
-    let client = reqwest::Client::new();
-    let base = registry.base_url();
-    let sem = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut set = tokio::task::JoinSet::new();
-    for tag in tags {
-        let (client, sem) = (client.clone(), sem.clone());
-        let url = format!("{base}/v2/{repo}/manifests/{tag}");
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore");
-            let resp = client
-                .head(&url)
-                .header("accept", ACCEPT)
-                .send()
-                .await
-                .expect("manifest HEAD");
-            let digest = resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("(HEAD answered {})", resp.status()));
-            (tag, digest)
-        });
-    }
-    let mut out = BTreeMap::new();
-    while let Some(joined) = set.join_next().await {
-        let (tag, digest) = joined.expect("HEAD task");
-        out.insert(tag, digest);
-    }
-    out
-}
-
-/// Checks that `repo` of `registry` holds exactly `expected`; returns the problems (the
-/// first few of each kind are enough to read).
-async fn verify(
-    who: &str,
-    registry: &TestRegistry,
-    repo: &str,
-    expected: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let live = live_tags(registry, repo).await;
-    let mut problems = Vec::new();
-    for (tag, digest) in expected {
-        match live.get(tag) {
-            Some(d) if d == digest => {}
-            Some(d) => problems.push(format!("{who}: {repo}:{tag} is {d}, want {digest}")),
-            None => problems.push(format!("{who}: {repo}:{tag} is missing")),
-        }
-    }
-    for tag in live.keys().filter(|t| !expected.contains_key(*t)) {
-        problems.push(format!("{who}: {repo}:{tag} is unexpected"));
-    }
-    problems
-}
-
 /// (release repository, content repository) tags every release must leave on a target.
 fn expected_tags(
     releases: &[BuiltRelease],
@@ -505,14 +262,6 @@ fn expected_tags(
 
 // ---- reporting ---------------------------------------------------------------------------
 
-fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
-}
-
 fn ratio(peer: Duration, relsync: Duration) -> f64 {
     if relsync.is_zero() {
         return f64::INFINITY;
@@ -522,33 +271,6 @@ fn ratio(peer: Duration, relsync: Duration) -> f64 {
 
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT MET" }
-}
-
-fn load_note() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    let mut compilers = 0;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            if let Ok(comm) = std::fs::read_to_string(e.path().join("comm"))
-                && matches!(comm.trim(), "rustc" | "clippy-driver" | "rustdoc")
-            {
-                compilers += 1;
-            }
-        }
-    }
-    format!(
-        "load average {}; {compilers} rustc/clippy process(es) running",
-        load.join(" ")
-    )
-}
-
-fn tool_version(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("{program}: {e}"))
 }
 
 #[derive(Default)]
@@ -726,7 +448,7 @@ fn mirror_and_noop(
 /// small components.
 fn big_layer(bench: &mut Bench, rt: &tokio::runtime::Runtime, src: &TestRegistry) {
     let started = Instant::now();
-    let big = rt.block_on(push_big_image(src, BIG));
+    let big = rt.block_on(push_big_image(src, BIG, None));
     let small: Vec<_> = (0..2)
         .map(|i| component_image(&format!("big-release-small-{i}"), "amd64", 1))
         .collect();
