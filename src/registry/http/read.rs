@@ -91,6 +91,30 @@ impl HttpRepository {
         self.registry.same_origin(next)
     }
 
+    /// The URL a `Link` header's `next` names, resolved against this registry; refused
+    /// (as a pagination error of `context`) when it is not a URL or leaves the registry's
+    /// origin.
+    pub(super) fn link_target(&self, next: &str, context: &str) -> Result<Url, RegistryError> {
+        let url = self
+            .registry
+            .base
+            .join(next)
+            .map_err(|e| RegistryError::Pagination {
+                context: context.to_string(),
+                reason: format!("the Link header `{next}` is not a URL ({e})"),
+            })?;
+        if !self.same_origin(&url) {
+            return Err(RegistryError::Pagination {
+                context: context.to_string(),
+                reason: format!(
+                    "refusing to follow a Link to {url}: not {}",
+                    self.registry.base_url()
+                ),
+            });
+        }
+        Ok(url)
+    }
+
     /// Sends a request with no extra headers and no body.
     pub(super) async fn send_bare(
         &self,
@@ -250,24 +274,7 @@ impl HttpRepository {
             }
             tags.extend(page_tags);
             let Some(next) = next else { break };
-            let next_url =
-                self.registry
-                    .base
-                    .join(&next)
-                    .map_err(|e| RegistryError::Pagination {
-                        context: context.clone(),
-                        reason: format!("the Link header `{next}` is not a URL ({e})"),
-                    })?;
-            if !self.same_origin(&next_url) {
-                return Err(RegistryError::Pagination {
-                    context,
-                    reason: format!(
-                        "refusing to follow a Link to {next_url}: not {}",
-                        self.registry.base_url()
-                    ),
-                });
-            }
-            url = next_url;
+            url = self.link_target(&next, &context)?;
         }
         Ok(Some(tags.into_iter().collect()))
     }

@@ -84,24 +84,7 @@ impl HttpRepository {
             let Some(next) = next_link(&answer.headers) else {
                 break;
             };
-            let next_url =
-                self.registry
-                    .base
-                    .join(&next)
-                    .map_err(|e| RegistryError::Pagination {
-                        context: context.clone(),
-                        reason: format!("the Link header `{next}` is not a URL ({e})"),
-                    })?;
-            if !self.same_origin(&next_url) {
-                return Err(RegistryError::Pagination {
-                    context,
-                    reason: format!(
-                        "refusing to follow a Link to {next_url}: not {}",
-                        self.registry.base_url()
-                    ),
-                });
-            }
-            url = next_url;
+            url = self.link_target(&next, &context)?;
         }
         Ok(Some(out))
     }
