@@ -240,16 +240,13 @@ pub fn add_components(
                     },
                 );
                 repo.absent.remove(&tag);
-                for ch in &release_tag.channels {
-                    desired
-                        .channel_claims
-                        .entry(ch.clone())
-                        .or_default()
-                        .insert((r.payload_target.clone(), tag.clone()));
-                }
-                payloads
-                    .component_tags
-                    .insert((r.payload_target.clone(), tag), of.clone());
+                claim(
+                    &mut desired.channel_claims,
+                    &mut payloads.component_tags,
+                    &release_tag.channels,
+                    (r.payload_target.clone(), tag),
+                    &of,
+                );
             }
         } else {
             let Some(absent) = desired
@@ -273,22 +270,37 @@ pub fn add_components(
                         span: absent.span.clone(),
                     },
                 );
-                for ch in &absent.channels {
-                    desired
-                        .channel_claims
-                        .entry(ch.clone())
-                        .or_default()
-                        .insert((r.payload_target.clone(), tag.clone()));
-                }
-                payloads
-                    .component_tags
-                    .insert((r.payload_target.clone(), tag), of.clone());
+                claim(
+                    &mut desired.channel_claims,
+                    &mut payloads.component_tags,
+                    &absent.channels,
+                    (r.payload_target.clone(), tag),
+                    &of,
+                );
             }
         }
     }
     let out = payloads.refused.clone();
     desired.payloads = payloads;
     out
+}
+
+/// Records that `channels` claim the component tag `key` (payload target, tag) of release
+/// `of`, whether it is desired or must be absent.
+fn claim(
+    channel_claims: &mut BTreeMap<String, BTreeSet<(String, String)>>,
+    component_tags: &mut BTreeMap<(String, String), ComponentOf>,
+    channels: &BTreeSet<String>,
+    key: (String, String),
+    of: &ComponentOf,
+) {
+    for ch in channels {
+        channel_claims
+            .entry(ch.clone())
+            .or_default()
+            .insert(key.clone());
+    }
+    component_tags.insert(key, of.clone());
 }
 
 #[cfg(test)]
